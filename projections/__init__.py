@@ -1,0 +1,1 @@
+"""The read side: DuckDB read models, projector runtime, replay, SQL."""

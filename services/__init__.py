@@ -1,0 +1,1 @@
+"""The write side: event store, domain, command service, embedded NATS, CLI."""

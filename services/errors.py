@@ -1,0 +1,40 @@
+"""runlog's own exceptions; adapters translate driver errors into these."""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlreadyRunning",
+    "ConcurrencyConflict",
+    "EmbeddedNatsError",
+    "RunlogError",
+    "StoreError",
+    "StoreUnavailable",
+]
+
+
+class RunlogError(Exception):
+    """Base of every runlog error."""
+
+
+class StoreError(RunlogError):
+    """The event store refused or failed an operation."""
+
+
+class StoreUnavailable(StoreError):
+    """The event store could not be reached in time."""
+
+
+class ConcurrencyConflict(StoreError):
+    """An append expected a different last sequence for its aggregate."""
+
+    def __init__(self, subject: str, message: str) -> None:
+        super().__init__(message)
+        self.subject = subject
+
+
+class EmbeddedNatsError(RunlogError):
+    """The embedded nats-server could not be found or started."""
+
+
+class AlreadyRunning(RunlogError):
+    """Another runlog process holds the data directory."""

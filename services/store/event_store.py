@@ -1,0 +1,254 @@
+"""The JetStream event store: the port every writer and reader of the log uses.
+
+Global position is the stream sequence. Appends are optimistic (expected last
+subject sequence), idempotent (deterministic ``Nats-Msg-Id``) and, when a command
+yields several events, one atomic batch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.js import api
+
+from events import EVENT_PREFIX, EventEnvelope, event_msg_id, event_subject
+from services.errors import ConcurrencyConflict, StoreError, StoreUnavailable
+
+from .direct_get import DirectGetter
+from .feed import EventFeed
+from .records import AppendResult, OutgoingMessage, RecordedEvent
+
+__all__ = ["EXPECTED_SEQ_HEADER", "JetStreamEventStore"]
+
+EXPECTED_SEQ_HEADER = "Nats-Expected-Last-Subject-Sequence"
+_CONFLICT_CODES = frozenset({10071, 10164})
+_DUPLICATE_IN_BATCH = 10201
+_MAX_BATCH = 1000
+
+
+class JetStreamEventStore:
+    """Appends and reads events on one JetStream stream."""
+
+    def __init__(
+        self,
+        nc: Client,
+        stream: str = "RUNLOG",
+        subject_prefix: str = EVENT_PREFIX,
+        replicas: int = 1,
+        duplicate_window_s: float = 120.0,
+        timeout_s: float = 5.0,
+    ) -> None:
+        self.nc = nc
+        self.js = nc.jetstream(timeout=timeout_s)
+        self.stream = stream
+        self.subject_prefix = subject_prefix
+        self.replicas = replicas
+        self.duplicate_window_s = duplicate_window_s
+        self.timeout_s = timeout_s
+        self._getter = DirectGetter(nc, stream, timeout_s)
+
+    async def ensure_stream(self) -> None:
+        """Creates the stream, or updates it to this configuration; safe to repeat."""
+        config = api.StreamConfig(
+            name=self.stream,
+            subjects=[f"{self.subject_prefix}.>"],
+            storage=api.StorageType.FILE,
+            num_replicas=self.replicas,
+            duplicate_window=self.duplicate_window_s,
+            allow_direct=True,
+            allow_atomic=True,
+            discard=api.DiscardPolicy.OLD,
+        )
+        try:
+            try:
+                await self.js.stream_info(self.stream)
+            except nats.js.errors.NotFoundError:
+                await self.js.add_stream(config)
+            else:
+                await self.js.update_stream(config)
+        except nats.errors.Error as error:
+            raise _translate(error, self.stream) from error
+
+    async def last_seq(self) -> int:
+        """Returns the stream's last sequence (0 when empty)."""
+        try:
+            info = await self.js.stream_info(self.stream)
+        except nats.errors.Error as error:
+            raise _translate(error, self.stream) from error
+        return int(info.state.last_seq)
+
+    # -- writing ------------------------------------------------------------------
+
+    async def append(
+        self,
+        events: Sequence[EventEnvelope],
+        expected_last_seq: int,
+        headers: dict[str, str] | None = None,
+    ) -> AppendResult:
+        """Appends one aggregate's new events if its last sequence is still ``expected_last_seq``."""
+        if not events:
+            raise ValueError("append needs at least one event")
+        first = events[0]
+        subject = event_subject(first.aggregate, first.aggregate_id, self.subject_prefix)
+        messages = [
+            OutgoingMessage(subject, e.to_json(), event_msg_id(e.command_id, i), headers or {})
+            for i, e in enumerate(events)
+        ]
+        return await self.append_messages(messages, {subject: expected_last_seq})
+
+    async def append_messages(
+        self, messages: Sequence[OutgoingMessage], expected: dict[str, int] | None = None
+    ) -> AppendResult:
+        """Appends messages all-or-nothing, checking each subject's expected last sequence.
+
+        A retry of an append that already landed answers with the original positions.
+        """
+        if len(messages) > _MAX_BATCH:
+            raise StoreError(f"an atomic append holds at most {_MAX_BATCH} messages")
+        expected = expected or {}
+        try:
+            if len(messages) == 1:
+                return await self._publish_one(messages[0], expected)
+            return await self._publish_batch(messages, expected)
+        except _Rejected as rejected:
+            return await self._resolve_rejection(messages, rejected)
+        except nats.errors.Error as error:
+            raise _translate(error, messages[0].subject) from error
+
+    async def _publish_one(self, msg: OutgoingMessage, expected: dict[str, int]) -> AppendResult:
+        headers = {**msg.headers, "Nats-Msg-Id": msg.msg_id}
+        if msg.subject in expected:
+            headers[EXPECTED_SEQ_HEADER] = str(expected[msg.subject])
+        try:
+            ack = await self.js.publish(msg.subject, msg.payload, headers=headers)
+        except nats.js.errors.BadRequestError as error:
+            raise _Rejected(error.err_code or 0, error.description or "") from error
+        return AppendResult(ack.seq, ack.seq, duplicate=bool(ack.duplicate))
+
+    async def _publish_batch(
+        self, messages: Sequence[OutgoingMessage], expected: dict[str, int]
+    ) -> AppendResult:
+        batch_id = messages[0].msg_id[:64]
+        checked: set[str] = set()
+        for index, msg in enumerate(messages, start=1):
+            headers = {
+                **msg.headers,
+                "Nats-Msg-Id": msg.msg_id,
+                "Nats-Batch-Id": batch_id,
+                "Nats-Batch-Sequence": str(index),
+            }
+            # JetStream accepts the expected-sequence header only on a subject's first message.
+            if msg.subject in expected and msg.subject not in checked:
+                headers[EXPECTED_SEQ_HEADER] = str(expected[msg.subject])
+                checked.add(msg.subject)
+            if index < len(messages):
+                await self.nc.publish(msg.subject, msg.payload, headers=headers)
+                continue
+            headers["Nats-Batch-Commit"] = "1"
+            reply = await self.nc.request(msg.subject, msg.payload, self.timeout_s, headers=headers)
+        return _batch_result(json.loads(reply.data), len(messages))
+
+    async def _resolve_rejection(
+        self, messages: Sequence[OutgoingMessage], rejected: _Rejected
+    ) -> AppendResult:
+        """Tells a retried append that already landed from a real conflict."""
+        last = messages[-1]
+        stored = await self._getter.last_on_subject(last.subject)
+        if stored is not None and stored.msg_id == last.msg_id:
+            return AppendResult(stored.seq - len(messages) + 1, stored.seq, duplicate=True)
+        if rejected.code in _CONFLICT_CODES or rejected.code == _DUPLICATE_IN_BATCH:
+            raise ConcurrencyConflict(last.subject, f"{last.subject}: {rejected.description}")
+        raise StoreError(f"append to {last.subject} refused: {rejected.description}")
+
+    # -- reading ------------------------------------------------------------------
+
+    async def read(
+        self, aggregate: str, aggregate_id: str, from_seq: int = 1
+    ) -> list[RecordedEvent]:
+        """Returns one aggregate's events from stream sequence ``from_seq`` on, in order."""
+        return await self.read_subject(event_subject(aggregate, aggregate_id, self.subject_prefix),
+                                       from_seq)
+
+    async def read_subject(self, subject: str, from_seq: int = 1) -> list[RecordedEvent]:
+        """Returns the messages of one subject by batch direct get."""
+        try:
+            return await self._getter.read_subject(subject, from_seq)
+        except (nats.errors.Error, TimeoutError) as error:
+            raise _translate(error, subject) from error
+
+    async def last_on_subject(self, subject: str) -> RecordedEvent | None:
+        """Returns the last message of one subject, or None."""
+        try:
+            return await self._getter.last_on_subject(subject)
+        except (nats.errors.Error, TimeoutError) as error:
+            raise _translate(error, subject) from error
+
+    async def read_all(
+        self, from_seq: int = 1, until_seq: int | None = None, subjects: str | None = None
+    ) -> AsyncIterator[list[RecordedEvent]]:
+        """Yields batches of every event from ``from_seq`` to ``until_seq`` (default: now)."""
+        until = await self.last_seq() if until_seq is None else until_seq
+        if from_seq > until:
+            return
+        feed = await self.subscribe(from_seq, subjects)
+        try:
+            async for batch in feed.batches(until_seq=until):
+                yield batch
+        finally:
+            await feed.close()
+
+    async def subscribe(
+        self, from_seq: int = 1, subjects: str | None = None, max_pending: int = 200_000
+    ) -> EventFeed:
+        """Starts a live feed of events from ``from_seq`` on, through an ordered consumer."""
+        feed = EventFeed(max_pending)
+        config = api.ConsumerConfig(
+            deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=max(from_seq, 1),
+        )
+        try:
+            feed.subscription = await self.js.subscribe(
+                subjects or f"{self.subject_prefix}.>",
+                stream=self.stream,
+                ordered_consumer=True,
+                config=config,
+                cb=feed.on_message,
+                pending_msgs_limit=max_pending * 2,
+                pending_bytes_limit=512 * 1024 * 1024,
+            )
+        except nats.errors.Error as error:
+            raise _translate(error, self.stream) from error
+        return feed
+
+
+class _Rejected(Exception):
+    """JetStream refused an append with an API error code."""
+
+    def __init__(self, code: int, description: str) -> None:
+        super().__init__(description)
+        self.code = code
+        self.description = description
+
+
+def _batch_result(reply: dict[str, Any], count: int) -> AppendResult:
+    error = reply.get("error")
+    if error:
+        raise _Rejected(int(error.get("err_code", 0)), str(error.get("description", "")))
+    last = int(reply["seq"])
+    return AppendResult(last - count + 1, last)
+
+
+def _translate(error: BaseException, where: str) -> StoreError:
+    if isinstance(error, nats.js.errors.APIError):
+        if error.err_code in _CONFLICT_CODES:
+            return ConcurrencyConflict(where, f"{where}: {error.description}")
+        return StoreError(f"{where}: {error.description} (code {error.err_code})")
+    if isinstance(error, (nats.errors.TimeoutError, TimeoutError, nats.errors.NoRespondersError,
+                          nats.errors.ConnectionClosedError)):
+        return StoreUnavailable(f"{where}: NATS did not answer ({type(error).__name__})")
+    return StoreError(f"{where}: {error}")
