@@ -4,8 +4,8 @@ JetStream under the data directory on a free loopback port, and never left behin
 from __future__ import annotations
 
 import contextlib
-import json
 import ctypes
+import json
 import os
 import signal
 import socket
@@ -80,7 +80,7 @@ class EmbeddedNats:
         ]
         preexec = _die_with_parent if sys.platform.startswith("linux") else None
         self.process = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, preexec_fn=preexec  # noqa: PLW1509
+            args, stdin=subprocess.DEVNULL, preexec_fn=preexec
         )
         try:
             self.port = self._wait_for_port(ports_dir)

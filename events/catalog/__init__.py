@@ -1,0 +1,23 @@
+"""Every domain event type, by the ``type`` name it is stored with."""
+
+from __future__ import annotations
+
+from events.base import DomainEvent
+
+from . import run
+
+__all__ = ["EVENT_TYPES", "event_class"]
+
+_MODULES = (run,)
+
+EVENT_TYPES: dict[str, type[DomainEvent]] = {
+    cls.type_name(): cls
+    for module in _MODULES
+    for name in module.__all__
+    if isinstance(cls := getattr(module, name), type) and issubclass(cls, DomainEvent)
+}
+
+
+def event_class(type_name: str) -> type[DomainEvent]:
+    """Returns the class of a stored event type, or raises ``KeyError``."""
+    return EVENT_TYPES[type_name]

@@ -1,0 +1,97 @@
+"""Events of the Run aggregate."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from events.base import DomainEvent, Label, ShortText
+from events.ids import Id
+
+__all__ = [
+    "RunBudget",
+    "RunBudgetExceeded",
+    "RunCancelled",
+    "RunCreated",
+    "RunFailed",
+    "RunStarted",
+    "RunSucceeded",
+    "UsageRecorded",
+]
+
+
+class RunBudget(BaseModel):
+    """A run's spending limit; either bound may be absent."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    max_tokens: int | None = Field(default=None, ge=0)
+    max_cost_usd: float | None = Field(default=None, ge=0)
+
+
+class _RunEvent(DomainEvent):
+    aggregate: ClassVar[str] = "run"
+
+
+class RunCreated(_RunEvent):
+    """A run was created, in ``pending``."""
+
+    run_id: Id
+    name: Label
+    labels: dict[str, str] = Field(default_factory=dict)
+    budget: RunBudget | None = None
+
+
+class RunStarted(_RunEvent):
+    """The run began executing."""
+
+    run_id: Id
+
+
+class RunSucceeded(_RunEvent):
+    """The run finished successfully."""
+
+    run_id: Id
+
+
+class RunFailed(_RunEvent):
+    """The run finished unsuccessfully."""
+
+    run_id: Id
+    reason: ShortText = ""
+
+
+class RunCancelled(_RunEvent):
+    """The run was cancelled before it finished."""
+
+    run_id: Id
+    reason: ShortText = ""
+
+
+class UsageRecorded(_RunEvent):
+    """One model call's usage, priced at the price in effect, price and cost frozen here."""
+
+    run_id: Id
+    task_id: Id | None = None
+    worker_id: Id | None = None
+    model: str
+    provider: str
+    tokens_in: int = Field(ge=0)
+    tokens_out: int = Field(ge=0)
+    latency_ms: float | None = None
+    outcome: str = "ok"
+    input_usd_per_mtok: float
+    output_usd_per_mtok: float
+    price_effective_from: str
+    cost_usd: float
+
+
+class RunBudgetExceeded(_RunEvent):
+    """The run's usage crossed its budget; new work for it is refused from now on."""
+
+    run_id: Id
+    tokens: int
+    cost_usd: float
+    max_tokens: int | None = None
+    max_cost_usd: float | None = None

@@ -1,0 +1,76 @@
+"""Commands of the Run aggregate (and usage, which is recorded on its run)."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar
+
+from pydantic import Field, StringConstraints
+
+from events.base import Command, Label, ShortText
+from events.catalog.run import RunBudget
+from events.ids import Id
+
+__all__ = ["CancelRun", "CreateRun", "FailRun", "RecordUsage", "StartRun", "SucceedRun"]
+
+ModelName = Annotated[str, StringConstraints(min_length=1, max_length=128, strict=True)]
+
+
+class _RunCommand(Command):
+    aggregate: ClassVar[str] = "run"
+    id_field: ClassVar[str] = "run_id"
+
+
+class CreateRun(_RunCommand):
+    """Create a run in ``pending``; ``run_id`` is generated when omitted."""
+
+    subject: ClassVar[str] = "run.create"
+    run_id: Id | None = None
+    name: Label
+    labels: dict[Label, Annotated[str, StringConstraints(max_length=1024)]] = Field(
+        default_factory=dict, max_length=64
+    )
+    budget: RunBudget | None = None
+
+
+class StartRun(_RunCommand):
+    """Move a run from ``pending`` to ``running``."""
+
+    subject: ClassVar[str] = "run.start"
+    run_id: Id
+
+
+class SucceedRun(_RunCommand):
+    """Finish a running run successfully."""
+
+    subject: ClassVar[str] = "run.succeed"
+    run_id: Id
+
+
+class FailRun(_RunCommand):
+    """Finish a running run as failed."""
+
+    subject: ClassVar[str] = "run.fail"
+    run_id: Id
+    reason: ShortText = ""
+
+
+class CancelRun(_RunCommand):
+    """Cancel a pending or running run."""
+
+    subject: ClassVar[str] = "run.cancel"
+    run_id: Id
+    reason: ShortText = ""
+
+
+class RecordUsage(_RunCommand):
+    """Record one model call's tokens against its run, priced at the price in effect."""
+
+    subject: ClassVar[str] = "usage.record"
+    run_id: Id
+    task_id: Id | None = None
+    worker_id: Id | None = None
+    model: ModelName
+    tokens_in: int = Field(ge=0, le=100_000_000)
+    tokens_out: int = Field(ge=0, le=100_000_000)
+    latency_ms: float | None = Field(default=None, ge=0)
+    outcome: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,32}$")] = "ok"

@@ -1,0 +1,153 @@
+"""The Run state machine: pending -> running -> succeeded | failed | cancelled."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from events.base import Command, DomainEvent
+from events.catalog.run import (
+    RunBudget,
+    RunBudgetExceeded,
+    RunCancelled,
+    RunCreated,
+    RunFailed,
+    RunStarted,
+    RunSucceeded,
+    UsageRecorded,
+)
+from events.commands.run import (
+    CancelRun,
+    CreateRun,
+    FailRun,
+    RecordUsage,
+    StartRun,
+    SucceedRun,
+)
+from events.errors import ErrorCode
+
+from .context import Context
+from .machine import DomainError, TransitionTable
+
+__all__ = ["TABLE", "RunState", "decide", "evolve"]
+
+_ENDED = ("succeeded", "failed", "cancelled")
+
+TABLE = TransitionTable(
+    aggregate="run",
+    states=("pending", "running", "succeeded", "failed", "cancelled"),
+    edges={
+        (None, "RunCreated"): "pending",
+        ("pending", "RunStarted"): "running",
+        ("running", "RunSucceeded"): "succeeded",
+        ("running", "RunFailed"): "failed",
+        ("pending", "RunCancelled"): "cancelled",
+        ("running", "RunCancelled"): "cancelled",
+        # Usage is a fact about money already spent: it is kept even when it
+        # arrives after the run ended, but never before the run started.
+        **{(s, "UsageRecorded"): s for s in ("running", *_ENDED)},
+        **{(s, "RunBudgetExceeded"): s for s in ("running", *_ENDED)},
+    },
+    terminal=frozenset(_ENDED),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RunState:
+    """What the rules need to know about a run."""
+
+    run_id: str
+    state: str
+    budget: RunBudget | None = None
+    tokens: int = 0
+    cost_usd: float = 0.0
+    over_budget: bool = False
+
+    def require_room(self) -> None:
+        """Refuses new work for a run whose budget is spent."""
+        if self.over_budget:
+            raise DomainError(
+                ErrorCode.BUDGET_EXCEEDED,
+                f"run {self.run_id} has exceeded its budget",
+                {"tokens": self.tokens, "cost_usd": self.cost_usd},
+            )
+
+
+def decide(state: RunState | None, command: Command, ctx: Context) -> list[DomainEvent]:
+    """Returns the events a run command produces, or raises ``DomainError``."""
+    if isinstance(command, CreateRun):
+        return _create(state, command)
+    if state is None:
+        raise DomainError(ErrorCode.NOT_FOUND, f"run {command.target_id()} does not exist")
+    if isinstance(command, RecordUsage):
+        return _record_usage(state, command, ctx)
+    event = _simple_transition(state, command)
+    TABLE.require(state.state, event.type_name(), command.subject.split(".")[1], state.run_id)
+    return [event]
+
+
+def _create(state: RunState | None, command: CreateRun) -> list[DomainEvent]:
+    if state is not None:
+        raise DomainError(ErrorCode.ALREADY_EXISTS, f"run {state.run_id} already exists")
+    assert command.run_id is not None, "the service assigns a run_id before deciding"
+    return [RunCreated(run_id=command.run_id, name=command.name, labels=command.labels,
+                       budget=command.budget)]
+
+
+def _simple_transition(state: RunState, command: Command) -> DomainEvent:
+    if isinstance(command, StartRun):
+        return RunStarted(run_id=state.run_id)
+    if isinstance(command, SucceedRun):
+        return RunSucceeded(run_id=state.run_id)
+    if isinstance(command, FailRun):
+        return RunFailed(run_id=state.run_id, reason=command.reason)
+    if isinstance(command, CancelRun):
+        return RunCancelled(run_id=state.run_id, reason=command.reason)
+    raise TypeError(f"not a run command: {type(command).__name__}")
+
+
+def _record_usage(state: RunState, command: RecordUsage, ctx: Context) -> list[DomainEvent]:
+    TABLE.require(state.state, "UsageRecorded", "usage.record", state.run_id)
+    if ctx.price is None:
+        raise DomainError(ErrorCode.NOT_FOUND, f"model {command.model} has no price in effect")
+    price = ctx.price
+    cost = (command.tokens_in * price.input_usd_per_mtok
+            + command.tokens_out * price.output_usd_per_mtok) / 1_000_000
+    usage = UsageRecorded(
+        run_id=state.run_id, task_id=command.task_id, worker_id=command.worker_id,
+        model=command.model, provider=price.provider, tokens_in=command.tokens_in,
+        tokens_out=command.tokens_out, latency_ms=command.latency_ms, outcome=command.outcome,
+        input_usd_per_mtok=price.input_usd_per_mtok,
+        output_usd_per_mtok=price.output_usd_per_mtok,
+        price_effective_from=price.effective_from.isoformat(), cost_usd=round(cost, 12),
+    )
+    after = evolve(state, usage)
+    if after.over_budget or not _exceeds(after):
+        return [usage]
+    return [usage, RunBudgetExceeded(
+        run_id=state.run_id, tokens=after.tokens, cost_usd=after.cost_usd,
+        max_tokens=after.budget.max_tokens if after.budget else None,
+        max_cost_usd=after.budget.max_cost_usd if after.budget else None,
+    )]
+
+
+def _exceeds(state: RunState) -> bool:
+    budget = state.budget
+    if budget is None:
+        return False
+    over_tokens = budget.max_tokens is not None and state.tokens > budget.max_tokens
+    over_cost = budget.max_cost_usd is not None and state.cost_usd > budget.max_cost_usd
+    return over_tokens or over_cost
+
+
+def evolve(state: RunState | None, event: DomainEvent) -> RunState:
+    """Returns the run's state after ``event`` (which must fit the table)."""
+    target = TABLE.next_state(state.state if state else None, event.type_name())
+    if isinstance(event, RunCreated):
+        return RunState(run_id=event.run_id, state=target, budget=event.budget)
+    assert state is not None
+    if isinstance(event, UsageRecorded):
+        return replace(state, tokens=state.tokens + event.tokens_in + event.tokens_out,
+                       cost_usd=state.cost_usd + event.cost_usd)
+    if isinstance(event, RunBudgetExceeded):
+        return replace(state, over_budget=True)
+    return replace(state, state=target)
