@@ -28,6 +28,8 @@ ENVELOPE_FIELDS = frozenset(
         "version",
         "occurred_at",
         "command_id",
+        "from_state",
+        "to_state",
     }
 )
 
@@ -50,6 +52,10 @@ class EventEnvelope(BaseModel):
     version: int = Field(ge=1)
     occurred_at: datetime
     command_id: str
+    from_state: str | None = None
+    """The aggregate's state before this event (None for a creation)."""
+    to_state: str | None = None
+    """The aggregate's state after it; the audit trail reads both without the domain."""
     data: dict[str, Any] = Field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -66,6 +72,8 @@ class EventEnvelope(BaseModel):
             "version": self.version,
             "occurred_at": self.occurred_at.astimezone(UTC).isoformat(),
             "command_id": self.command_id,
+            "from_state": self.from_state,
+            "to_state": self.to_state,
         }
         return head | self.data
 
@@ -80,8 +88,8 @@ class EventEnvelope(BaseModel):
         """Loads a stored event, upcasting its fields to the current schema version."""
         data = {k: v for k, v in raw.items() if k not in ENVELOPE_FIELDS}
         version, data = upcasters.upcast(raw["type"], int(raw["schema_version"]), data)
-        return cls.model_validate({**{k: raw[k] for k in ENVELOPE_FIELDS}, "data": data}
-                                  | {"schema_version": version})
+        head = {k: raw.get(k) for k in ENVELOPE_FIELDS}
+        return cls.model_validate(head | {"data": data, "schema_version": version})
 
     @classmethod
     def from_json(cls, payload: bytes, upcasters: UpcasterRegistry = registry) -> EventEnvelope:

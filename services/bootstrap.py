@@ -1,0 +1,99 @@
+"""The composition root: settings in, a running command service (and its NATS) out."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import nats
+from faststream.nats import NatsBroker
+from nats.aio.client import Client
+
+from .command_service import AggregateRepository, CommandExecutor, register_command_handlers
+from .embedded_nats import EmbeddedNats
+from .lockfile import DataDirLock
+from .settings import Settings
+from .store import JetStreamEventStore
+
+__all__ = ["Instance", "build_broker", "connect_store", "nats_server", "running_instance"]
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def nats_server(settings: Settings) -> contextlib.AbstractContextManager[str] | object:
+    """Yields the NATS URL: ``RUNLOG_NATS_URL`` or a freshly started embedded server."""
+    if settings.nats_url:
+        yield settings.nats_url
+        return
+    with EmbeddedNats(settings.data_dir, settings.nats_server_bin) as server:
+        yield server.url
+
+
+async def connect_store(url: str, settings: Settings, name: str = "runlog") -> tuple[
+        Client, JetStreamEventStore]:
+    """Connects to NATS and returns the client and an event store on the configured stream."""
+    nc = await nats.connect(url, name=name, max_reconnect_attempts=-1)
+    store = JetStreamEventStore(nc, stream=settings.stream, replicas=settings.replicas,
+                                duplicate_window_s=settings.duplicate_window_s)
+    await store.ensure_stream()
+    return nc, store
+
+
+def build_broker(url: str, settings: Settings, executor: CommandExecutor | None = None
+                 ) -> NatsBroker:
+    """A broker with every command handler registered (connects only when started)."""
+    broker = NatsBroker(url, logger=None)
+
+    def current_executor() -> CommandExecutor:
+        if executor is None:
+            raise RuntimeError("this broker documents the service; it cannot execute")
+        return executor
+
+    register_command_handlers(broker, current_executor, settings.command_queue)
+    return broker
+
+
+@dataclass
+class Instance:
+    """A running runlog: its NATS URL, store and command executor."""
+
+    url: str
+    settings: Settings
+    store: JetStreamEventStore
+    executor: CommandExecutor
+    broker: NatsBroker
+
+
+def _write_instance_file(settings: Settings, url: str) -> Path:
+    # Lets `runlog sql` and `runlog send` in another shell find this instance's NATS.
+    path = settings.data_dir / "instance.json"
+    path.write_text(json.dumps({"pid": os.getpid(), "nats_url": url}))
+    return path
+
+
+@contextlib.asynccontextmanager
+async def running_instance(settings: Settings, url: str) -> AsyncIterator[Instance]:
+    """Runs the command service against ``url`` until the block exits."""
+    nc, store = await connect_store(url, settings)
+    executor = CommandExecutor(store, AggregateRepository(store),
+                               settings.max_command_bytes, settings.occ_retries)
+    broker = build_broker(url, settings, executor)
+    instance_file = _write_instance_file(settings, url)
+    try:
+        await broker.start()
+        yield Instance(url, settings, store, executor, broker)
+    finally:
+        instance_file.unlink(missing_ok=True)
+        await broker.stop()
+        await nc.close()
+
+
+def data_dir_lock(settings: Settings) -> DataDirLock:
+    """The lock that keeps a second `runlog up` off the same data directory."""
+    return DataDirLock(settings.data_dir)

@@ -1,0 +1,124 @@
+"""Executes one command: validate, load, decide, append; retry on conflicts; always reply."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from events import utc_now
+from events.base import Command
+from events.commands import COMMANDS
+from events.errors import ErrorCode
+from services.domain import DomainError
+from services.errors import ConcurrencyConflict, StoreError, StoreUnavailable
+from services.store import JetStreamEventStore
+
+from .aggregates import AggregateRepository
+from .changes import commit
+from .plans import PLANS, Decision, Session, single_aggregate
+from .replies import CommandFailed, error_reply, ok_reply
+from .requests import parse_command
+
+__all__ = ["CommandExecutor"]
+
+log = logging.getLogger(__name__)
+
+_LOCK_STRIPES = 1024
+
+
+class CommandExecutor:
+    """The application service behind every command subject."""
+
+    def __init__(
+        self, store: JetStreamEventStore, repository: AggregateRepository | None = None,
+        max_command_bytes: int = 64 * 1024, occ_retries: int = 8,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.store = store
+        self.repository = repository or AggregateRepository(store)
+        self.max_command_bytes = max_command_bytes
+        self.occ_retries = occ_retries
+        self.clock = clock
+        # One writer per aggregate inside this process: concurrent commands on the
+        # same aggregate would only conflict with each other.
+        self._locks = [asyncio.Lock() for _ in range(_LOCK_STRIPES)]
+
+    async def execute(self, subject_suffix: str, body: bytes,
+                      headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """Runs the command served on ``runlog.cmd.<subject_suffix>`` and returns its reply."""
+        try:
+            command_cls = COMMANDS.get(subject_suffix)
+            if command_cls is None:
+                raise CommandFailed(ErrorCode.UNKNOWN_COMMAND,
+                                    f"no command is served on runlog.cmd.{subject_suffix}")
+            command = parse_command(command_cls, body, self.max_command_bytes)
+            return await self.run(command, headers or {})
+        except (CommandFailed, DomainError) as refused:
+            return error_reply(refused.code, refused.message, refused.details)
+        except StoreUnavailable as error:
+            return error_reply(ErrorCode.UNAVAILABLE, str(error))
+        except Exception:
+            log.exception("command on %s failed", subject_suffix)
+            return error_reply(ErrorCode.INTERNAL, "internal error; nothing was written")
+
+    async def run(self, command: Command, headers: Mapping[str, str]) -> dict[str, Any]:
+        """Decides and appends a validated command, re-deciding after conflicts."""
+        lock = self._locks[hash((command.aggregate, command.target_id())) % _LOCK_STRIPES]
+        async with lock:
+            for attempt in range(self.occ_retries + 1):
+                session = Session(self.repository, self.clock())
+                try:
+                    return await self._attempt(session, command, headers)
+                except ConcurrencyConflict:
+                    await self._refresh(session)
+                    await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))
+        raise CommandFailed(ErrorCode.CONFLICT,
+                            f"{command.subject}: concurrent writers won {self.occ_retries + 1} "
+                            "times; retry later", {"attempts": self.occ_retries + 1})
+
+    async def _attempt(self, session: Session, command: Command, headers: Mapping[str, str]
+                       ) -> dict[str, Any]:
+        plan = PLANS.get(command.subject, single_aggregate)
+        decision = await plan(session, command)
+        if decision.seen is not None:
+            return _replayed(decision)
+        if not any(change.events for change in decision.changes):
+            primary = decision.changes[0].loaded
+            return ok_reply(primary.aggregate_id, primary.version, primary.last_seq, [],
+                            decision.extra(session.loaded) if decision.extra else None)
+        changes = [c for c in decision.changes if c.events]
+        result, updated = await commit(self.store, changes, command.command_id or "",
+                                       session.now, headers)
+        if result.duplicate:
+            return await self._answer_duplicate(session, command, decision)
+        for loaded in updated:
+            self.repository.remember(loaded)
+        types = [e.type_name() for c in changes for e in c.events]
+        extra = decision.extra(updated) if decision.extra else None
+        return ok_reply(updated[0].aggregate_id, updated[0].version, result.last_seq, types,
+                        extra)
+
+    async def _answer_duplicate(self, session: Session, command: Command, decision: Decision
+                                ) -> dict[str, Any]:
+        """A retry whose events had already landed: answer from the log, as the first time."""
+        primary = decision.changes[0].loaded
+        loaded = await self.repository.refresh(primary.aggregate, primary.aggregate_id)
+        record = loaded.commands.get(command.command_id or "")
+        if record is None:
+            raise StoreError(f"{command.command_id}: duplicate append not found in the log")
+        return _replayed(Decision([], seen=(loaded, record)))
+
+    async def _refresh(self, session: Session) -> None:
+        for loaded in session.loaded:
+            await self.repository.refresh(loaded.aggregate, loaded.aggregate_id)
+
+
+def _replayed(decision: Decision) -> dict[str, Any]:
+    assert decision.seen is not None
+    loaded, record = decision.seen
+    extra = decision.extra([loaded]) if decision.extra else None
+    return ok_reply(loaded.aggregate_id, record.version, record.seq, record.event_types, extra)

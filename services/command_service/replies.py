@@ -1,0 +1,45 @@
+"""The reply envelope of CONTRACT.md: ``{"ok": true, ...}`` or ``{"ok": false, "error": ...}``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from events.errors import ErrorCode
+
+__all__ = ["CommandFailed", "error_reply", "ok_reply"]
+
+
+class CommandFailed(Exception):
+    """A command refused before or instead of writing; becomes an error reply."""
+
+    def __init__(self, code: ErrorCode, message: str, details: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details or {}
+
+
+def ok_reply(
+    aggregate_id: str, version: int, seq: int, event_types: Sequence[str],
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Builds a success reply; ``seq`` is the position to wait for when reading your write."""
+    reply: dict[str, Any] = {
+        "ok": True, "id": aggregate_id, "version": version, "seq": seq,
+        "events": list(event_types),
+    }
+    return reply | (extra or {})
+
+
+def error_reply(code: ErrorCode, message: str, details: dict[str, Any] | None = None
+                ) -> dict[str, Any]:
+    """Builds a failure reply (nothing was written)."""
+    return {"ok": False, "error": {"code": str(code), "message": message,
+                                   "details": details or {}}}
+
+
+def encode(reply: dict[str, Any]) -> bytes:
+    """Serialises a reply."""
+    return json.dumps(reply, separators=(",", ":"), default=str).encode()

@@ -1,0 +1,71 @@
+"""Turning a request body into a validated command, or a clear error."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from pydantic import ValidationError
+
+from events.base import Command
+from events.errors import ErrorCode
+from events.ids import new_id
+
+from .replies import CommandFailed
+
+__all__ = ["derive_id", "parse_command"]
+
+_MAX_REPORTED_ERRORS = 10
+
+
+def parse_command(command_cls: type[Command], body: bytes, max_bytes: int) -> Command:
+    """Validates ``body`` strictly as ``command_cls``; raises ``CommandFailed`` on any problem."""
+    if len(body) > max_bytes:
+        raise CommandFailed(ErrorCode.PAYLOAD_TOO_LARGE,
+                            f"body is {len(body)} bytes; the limit is {max_bytes}",
+                            {"limit": max_bytes, "size": len(body)})
+    try:
+        command = command_cls.model_validate_json(body)
+    except ValidationError as error:
+        raise _as_failure(error) from None
+    return _with_ids(command)
+
+
+def _as_failure(error: ValidationError) -> CommandFailed:
+    first = error.errors()[0]
+    if first["type"] == "json_invalid":
+        return CommandFailed(ErrorCode.INVALID_JSON, f"body is not valid JSON: {first['msg']}")
+    if first["type"] == "model_type" and not first["loc"]:
+        return CommandFailed(ErrorCode.INVALID_JSON, "body must be a JSON object")
+    return CommandFailed(ErrorCode.VALIDATION_FAILED, _summary(error),
+                         {"errors": _details(error)})
+
+
+def _summary(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "body"
+    more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"{where}: {first['msg']}{more}"
+
+
+def _details(error: ValidationError) -> list[dict[str, Any]]:
+    return [
+        {"loc": [str(p) for p in e["loc"]], "msg": e["msg"], "type": e["type"]}
+        for e in error.errors()[:_MAX_REPORTED_ERRORS]
+    ]
+
+
+def derive_id(subject: str, command_id: str) -> str:
+    """An aggregate id derived from a command id, so a retried create targets the same id."""
+    return hashlib.sha256(f"{subject}\0{command_id}".encode()).hexdigest()[:32]
+
+
+def _with_ids(command: Command) -> Command:
+    """Fills a missing command id and, for creates, a missing target id."""
+    updates: dict[str, str] = {}
+    command_id = command.command_id or new_id()
+    if command.command_id is None:
+        updates["command_id"] = command_id
+    if command.target_id() is None and command.id_field in type(command).model_fields:
+        updates[command.id_field] = derive_id(command.subject, command_id)
+    return command.model_copy(update=updates) if updates else command
