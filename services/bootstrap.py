@@ -15,12 +15,22 @@ from faststream.nats import NatsBroker
 from nats.aio.client import Client
 
 from .command_service import AggregateRepository, CommandExecutor, register_command_handlers
+from .command_service.app import CommandDispatcher
 from .embedded_nats import EmbeddedNats
-from .lockfile import DataDirLock
+from .pricing import load_price_file, seed_commands
+from .read_side import start_read_side
 from .settings import Settings
 from .store import JetStreamEventStore
 
-__all__ = ["Instance", "build_broker", "connect_store", "nats_server", "running_instance"]
+__all__ = [
+    "Instance",
+    "build_broker",
+    "connect_store",
+    "nats_server",
+    "running_instance",
+    "seed_prices",
+    "serve",
+]
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +56,7 @@ async def connect_store(url: str, settings: Settings, name: str = "runlog") -> t
 
 
 def build_broker(url: str, settings: Settings, executor: CommandExecutor | None = None
-                 ) -> NatsBroker:
+                 ) -> tuple[NatsBroker, CommandDispatcher]:
     """A broker with every command handler registered (connects only when started)."""
     broker = NatsBroker(url, logger=None)
 
@@ -55,8 +65,8 @@ def build_broker(url: str, settings: Settings, executor: CommandExecutor | None 
             raise RuntimeError("this broker documents the service; it cannot execute")
         return executor
 
-    register_command_handlers(broker, current_executor, settings.command_queue)
-    return broker
+    dispatcher = register_command_handlers(broker, current_executor, settings.command_queue)
+    return broker, dispatcher
 
 
 @dataclass
@@ -68,6 +78,7 @@ class Instance:
     store: JetStreamEventStore
     executor: CommandExecutor
     broker: NatsBroker
+    dispatcher: CommandDispatcher
 
 
 def _write_instance_file(settings: Settings, url: str) -> Path:
@@ -83,17 +94,35 @@ async def running_instance(settings: Settings, url: str) -> AsyncIterator[Instan
     nc, store = await connect_store(url, settings)
     executor = CommandExecutor(store, AggregateRepository(store),
                                settings.max_command_bytes, settings.occ_retries)
-    broker = build_broker(url, settings, executor)
+    broker, dispatcher = build_broker(url, settings, executor)
     instance_file = _write_instance_file(settings, url)
     try:
         await broker.start()
-        yield Instance(url, settings, store, executor, broker)
+        yield Instance(url, settings, store, executor, broker, dispatcher)
     finally:
         instance_file.unlink(missing_ok=True)
         await broker.stop()
+        await dispatcher.drain()
         await nc.close()
 
 
-def data_dir_lock(settings: Settings) -> DataDirLock:
-    """The lock that keeps a second `runlog up` off the same data directory."""
-    return DataDirLock(settings.data_dir)
+async def seed_prices(executor: CommandExecutor) -> int:
+    """Registers the shipped price list; idempotent, so it runs at every start."""
+    registered = 0
+    for body in seed_commands(load_price_file()):
+        reply = await executor.execute("model.register", json.dumps(body).encode())
+        if not reply["ok"]:
+            log.warning("seeding %s refused: %s", body["model"], reply["error"]["message"])
+        registered += bool(reply["ok"] and reply["events"])
+    return registered
+
+
+@contextlib.asynccontextmanager
+async def serve(settings: Settings, url: str, projectors: bool = True) -> AsyncIterator[Instance]:
+    """The whole runlog: command service, seeded prices and (optionally) the projectors."""
+    async with running_instance(settings, url) as instance:
+        await seed_prices(instance.executor)
+        async with contextlib.AsyncExitStack() as stack:
+            if projectors:
+                await stack.enter_async_context(start_read_side(instance))
+            yield instance

@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
+
+from opentelemetry import metrics, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from events import utc_now
 from events.base import Command
@@ -16,6 +20,7 @@ from events.errors import ErrorCode
 from services.domain import DomainError
 from services.errors import ConcurrencyConflict, StoreError, StoreUnavailable
 from services.store import JetStreamEventStore
+from services.telemetry import extract_context, inject_context
 
 from .aggregates import AggregateRepository
 from .changes import commit
@@ -26,6 +31,14 @@ from .requests import parse_command
 __all__ = ["CommandExecutor"]
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("runlog.commands")
+meter = metrics.get_meter("runlog.commands")
+command_counter = meter.create_counter("runlog.commands", description="Commands handled")
+command_duration = meter.create_histogram("runlog.command.duration", unit="ms",
+                                          description="Time to handle a command")
+append_duration = meter.create_histogram("runlog.append.duration", unit="ms",
+                                         description="Time to append a command's events")
+_SERVER_FAULTS = frozenset({ErrorCode.INTERNAL, ErrorCode.UNAVAILABLE})
 
 _LOCK_STRIPES = 1024
 
@@ -49,14 +62,35 @@ class CommandExecutor:
 
     async def execute(self, subject_suffix: str, body: bytes,
                       headers: Mapping[str, str] | None = None) -> dict[str, Any]:
-        """Runs the command served on ``runlog.cmd.<subject_suffix>`` and returns its reply."""
+        """Runs the command served on ``runlog.cmd.<subject_suffix>`` and returns its reply.
+
+        The span continues the caller's ``traceparent``; the events written carry it on.
+        """
+        started = time.perf_counter()
+        subject = f"runlog.cmd.{subject_suffix}"
+        with tracer.start_as_current_span(
+            f"{subject} process", context=extract_context(headers), kind=SpanKind.SERVER,
+            attributes={"messaging.system": "nats", "messaging.destination.name": subject},
+        ) as span:
+            reply = await self._execute(subject_suffix, body)
+            code = reply["error"]["code"] if not reply["ok"] else "ok"
+            span.set_attribute("runlog.outcome", code)
+            if code in _SERVER_FAULTS:
+                span.set_status(Status(StatusCode.ERROR, code))
+        attributes = {"subject": subject_suffix, "outcome": code}
+        command_counter.add(1, attributes)
+        command_duration.record((time.perf_counter() - started) * 1000, attributes)
+        return reply
+
+    async def _execute(self, subject_suffix: str, body: bytes) -> dict[str, Any]:
         try:
             command_cls = COMMANDS.get(subject_suffix)
             if command_cls is None:
                 raise CommandFailed(ErrorCode.UNKNOWN_COMMAND,
                                     f"no command is served on runlog.cmd.{subject_suffix}")
-            command = parse_command(command_cls, body, self.max_command_bytes)
-            return await self.run(command, headers or {})
+            with tracer.start_as_current_span("validate"):
+                command = parse_command(command_cls, body, self.max_command_bytes)
+            return await self.run(command)
         except (CommandFailed, DomainError) as refused:
             return error_reply(refused.code, refused.message, refused.details)
         except StoreUnavailable as error:
@@ -65,14 +99,14 @@ class CommandExecutor:
             log.exception("command on %s failed", subject_suffix)
             return error_reply(ErrorCode.INTERNAL, "internal error; nothing was written")
 
-    async def run(self, command: Command, headers: Mapping[str, str]) -> dict[str, Any]:
+    async def run(self, command: Command) -> dict[str, Any]:
         """Decides and appends a validated command, re-deciding after conflicts."""
         lock = self._locks[hash((command.aggregate, command.target_id())) % _LOCK_STRIPES]
         async with lock:
             for attempt in range(self.occ_retries + 1):
                 session = Session(self.repository, self.clock())
                 try:
-                    return await self._attempt(session, command, headers)
+                    return await self._attempt(session, command)
                 except ConcurrencyConflict:
                     await self._refresh(session)
                     await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))
@@ -80,10 +114,10 @@ class CommandExecutor:
                             f"{command.subject}: concurrent writers won {self.occ_retries + 1} "
                             "times; retry later", {"attempts": self.occ_retries + 1})
 
-    async def _attempt(self, session: Session, command: Command, headers: Mapping[str, str]
-                       ) -> dict[str, Any]:
+    async def _attempt(self, session: Session, command: Command) -> dict[str, Any]:
         plan = PLANS.get(command.subject, single_aggregate)
-        decision = await plan(session, command)
+        with tracer.start_as_current_span("decide"):
+            decision = await plan(session, command)
         if decision.seen is not None:
             return _replayed(decision)
         if not any(change.events for change in decision.changes):
@@ -91,8 +125,13 @@ class CommandExecutor:
             return ok_reply(primary.aggregate_id, primary.version, primary.last_seq, [],
                             decision.extra(session.loaded) if decision.extra else None)
         changes = [c for c in decision.changes if c.events]
-        result, updated = await commit(self.store, changes, command.command_id or "",
-                                       session.now, headers)
+        # Events carry only the trace context: never headers a client sent.
+        trace_headers = inject_context()
+        started = time.perf_counter()
+        with tracer.start_as_current_span("append", kind=SpanKind.PRODUCER):
+            result, updated = await commit(self.store, changes, command.command_id or "",
+                                           session.now, trace_headers)
+        append_duration.record((time.perf_counter() - started) * 1000)
         if result.duplicate:
             return await self._answer_duplicate(session, command, decision)
         for loaded in updated:

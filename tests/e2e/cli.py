@@ -1,0 +1,65 @@
+"""Running the ``runlog`` CLI as a user does, in a subprocess with its own data directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["nats_children", "runlog", "start_up", "wait_for_instance"]
+
+
+def runlog_env(data_dir: Path) -> dict[str, str]:
+    """The environment of a CLI run: its own data dir, never a system NATS."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNLOG_", "OTEL_"))}
+    return env | {"RUNLOG_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"}
+
+
+def runlog(data_dir: Path, *args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
+    """Runs one CLI verb to completion."""
+    return subprocess.run([sys.executable, "-m", "services.cli", *args], env=runlog_env(data_dir),
+                          capture_output=True, text=True, timeout=timeout_s, check=False)
+
+
+def start_up(data_dir: Path, *args: str) -> subprocess.Popen[str]:
+    """Starts ``runlog up`` in the background."""
+    return subprocess.Popen([sys.executable, "-m", "services.cli", "up", *args],
+                            env=runlog_env(data_dir), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_instance(data_dir: Path, process: subprocess.Popen[str], timeout_s: float = 60
+                      ) -> str:
+    """Waits until ``runlog up`` is serving; returns its NATS URL."""
+    deadline = time.monotonic() + timeout_s
+    instance = data_dir / "instance.json"
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"runlog up exited early: {process.stderr.read()}")  # type: ignore[union-attr]
+        if instance.exists():
+            try:
+                return str(json.loads(instance.read_text())["nats_url"])
+            except (ValueError, KeyError):
+                pass
+        time.sleep(0.05)
+    raise AssertionError(f"runlog up not ready within {timeout_s}s")
+
+
+def nats_children(data_dir: Path) -> list[int]:
+    """Pids of live nats-server processes whose store is under ``data_dir``."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            state = (proc / "stat").read_text().split()[2]
+        except OSError:
+            continue
+        if state != "Z" and cmdline and cmdline[0].endswith(b"nats-server") and any(
+                str(data_dir).encode() in part for part in cmdline):
+            pids.append(int(proc.name))
+    return pids

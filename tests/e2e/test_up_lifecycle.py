@@ -1,0 +1,93 @@
+"""`runlog up` as a user runs it: serves, refuses a second instance, stops without orphans."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.cli import nats_children, runlog, start_up, wait_for_instance
+
+pytestmark = [pytest.mark.nats, pytest.mark.slow]
+
+
+def wait_gone(data_dir: Path, timeout_s: float = 15) -> list[int]:
+    deadline = time.monotonic() + timeout_s
+    while (left := nats_children(data_dir)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
+def test_up_serves_refuses_a_second_instance_and_stops_on_sigint(tmp_path: Path) -> None:
+    up = start_up(tmp_path)
+    try:
+        wait_for_instance(tmp_path, up)
+        assert len(nats_children(tmp_path)) == 1
+        sent = runlog(tmp_path, "send", "run.create", '{"run_id": "r1", "name": "demo"}')
+        assert sent.returncode == 0, sent.stderr
+        assert json.loads(sent.stdout)["events"] == ["RunCreated"]
+        second = runlog(tmp_path, "up", timeout_s=60)
+        assert second.returncode == 1
+        assert "already running" in second.stderr
+        assert "Traceback" not in second.stderr
+        up.send_signal(signal.SIGINT)
+        assert up.wait(timeout=30) == 0
+    finally:
+        up.kill()
+        up.wait()
+    assert wait_gone(tmp_path) == []
+    assert not (tmp_path / "instance.json").exists()
+
+
+def test_sigterm_stops_cleanly(tmp_path: Path) -> None:
+    up = start_up(tmp_path)
+    try:
+        wait_for_instance(tmp_path, up)
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(timeout=30) == 0
+    finally:
+        up.kill()
+        up.wait()
+    assert wait_gone(tmp_path) == []
+
+
+def test_kill_9_leaves_no_nats_server_behind(tmp_path: Path) -> None:
+    up = start_up(tmp_path)
+    wait_for_instance(tmp_path, up)
+    assert nats_children(tmp_path)
+    up.kill()
+    up.wait()
+    assert wait_gone(tmp_path) == []
+
+
+def send_while_up(data_dir: Path, subject: str, body: dict[str, object]) -> dict[str, object]:
+    up = start_up(data_dir)
+    try:
+        wait_for_instance(data_dir, up)
+        reply: dict[str, object] = json.loads(runlog(data_dir, "send", subject,
+                                                      json.dumps(body)).stdout)
+        return reply
+    finally:
+        up.send_signal(signal.SIGINT)
+        up.wait(timeout=30)
+
+
+def test_the_log_and_command_ids_survive_a_restart(tmp_path: Path) -> None:
+    create = {"run_id": "r1", "name": "x", "command_id": "create-r1"}
+    first = send_while_up(tmp_path, "run.create", create)
+    assert first["ok"] is True
+    retried = send_while_up(tmp_path, "run.create", create)
+    assert retried == first
+    other = send_while_up(tmp_path, "run.create", {"run_id": "r1", "name": "x"})
+    assert other["ok"] is False
+    assert other["error"]["code"] == "already_exists"  # type: ignore[index]
+
+
+def test_send_without_a_running_service_is_one_line(tmp_path: Path) -> None:
+    result = runlog(tmp_path, "send", "run.create", "{}")
+    assert result.returncode == 1
+    assert result.stderr.startswith("runlog: runlog is not running")
+    assert "Traceback" not in result.stderr
