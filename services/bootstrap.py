@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -16,7 +17,9 @@ from nats.aio.client import Client
 
 from .command_service import AggregateRepository, CommandExecutor, register_command_handlers
 from .command_service.app import CommandDispatcher
+from .command_service.task_queue import TaskQueueIndex
 from .embedded_nats import EmbeddedNats
+from .policies import LeaseExpiryPolicy
 from .pricing import load_price_file, seed_commands
 from .read_side import start_read_side
 from .settings import Settings
@@ -92,17 +95,24 @@ def _write_instance_file(settings: Settings, url: str) -> Path:
 async def running_instance(settings: Settings, url: str) -> AsyncIterator[Instance]:
     """Runs the command service against ``url`` until the block exits."""
     nc, store = await connect_store(url, settings)
-    executor = CommandExecutor(store, AggregateRepository(store),
-                               settings.max_command_bytes, settings.occ_retries)
+    task_index = TaskQueueIndex()
+    await task_index.start(store)
+    executor = CommandExecutor(store, AggregateRepository(store), settings.max_command_bytes,
+                               settings.occ_retries, task_index=task_index,
+                               lease_ttl_s=settings.lease_ttl_s)
     broker, dispatcher = build_broker(url, settings, executor)
+    policy = asyncio.create_task(LeaseExpiryPolicy(executor).run())
     instance_file = _write_instance_file(settings, url)
     try:
+        await task_index.caught_up.wait()
         await broker.start()
         yield Instance(url, settings, store, executor, broker, dispatcher)
     finally:
         instance_file.unlink(missing_ok=True)
         await broker.stop()
         await dispatcher.drain()
+        policy.cancel()
+        await task_index.stop()
         await nc.close()
 
 

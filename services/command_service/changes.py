@@ -13,7 +13,7 @@ from services.store import AppendResult, JetStreamEventStore, OutgoingMessage
 
 from .aggregates import CommandRecord, Loaded
 
-__all__ = ["Change", "commit"]
+__all__ = ["Change", "Committed", "commit"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,10 +43,19 @@ def _envelopes(change: Change, command_id: str, now: datetime) -> list[EventEnve
     return envelopes
 
 
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """What an append wrote: its positions, the new states, and each event with its seq."""
+
+    result: AppendResult
+    updated: list[Loaded]
+    written: list[tuple[EventEnvelope, int]]
+
+
 async def commit(
     store: JetStreamEventStore, changes: Sequence[Change], command_id: str, now: datetime,
     headers: Mapping[str, str],
-) -> tuple[AppendResult, list[Loaded]]:
+) -> Committed:
     """Appends every change as one atomic batch; returns the result and the new states.
 
     The returned ``Loaded`` objects are new: the cached originals stay as they were
@@ -56,11 +65,13 @@ async def commit(
     messages: list[OutgoingMessage] = []
     expected: dict[str, int] = {}
     updated: list[Loaded] = []
+    envelopes_written: list[EventEnvelope] = []
     for change in changes:
         subject = event_subject(change.loaded.aggregate, change.loaded.aggregate_id,
                                 store.subject_prefix)
         expected[subject] = change.loaded.last_seq
         envelopes = _envelopes(change, command_id, now)
+        envelopes_written.extend(envelopes)
         for envelope in envelopes:
             msg_id = event_msg_id(command_id, len(messages))
             messages.append(OutgoingMessage(subject, envelope.to_json(), msg_id, dict(headers)))
@@ -68,7 +79,8 @@ async def commit(
     result = await store.append_messages(messages, expected)
     if not result.duplicate:
         _record_commands(updated, changes, command_id, result)
-    return result, updated
+    seqs = range(result.first_seq, result.first_seq + len(envelopes_written))
+    return Committed(result, updated, list(zip(envelopes_written, seqs, strict=True)))
 
 
 def _advanced(change: Change, envelopes: Sequence[EventEnvelope]) -> Loaded:

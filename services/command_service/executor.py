@@ -24,9 +24,10 @@ from services.telemetry import extract_context, inject_context
 
 from .aggregates import AggregateRepository
 from .changes import commit
-from .plans import PLANS, Decision, Session, single_aggregate
+from .plans import Decision, Session, plan_for
 from .replies import CommandFailed, error_reply, ok_reply
 from .requests import parse_command
+from .task_queue import TaskQueueIndex
 
 __all__ = ["CommandExecutor"]
 
@@ -49,10 +50,13 @@ class CommandExecutor:
     def __init__(
         self, store: JetStreamEventStore, repository: AggregateRepository | None = None,
         max_command_bytes: int = 64 * 1024, occ_retries: int = 8,
-        clock: Callable[[], datetime] = utc_now,
+        clock: Callable[[], datetime] = utc_now, task_index: TaskQueueIndex | None = None,
+        lease_ttl_s: float = 30.0,
     ) -> None:
         self.store = store
         self.repository = repository or AggregateRepository(store)
+        self.task_index = task_index or TaskQueueIndex()
+        self.lease_ttl_s = lease_ttl_s
         self.max_command_bytes = max_command_bytes
         self.occ_retries = occ_retries
         self.clock = clock
@@ -104,7 +108,8 @@ class CommandExecutor:
         lock = self._locks[hash((command.aggregate, command.target_id())) % _LOCK_STRIPES]
         async with lock:
             for attempt in range(self.occ_retries + 1):
-                session = Session(self.repository, self.clock())
+                session = Session(self.repository, self.store, self.task_index, self.clock(),
+                                  self.lease_ttl_s)
                 try:
                     return await self._attempt(session, command)
                 except ConcurrencyConflict:
@@ -115,49 +120,57 @@ class CommandExecutor:
                             "times; retry later", {"attempts": self.occ_retries + 1})
 
     async def _attempt(self, session: Session, command: Command) -> dict[str, Any]:
-        plan = PLANS.get(command.subject, single_aggregate)
         with tracer.start_as_current_span("decide"):
-            decision = await plan(session, command)
-        if decision.seen is not None:
-            return _replayed(decision)
+            decision = await plan_for(command.subject)(session, command)
+        if decision.seen:
+            return await _replayed(decision)
         if not any(change.events for change in decision.changes):
             primary = decision.changes[0].loaded
-            return ok_reply(primary.aggregate_id, primary.version, primary.last_seq, [],
-                            decision.extra(session.loaded) if decision.extra else None)
+            extra = await decision.extra([primary]) if decision.extra else None
+            return ok_reply(primary.aggregate_id, primary.version, primary.last_seq, [], extra)
         changes = [c for c in decision.changes if c.events]
         # Events carry only the trace context: never headers a client sent.
         trace_headers = inject_context()
         started = time.perf_counter()
         with tracer.start_as_current_span("append", kind=SpanKind.PRODUCER):
-            result, updated = await commit(self.store, changes, command.command_id or "",
-                                           session.now, trace_headers)
+            committed = await commit(self.store, changes, command.command_id or "",
+                                     session.now, trace_headers)
         append_duration.record((time.perf_counter() - started) * 1000)
+        result, updated = committed.result, committed.updated
         if result.duplicate:
             return await self._answer_duplicate(session, command, decision)
         for loaded in updated:
             self.repository.remember(loaded)
+        # This replica's claims see its own task writes at once, not when the feed catches up.
+        for envelope, seq in committed.written:
+            if envelope.aggregate == "task":
+                self.task_index.observe(envelope.to_dict(), seq)
         types = [e.type_name() for c in changes for e in c.events]
-        extra = decision.extra(updated) if decision.extra else None
+        extra = await decision.extra(updated) if decision.extra else None
         return ok_reply(updated[0].aggregate_id, updated[0].version, result.last_seq, types,
                         extra)
 
     async def _answer_duplicate(self, session: Session, command: Command, decision: Decision
                                 ) -> dict[str, Any]:
         """A retry whose events had already landed: answer from the log, as the first time."""
-        primary = decision.changes[0].loaded
-        loaded = await self.repository.refresh(primary.aggregate, primary.aggregate_id)
-        record = loaded.commands.get(command.command_id or "")
-        if record is None:
+        for change in decision.changes:
+            self.repository.forget(change.loaded.aggregate, change.loaded.aggregate_id)
+        session = Session(self.repository, self.store, self.task_index, self.clock(),
+                          self.lease_ttl_s)
+        replay = await plan_for(command.subject)(session, command)
+        if not replay.seen:
             raise StoreError(f"{command.command_id}: duplicate append not found in the log")
-        return _replayed(Decision([], seen=(loaded, record)))
+        return await _replayed(replay)
 
     async def _refresh(self, session: Session) -> None:
         for loaded in session.loaded:
             await self.repository.refresh(loaded.aggregate, loaded.aggregate_id)
 
 
-def _replayed(decision: Decision) -> dict[str, Any]:
-    assert decision.seen is not None
-    loaded, record = decision.seen
-    extra = decision.extra([loaded]) if decision.extra else None
-    return ok_reply(loaded.aggregate_id, record.version, record.seq, record.event_types, extra)
+async def _replayed(decision: Decision) -> dict[str, Any]:
+    """The reply of a command that already landed, rebuilt from what it wrote."""
+    target, record = decision.seen[0]
+    event_types = [t for _, r in decision.seen for t in r.event_types]
+    last_seq = max(r.seq for _, r in decision.seen)
+    extra = await decision.extra([target]) if decision.extra else None
+    return ok_reply(target.aggregate_id, record.version, last_seq, event_types, extra)

@@ -33,6 +33,7 @@ class _Entry:
     priority: int
     order: int
     state: str
+    seq: int = 0
     retry_at: datetime | None = None
     lease_epoch: int = 0
     lease_expires_at: datetime | None = None
@@ -46,6 +47,7 @@ class TaskQueueIndex:
         self._ready: dict[str, list[tuple[int, int, str]]] = {}
         self._waiting: list[tuple[datetime, str]] = []
         self._leases: list[tuple[datetime, int, str]] = []
+        self._ended: dict[str, int] = {}
         self.position = 0
         self._feed: EventFeed | None = None
         self._follower: asyncio.Task[None] | None = None
@@ -65,6 +67,8 @@ class TaskQueueIndex:
         while True:
             for recorded in await feed.next_batch(max_size=2000, linger_s=0.005):
                 self.apply(recorded)
+            if self._ended:
+                self._ended = {t: s for t, s in self._ended.items() if s > self.position}
             if self.position >= head:
                 self.caught_up.set()
 
@@ -78,21 +82,25 @@ class TaskQueueIndex:
             await self._feed.close()
 
     def apply(self, recorded: RecordedEvent) -> None:
-        """Folds one task event into the index."""
+        """Folds one task event from the log into the index."""
         self.position = max(self.position, recorded.seq)
         try:
-            self._apply(json.loads(recorded.payload), recorded.seq)
+            self.observe(json.loads(recorded.payload), recorded.seq)
         except (ValueError, KeyError, TypeError):
             log.warning("claim index skipped malformed event at seq %d", recorded.seq)
 
-    def _apply(self, event: dict[str, object], seq: int) -> None:
+    def observe(self, event: dict[str, object], seq: int) -> None:
+        """Folds one task event (its flat wire form) written at ``seq``; repeats are ignored."""
         task_id = str(event["aggregate_id"])
         entry = self._tasks.get(task_id)
+        if entry is not None and seq <= entry.seq or seq <= self._ended.get(task_id, 0):
+            return
         if event["type"] == "TaskSubmitted":
             entry = _Entry(str(event["kind"]), int(str(event["priority"])), seq, "")
             self._tasks[task_id] = entry
         if entry is None:
             return
+        entry.seq = seq
         entry.state = str(event["to_state"])
         if "lease_epoch" in event:
             entry.lease_epoch = int(str(event["lease_epoch"]))
@@ -112,12 +120,10 @@ class TaskQueueIndex:
             heapq.heappush(self._leases, (entry.lease_expires_at, entry.lease_epoch, task_id))
         elif entry.state in ("succeeded", "failed", "cancelled"):
             del self._tasks[task_id]
-
-    def note(self, task_id: str, state: str) -> None:
-        """Records a state this replica just wrote, ahead of the log feed."""
-        entry = self._tasks.get(task_id)
-        if entry is not None:
-            entry.state = state
+            if entry.seq > self.position:
+                # Ended by this replica ahead of the feed: the feed will still deliver the
+                # task's earlier events, which must not bring it back.
+                self._ended[task_id] = entry.seq
 
     # -- reading ------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from events.base import Command, DomainEvent
 
-from . import run
+from . import breaker, budget, gate, model, patch, run, task, worker, workstream
 from .context import Context
 from .machine import TransitionTable
 
@@ -28,5 +28,5 @@ class Machine:
 MACHINES: dict[str, Machine] = {
     module.TABLE.aggregate: Machine(module.TABLE.aggregate, module.TABLE, module.decide,
                                     module.evolve)
-    for module in (run,)
+    for module in (run, workstream, task, worker, breaker, patch, gate, model, budget)
 }

@@ -61,6 +61,8 @@ class RunState:
     tokens: int = 0
     cost_usd: float = 0.0
     over_budget: bool = False
+    budget_id: str | None = None
+    """The shared budget the run also draws on; the service checks and charges it."""
 
     def require_room(self) -> None:
         """Refuses new work for a run whose budget is spent."""
@@ -90,7 +92,7 @@ def _create(state: RunState | None, command: CreateRun) -> list[DomainEvent]:
         raise DomainError(ErrorCode.ALREADY_EXISTS, f"run {state.run_id} already exists")
     assert command.run_id is not None, "the service assigns a run_id before deciding"
     return [RunCreated(run_id=command.run_id, name=command.name, labels=command.labels,
-                       budget=command.budget)]
+                       budget=command.budget, budget_id=command.budget_id)]
 
 
 def _simple_transition(state: RunState, command: Command) -> DomainEvent:
@@ -143,7 +145,8 @@ def evolve(state: RunState | None, event: DomainEvent) -> RunState:
     """Returns the run's state after ``event`` (which must fit the table)."""
     target = TABLE.next_state(state.state if state else None, event.type_name())
     if isinstance(event, RunCreated):
-        return RunState(run_id=event.run_id, state=target, budget=event.budget)
+        return RunState(run_id=event.run_id, state=target, budget=event.budget,
+                        budget_id=event.budget_id)
     assert state is not None
     if isinstance(event, UsageRecorded):
         return replace(state, tokens=state.tokens + event.tokens_in + event.tokens_out,

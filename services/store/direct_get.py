@@ -72,6 +72,13 @@ class DirectGetter:
                 return events
             from_seq = events[-1].seq + 1
 
+    async def first_on_subject(self, subject: str) -> RecordedEvent | None:
+        """Returns the first message on ``subject``, or None when it has none."""
+        (reply,) = await self._request({"seq": 1, "next_by_subj": subject})
+        if (reply.headers or {}).get("Status"):
+            return None
+        return _to_event(reply)
+
     async def last_on_subject(self, subject: str) -> RecordedEvent | None:
         """Returns the last message on ``subject``, or None when it has none."""
         (reply,) = await self._request({"last_by_subj": subject})

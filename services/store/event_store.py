@@ -181,6 +181,13 @@ class JetStreamEventStore:
         except (nats.errors.Error, TimeoutError) as error:
             raise _translate(error, subject) from error
 
+    async def first_on_subject(self, subject: str) -> RecordedEvent | None:
+        """Returns the first message of one subject (an aggregate's creation), or None."""
+        try:
+            return await self._getter.first_on_subject(subject)
+        except (nats.errors.Error, TimeoutError) as error:
+            raise _translate(error, subject) from error
+
     async def last_on_subject(self, subject: str) -> RecordedEvent | None:
         """Returns the last message of one subject, or None."""
         try:

@@ -1,0 +1,199 @@
+"""The circuit breaker state machine, one per key (a provider, a model), shared by replicas.
+
+Its state lives in the log, not in a process: every replica sees the same breaker,
+and after the cooldown exactly one caller gets the half-open probe, because
+concurrent ``BreakerHalfOpened`` appends race on the breaker's optimistic
+concurrency check and the losers, deciding again, find it ``half_open``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from events.base import Command, DomainEvent
+from events.catalog.breaker import (
+    BreakerClosed,
+    BreakerConfigured,
+    BreakerFailureRecorded,
+    BreakerHalfOpened,
+    BreakerOpened,
+    BreakerReset,
+    BreakerSuccessRecorded,
+)
+from events.commands.breaker import (
+    AcquireBreaker,
+    ConfigureBreaker,
+    RecordBreakerOutcome,
+    ResetBreaker,
+)
+from events.errors import ErrorCode
+
+from .context import Context
+from .machine import DomainError, TransitionTable
+
+__all__ = [
+    "DEFAULT_COOLDOWN_S",
+    "DEFAULT_FAILURE_THRESHOLD",
+    "TABLE",
+    "BreakerState",
+    "acquire_allowed",
+    "decide",
+    "evolve",
+]
+
+DEFAULT_FAILURE_THRESHOLD = 5
+DEFAULT_COOLDOWN_S = 30.0
+
+_STATES = ("closed", "open", "half_open")
+
+TABLE = TransitionTable(
+    aggregate="breaker",
+    states=_STATES,
+    edges={
+        (None, "BreakerConfigured"): "closed",
+        **{(s, "BreakerConfigured"): s for s in _STATES},
+        ("closed", "BreakerFailureRecorded"): "closed",
+        ("closed", "BreakerSuccessRecorded"): "closed",
+        ("closed", "BreakerOpened"): "open",
+        ("half_open", "BreakerOpened"): "open",
+        ("open", "BreakerHalfOpened"): "half_open",
+        # A probe that never reports back must not hold the breaker half-open forever:
+        # once its deadline passes, the next caller becomes the probe.
+        ("half_open", "BreakerHalfOpened"): "half_open",
+        ("half_open", "BreakerClosed"): "closed",
+        **{(s, "BreakerReset"): "closed" for s in _STATES},
+    },
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerState:
+    """A breaker's settings, failure count and, when not closed, its deadlines."""
+
+    breaker_id: str
+    state: str
+    failure_threshold: int = DEFAULT_FAILURE_THRESHOLD
+    cooldown_s: float = DEFAULT_COOLDOWN_S
+    consecutive_failures: int = 0
+    open_until: datetime | None = None
+    probe_id: str | None = None
+    probe_deadline: datetime | None = None
+
+
+def acquire_allowed(
+    state_before: BreakerState | None, events: list[DomainEvent], ctx: Context
+) -> bool:
+    """The ``allowed`` of a ``breaker.acquire`` reply, from the state and what it decided.
+
+    An unknown breaker counts as closed; an open or half-open one lets only the
+    caller whose acquire wrote ``BreakerHalfOpened`` through.
+    """
+    if any(isinstance(event, BreakerHalfOpened) for event in events):
+        return True
+    return state_before is None or state_before.state == "closed"
+
+
+def decide(state: BreakerState | None, command: Command, ctx: Context) -> list[DomainEvent]:
+    """Returns the events a breaker command produces, or raises ``DomainError``.
+
+    ``breaker.record`` on an unknown breaker creates it with the default settings
+    first (a caller guarding a new provider should not need a setup step);
+    ``breaker.acquire`` on one writes nothing and is allowed.
+    """
+    if isinstance(command, ConfigureBreaker):
+        return _configure(state, command)
+    if isinstance(command, RecordBreakerOutcome):
+        return _record(state, command, ctx)
+    if isinstance(command, AcquireBreaker):
+        return [] if state is None else _acquire(state, command, ctx)
+    if state is None:
+        raise DomainError(ErrorCode.NOT_FOUND, f"breaker {command.target_id()} does not exist")
+    if isinstance(command, ResetBreaker):
+        return [BreakerReset(breaker_id=state.breaker_id)]
+    raise TypeError(f"not a breaker command: {type(command).__name__}")
+
+
+def _configure(state: BreakerState | None, command: ConfigureBreaker) -> list[DomainEvent]:
+    unchanged = state is not None and (state.failure_threshold, state.cooldown_s) == (
+        command.failure_threshold, command.cooldown_s)
+    if unchanged:
+        return []
+    return [BreakerConfigured(breaker_id=command.breaker_id,
+                              failure_threshold=command.failure_threshold,
+                              cooldown_s=command.cooldown_s)]
+
+
+def _record(
+    state: BreakerState | None, command: RecordBreakerOutcome, ctx: Context
+) -> list[DomainEvent]:
+    created: list[DomainEvent] = []
+    if state is None:
+        created = [BreakerConfigured(breaker_id=command.breaker_id,
+                                     failure_threshold=DEFAULT_FAILURE_THRESHOLD,
+                                     cooldown_s=DEFAULT_COOLDOWN_S)]
+        state = evolve(None, created[0])
+    if command.outcome == "success":
+        return [*created, *_success(state)]
+    return [*created, *_failure(state, command, ctx)]
+
+
+def _success(state: BreakerState) -> list[DomainEvent]:
+    if state.state == "half_open":
+        return [BreakerClosed(breaker_id=state.breaker_id)]
+    if state.state == "closed" and state.consecutive_failures:
+        return [BreakerSuccessRecorded(breaker_id=state.breaker_id)]
+    # Closed with no failures: nothing changes. Open: the call began before it opened.
+    return []
+
+
+def _failure(
+    state: BreakerState, command: RecordBreakerOutcome, ctx: Context
+) -> list[DomainEvent]:
+    if state.state == "open":
+        return []  # the call began before the breaker opened; it says nothing new
+    failures = state.consecutive_failures + 1
+    if state.state == "closed" and failures < state.failure_threshold:
+        return [BreakerFailureRecorded(breaker_id=state.breaker_id,
+                                       consecutive_failures=failures,
+                                       error_class=command.error_class)]
+    until = ctx.now + timedelta(seconds=state.cooldown_s)
+    return [BreakerOpened(breaker_id=state.breaker_id, until=until,
+                          consecutive_failures=failures, error_class=command.error_class)]
+
+
+def _acquire(state: BreakerState, command: AcquireBreaker, ctx: Context) -> list[DomainEvent]:
+    due = {"open": state.open_until, "half_open": state.probe_deadline}.get(state.state)
+    if due is None or ctx.now < due:
+        return []  # closed: allowed without a record; otherwise: not yet
+    deadline = ctx.now + timedelta(seconds=state.cooldown_s)
+    return [BreakerHalfOpened(breaker_id=state.breaker_id, probe_id=command.probe_id,
+                              probe_deadline=deadline)]
+
+
+def evolve(state: BreakerState | None, event: DomainEvent) -> BreakerState:
+    """Returns the breaker's state after ``event`` (which must fit the table)."""
+    target = TABLE.next_state(state.state if state else None, event.type_name())
+    if state is None:
+        assert isinstance(event, BreakerConfigured)
+        return BreakerState(breaker_id=event.breaker_id, state=target,
+                            failure_threshold=event.failure_threshold,
+                            cooldown_s=event.cooldown_s)
+    return replace(state, state=target, **_changes(event))
+
+
+def _changes(event: DomainEvent) -> dict[str, Any]:
+    if isinstance(event, BreakerConfigured):
+        return {"failure_threshold": event.failure_threshold, "cooldown_s": event.cooldown_s}
+    if isinstance(event, BreakerFailureRecorded):
+        return {"consecutive_failures": event.consecutive_failures}
+    if isinstance(event, BreakerOpened):
+        return {"consecutive_failures": event.consecutive_failures, "open_until": event.until,
+                "probe_id": None, "probe_deadline": None}
+    if isinstance(event, BreakerHalfOpened):
+        return {"probe_id": event.probe_id, "probe_deadline": event.probe_deadline}
+    if isinstance(event, BreakerSuccessRecorded | BreakerClosed | BreakerReset):
+        return {"consecutive_failures": 0, "open_until": None, "probe_id": None,
+                "probe_deadline": None}
+    return {}

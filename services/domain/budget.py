@@ -1,0 +1,155 @@
+"""The Budget state machine: a spending limit that several runs draw on."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import TypeVar
+
+from events.base import Command, DomainEvent
+from events.catalog.budget import (
+    BudgetCharged,
+    BudgetClosed,
+    BudgetCreated,
+    BudgetExhausted,
+    BudgetRaised,
+)
+from events.commands.budget import CloseBudget, CreateBudget, RaiseBudget
+from events.errors import ErrorCode
+
+from .checks import action_of
+from .context import Context
+from .machine import DomainError, TransitionTable
+
+__all__ = ["TABLE", "BudgetState", "charge", "decide", "evolve"]
+
+_N = TypeVar("_N", int, float)
+
+TABLE = TransitionTable(
+    aggregate="budget",
+    states=("active", "exhausted", "closed"),
+    edges={
+        (None, "BudgetCreated"): "active",
+        ("active", "BudgetRaised"): "active",
+        ("exhausted", "BudgetRaised"): "active",
+        ("active", "BudgetExhausted"): "exhausted",
+        ("active", "BudgetClosed"): "closed",
+        ("exhausted", "BudgetClosed"): "closed",
+        # A charge is money already spent: it is recorded whatever the state.
+        **{(s, "BudgetCharged"): s for s in ("active", "exhausted", "closed")},
+    },
+    terminal=frozenset({"closed"}),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetState:
+    """A budget's bounds (None: unlimited) and what has been charged to it."""
+
+    budget_id: str
+    name: str
+    state: str
+    max_cost_usd: float | None = None
+    max_tokens: int | None = None
+    tokens: int = 0
+    cost_usd: float = 0.0
+
+    def reached(self) -> bool:
+        """Whether spending has reached a bound: nothing is left."""
+        over_tokens = self.max_tokens is not None and self.tokens >= self.max_tokens
+        over_cost = self.max_cost_usd is not None and self.cost_usd >= self.max_cost_usd
+        return over_tokens or over_cost
+
+    def require_room(self) -> None:
+        """Refuses new work for runs on a closed, exhausted or fully spent budget."""
+        if self.state != "active" or self.reached():
+            raise DomainError(
+                ErrorCode.BUDGET_EXCEEDED,
+                f"budget {self.budget_id} is {'exhausted' if self.reached() else self.state}",
+                {"tokens": self.tokens, "cost_usd": self.cost_usd,
+                 "max_tokens": self.max_tokens, "max_cost_usd": self.max_cost_usd},
+            )
+
+
+def decide(state: BudgetState | None, command: Command, ctx: Context) -> list[DomainEvent]:
+    """Returns the events a budget command produces, or raises ``DomainError``."""
+    if isinstance(command, CreateBudget):
+        return _create(state, command)
+    if state is None:
+        raise DomainError(ErrorCode.NOT_FOUND, f"budget {command.target_id()} does not exist")
+    if isinstance(command, RaiseBudget):
+        return _raise(state, command)
+    if isinstance(command, CloseBudget):
+        TABLE.require(state.state, "BudgetClosed", action_of(command), state.budget_id)
+        return [BudgetClosed(budget_id=state.budget_id)]
+    raise TypeError(f"not a budget command: {type(command).__name__}")
+
+
+def charge(
+    state: BudgetState | None, run_id: str, tokens: int, cost_usd: float, ctx: Context
+) -> list[DomainEvent]:
+    """Returns ``BudgetCharged``, plus ``BudgetExhausted`` when this charge reaches a bound.
+
+    The service appends them in one atomic batch with the run's ``UsageRecorded``,
+    under the budget's optimistic concurrency check, so concurrent charges from
+    any number of replicas add up exactly.
+    """
+    if state is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "the run's budget does not exist")
+    if tokens < 0 or not (math.isfinite(cost_usd) and cost_usd >= 0):
+        raise DomainError(ErrorCode.VALIDATION_FAILED, "a charge needs tokens and cost >= 0")
+    charged = BudgetCharged(budget_id=state.budget_id, run_id=run_id, tokens=tokens,
+                            cost_usd=cost_usd)
+    return [charged, *_exhausted_if_reached(evolve(state, charged))]
+
+
+def _create(state: BudgetState | None, command: CreateBudget) -> list[DomainEvent]:
+    if state is not None:
+        raise DomainError(ErrorCode.ALREADY_EXISTS, f"budget {state.budget_id} already exists")
+    assert command.budget_id is not None, "the service assigns an id before deciding"
+    created = BudgetCreated(budget_id=command.budget_id, name=command.name,
+                            max_cost_usd=command.max_cost_usd, max_tokens=command.max_tokens)
+    return [created, *_exhausted_if_reached(evolve(None, created))]
+
+
+def _raise(state: BudgetState, command: RaiseBudget) -> list[DomainEvent]:
+    TABLE.require(state.state, "BudgetRaised", action_of(command), state.budget_id)
+    if command.max_cost_usd is None and command.max_tokens is None:
+        raise DomainError(ErrorCode.VALIDATION_FAILED, "budget.raise needs a bound to raise")
+    max_cost = _raised(state.budget_id, "max_cost_usd", state.max_cost_usd, command.max_cost_usd)
+    max_tokens = _raised(state.budget_id, "max_tokens", state.max_tokens, command.max_tokens)
+    raised = BudgetRaised(budget_id=state.budget_id, max_cost_usd=max_cost, max_tokens=max_tokens)
+    return [raised, *_exhausted_if_reached(evolve(state, raised))]
+
+
+def _raised(budget_id: str, name: str, current: _N | None, new: _N | None) -> _N | None:
+    if new is None:
+        return current
+    if current is None or new < current:
+        limit = "unlimited" if current is None else current
+        raise DomainError(ErrorCode.VALIDATION_FAILED,
+                          f"budget {budget_id} {name} is {limit}; raise cannot lower it to {new}")
+    return new
+
+
+def _exhausted_if_reached(state: BudgetState) -> list[DomainEvent]:
+    if state.state != "active" or not state.reached():
+        return []
+    return [BudgetExhausted(budget_id=state.budget_id, tokens=state.tokens,
+                            cost_usd=state.cost_usd)]
+
+
+def evolve(state: BudgetState | None, event: DomainEvent) -> BudgetState:
+    """Returns the budget's state after ``event`` (which must fit the table)."""
+    target = TABLE.next_state(state.state if state else None, event.type_name())
+    if isinstance(event, BudgetCreated):
+        return BudgetState(budget_id=event.budget_id, name=event.name, state=target,
+                           max_cost_usd=event.max_cost_usd, max_tokens=event.max_tokens)
+    assert state is not None
+    if isinstance(event, BudgetCharged):
+        return replace(state, tokens=state.tokens + event.tokens,
+                       cost_usd=state.cost_usd + event.cost_usd)
+    if isinstance(event, BudgetRaised):
+        return replace(state, state=target, max_cost_usd=event.max_cost_usd,
+                       max_tokens=event.max_tokens)
+    return replace(state, state=target)

@@ -1,0 +1,9 @@
+"""Policies: process managers that react to the log (or the clock) by issuing commands.
+
+Every command a policy sends has a deterministic id, so replicas racing on the
+same trigger, or a restart repeating one, write it once.
+"""
+
+from .lease_expiry import LeaseExpiryPolicy
+
+__all__ = ["LeaseExpiryPolicy"]
