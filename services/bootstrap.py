@@ -7,7 +7,7 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,18 +102,28 @@ async def running_instance(settings: Settings, url: str) -> AsyncIterator[Instan
                                lease_ttl_s=settings.lease_ttl_s)
     broker, dispatcher = build_broker(url, settings, executor)
     policy = asyncio.create_task(LeaseExpiryPolicy(executor).run())
-    instance_file = _write_instance_file(settings, url)
     try:
         await task_index.caught_up.wait()
         await broker.start()
         yield Instance(url, settings, store, executor, broker, dispatcher)
     finally:
-        instance_file.unlink(missing_ok=True)
-        await broker.stop()
-        await dispatcher.drain()
-        policy.cancel()
-        await task_index.stop()
-        await nc.close()
+        await _stop_quietly(broker.stop(), dispatcher.drain(), _cancel(policy),
+                            task_index.stop(), nc.close())
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _stop_quietly(*steps: Awaitable[object]) -> None:
+    """Runs every shutdown step even when an earlier one fails (NATS may be gone)."""
+    for step in steps:
+        try:
+            await step
+        except Exception as error:  # noqa: BLE001 - shutdown must go on
+            log.warning("shutdown step failed: %s", error)
 
 
 async def seed_prices(executor: CommandExecutor) -> int:
@@ -135,4 +145,9 @@ async def serve(settings: Settings, url: str, projectors: bool = True) -> AsyncI
         async with contextlib.AsyncExitStack() as stack:
             if projectors:
                 await stack.enter_async_context(start_read_side(instance))
-            yield instance
+            # Written last: its presence tells `runlog send` / `runlog sql` we serve.
+            instance_file = _write_instance_file(settings, url)
+            try:
+                yield instance
+            finally:
+                instance_file.unlink(missing_ok=True)

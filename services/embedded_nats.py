@@ -42,7 +42,8 @@ def find_nats_server(explicit: Path | None = None) -> Path:
 
 def _die_with_parent() -> None:
     # Runs in the child before exec: the kernel sends SIGTERM to nats-server when
-    # the runlog process dies for any reason, kill -9 included.
+    # the thread that started it dies for any reason, kill -9 included (so start it
+    # from a thread that lives as long as runlog: the main thread).
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 

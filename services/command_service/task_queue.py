@@ -57,8 +57,10 @@ class TaskQueueIndex:
 
     async def start(self, store: JetStreamEventStore) -> None:
         """Reads every task event so far, then keeps following the log."""
-        head = await store.last_seq()
-        self._feed = await store.subscribe(1, events_filter("task", store.subject_prefix))
+        task_events = events_filter("task", store.subject_prefix)
+        last = await store.last_on_subject(task_events)
+        head = last.seq if last else 0
+        self._feed = await store.subscribe(1, task_events)
         self._follower = asyncio.create_task(self._follow(self._feed, head))
         if head == 0:
             self.caught_up.set()

@@ -52,7 +52,7 @@ def unescape_token(token: str) -> str:
 
 
 def id_token(originator_id: UUID | str) -> str:
-    """A UUID becomes its 32 hex digits, a string ``s-`` and its escaped text, so they never meet."""
+    """A UUID gives its 32 hex digits, a string ``s-`` and its escaped text: they never meet."""
     if isinstance(originator_id, UUID):
         return originator_id.hex
     return _STR_ID + escape_token(originator_id)

@@ -100,7 +100,8 @@ class JetStreamDatastore:
             duplicate_window_s=self.settings.duplicate_window_s,
             timeout_s=self.settings.timeout_s,
         )
-        return StreamLog(store, StreamReader(self.nc, stream, self.settings.timeout_s), Subjects(root))
+        reader = StreamReader(self.nc, stream, self.settings.timeout_s)
+        return StreamLog(store, reader, Subjects(root))
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Runs ``coro`` on the loop, raising the library's exceptions for NATS and store errors."""
@@ -127,7 +128,7 @@ class JetStreamDatastore:
             self._open.discard(resource)
 
     def close(self) -> None:
-        """Stops open subscriptions, closes the connection and joins the loop thread; safe to repeat."""
+        """Stops subscriptions, closes the connection and joins the loop thread; safe to repeat."""
         if self._loop.is_stopped:
             return
         with self._open_lock:

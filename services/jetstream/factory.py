@@ -56,7 +56,7 @@ class JetStreamFactory(InfrastructureFactory[JetStreamTrackingRecorder]):
             servers=tuple(u.strip() for u in url.split(",") if u.strip()),
             stream=stream,
             subject_prefix=self.env.get(self.SUBJECT_PREFIX) or stream.lower(),
-            replicas=self._number(self.REPLICAS, 1, int),
+            replicas=int(self._number(self.REPLICAS, 1, int)),
             duplicate_window_s=self._number(self.DUPLICATE_WINDOW_S, 120.0, float),
             timeout_s=self._number(self.TIMEOUT_S, 5.0, float),
         )

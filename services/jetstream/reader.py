@@ -33,7 +33,7 @@ class StreamReader(DirectGetter):
     async def read_range(
         self, subjects: str, from_seq: int, batch: int = PAGE
     ) -> tuple[list[RecordedEvent], int]:
-        """Returns up to ``batch`` messages on ``subjects`` from ``from_seq`` on, and how many follow."""
+        """Returns a page of messages on ``subjects`` from ``from_seq``, and how many remain."""
         body = {"seq": max(from_seq, 1), "batch": max(batch, 1), "next_by_subj": subjects}
         replies = await self._request(body)
         _raise_for_status(replies[-1])
