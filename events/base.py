@@ -2,17 +2,49 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
 from .ids import Id
 
-__all__ = ["Command", "DomainEvent", "Label", "ShortText"]
+__all__ = [
+    "JSON_OBJECT_MAX_CHARS",
+    "Command",
+    "DomainEvent",
+    "JsonObject",
+    "Kind",
+    "Label",
+    "ShortText",
+]
 
 ShortText = Annotated[str, StringConstraints(max_length=2000, strict=True)]
 """Free text (reasons, messages), bounded so a hostile body cannot bloat the log."""
 Label = Annotated[str, StringConstraints(min_length=1, max_length=256, strict=True)]
+Kind = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$", strict=True)
+]
+"""A work kind (``llm.chat``, ``tool:git``) that tasks declare and workers serve."""
+
+JSON_OBJECT_MAX_CHARS = 32 * 1024
+"""The largest task payload or result, measured as compact ASCII JSON."""
+
+
+def _bounded_json(value: dict[str, Any]) -> dict[str, Any]:
+    # ASCII-escaped compact JSON is an upper bound of the stored size, whatever the input.
+    try:
+        size = len(json.dumps(value, separators=(",", ":"), allow_nan=False))
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ValueError(f"not a JSON object: {exc}") from None
+    if size > JSON_OBJECT_MAX_CHARS:
+        raise ValueError(f"object is {size} characters of JSON; the limit is "
+                         f"{JSON_OBJECT_MAX_CHARS}")
+    return value
+
+
+JsonObject = Annotated[dict[str, Any], AfterValidator(_bounded_json)]
+"""A JSON object (task payload, result) of at most ``JSON_OBJECT_MAX_CHARS``."""
 
 
 class Command(BaseModel):

@@ -87,6 +87,7 @@ class Instance:
 def _write_instance_file(settings: Settings, url: str) -> Path:
     # Lets `runlog sql` and `runlog send` in another shell find this instance's NATS.
     path = settings.data_dir / "instance.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"pid": os.getpid(), "nats_url": url}))
     return path
 

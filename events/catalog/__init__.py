@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from events.base import DomainEvent
 
-from . import run
+from . import breaker, budget, gate, model, patch, run, task, worker, workstream
 
 __all__ = ["EVENT_TYPES", "event_class"]
 
-_MODULES = (run,)
+_MODULES = (run, workstream, task, worker, breaker, patch, gate, model, budget)
 
 EVENT_TYPES: dict[str, type[DomainEvent]] = {
     cls.type_name(): cls

@@ -41,6 +41,8 @@ class RunCreated(_RunEvent):
     name: Label
     labels: dict[str, str] = Field(default_factory=dict)
     budget: RunBudget | None = None
+    budget_id: Id | None = None
+    """The shared budget (Budget aggregate) the run also draws on, if any."""
 
 
 class RunStarted(_RunEvent):

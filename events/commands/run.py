@@ -30,6 +30,7 @@ class CreateRun(_RunCommand):
         default_factory=dict, max_length=64
     )
     budget: RunBudget | None = None
+    budget_id: Id | None = None
 
 
 class StartRun(_RunCommand):

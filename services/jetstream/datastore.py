@@ -131,13 +131,19 @@ class JetStreamDatastore:
         """Stops subscriptions, closes the connection and joins the loop thread; safe to repeat."""
         if self._loop.is_stopped:
             return
+        # A finalizer (Application.__del__) may run on the loop thread, which cannot wait for
+        # itself: then stopping the loop cancels the connection's tasks and the rest is dropped.
+        if not self._loop.is_current:
+            self._close_on_loop()
+        self._loop.stop()
+
+    def _close_on_loop(self) -> None:
         with self._open_lock:
             still_open = list(self._open)
         for resource in still_open:
             resource.stop()
         with contextlib.suppress(PersistenceError):
             self.run(self.nc.close())
-        self._loop.stop()
 
 
 async def _on_error(error: Exception) -> None:

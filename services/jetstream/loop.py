@@ -31,6 +31,11 @@ class EventLoopThread:
         """Whether ``stop`` has been called."""
         return self._stopped
 
+    @property
+    def is_current(self) -> bool:
+        """Whether the calling code runs on the loop thread itself."""
+        return threading.current_thread() is self._thread
+
     def _serve(self) -> None:
         asyncio.set_event_loop(self._loop)
         try:
@@ -50,7 +55,7 @@ class EventLoopThread:
 
     def run(self, coro: Coroutine[Any, Any, T], timeout_s: float | None = None) -> T:
         """Runs ``coro`` on the loop and waits for its result (TimeoutError after ``timeout_s``)."""
-        if threading.current_thread() is self._thread:
+        if self.is_current:
             coro.close()
             raise RuntimeError("a coroutine on the loop thread cannot wait for the loop")
         with self._lock:
@@ -72,5 +77,5 @@ class EventLoopThread:
                 return
             self._stopped = True
             self._loop.call_soon_threadsafe(self._loop.stop)
-        if threading.current_thread() is not self._thread:
+        if not self.is_current:
             self._thread.join(timeout_s)

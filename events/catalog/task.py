@@ -1,0 +1,174 @@
+"""Events of the Task aggregate: one unit of work, leased to one worker at a time."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import ClassVar, Literal, get_args
+
+from pydantic import Field
+
+from events.base import DomainEvent, JsonObject, Kind, Label, ShortText
+from events.ids import Id
+
+__all__ = [
+    "ERROR_CLASSES",
+    "ErrorClass",
+    "ReportedErrorClass",
+    "TaskBlocked",
+    "TaskCancelled",
+    "TaskDeferred",
+    "TaskFailed",
+    "TaskHeartbeatReceived",
+    "TaskLeaseExpired",
+    "TaskLeased",
+    "TaskQueued",
+    "TaskRequeued",
+    "TaskRetryScheduled",
+    "TaskStarted",
+    "TaskSubmitted",
+    "TaskSucceeded",
+    "TaskUnblocked",
+]
+
+ReportedErrorClass = Literal[
+    "rate_limit",
+    "timeout",
+    "server_error",
+    "network",
+    "context_overflow",
+    "invalid_request",
+    "auth",
+    "content_filter",
+    "tool_error",
+    "unknown",
+]
+"""Why an attempt failed, as a worker reports it on ``task.fail``.
+
+``rate_limit`` (429), ``timeout``, ``server_error`` (5xx), ``network``: transient, retried.
+``context_overflow``, ``invalid_request`` (4xx), ``auth``, ``content_filter``, ``tool_error``
+and ``unknown``: retrying the same input would fail the same way, so the task fails.
+"""
+
+ErrorClass = ReportedErrorClass | Literal["lease_expired"]
+"""Every failure class; ``lease_expired`` is recorded by runlog itself when a lease lapses."""
+
+ERROR_CLASSES: tuple[str, ...] = (*get_args(ReportedErrorClass), "lease_expired")
+
+
+class _TaskEvent(DomainEvent):
+    aggregate: ClassVar[str] = "task"
+
+    task_id: Id
+
+
+class TaskSubmitted(_TaskEvent):
+    """A task was submitted for a run; it starts ``queued``.
+
+    When it must wait, the same atomic append adds ``TaskBlocked`` (dependencies)
+    or ``TaskDeferred`` (its workstream is not running).
+    """
+
+    run_id: Id
+    kind: Kind
+    priority: int = Field(ge=0, le=9)
+    resource: Label | None = None
+    max_attempts: int = Field(ge=1, le=100)
+    payload: JsonObject = Field(default_factory=dict)
+    workstream_id: Id | None = None
+    depends_on: list[Id] = Field(default_factory=list)
+    submitted_at: datetime
+
+
+class TaskDeferred(_TaskEvent):
+    """A queued task waits in ``pending`` until its workstream runs."""
+
+
+class TaskQueued(_TaskEvent):
+    """A pending task may be claimed again."""
+
+
+class TaskBlocked(_TaskEvent):
+    """The task waits on its dependencies or on something outside it."""
+
+    reason: ShortText = ""
+
+
+class TaskUnblocked(_TaskEvent):
+    """The block was lifted; the task is ``queued``."""
+
+
+class TaskLeased(_TaskEvent):
+    """A worker holds the task until ``lease_expires_at``; only this epoch may act on it."""
+
+    worker_id: Id
+    lease_epoch: int = Field(ge=1)
+    lease_expires_at: datetime
+    lease_ttl_s: float = Field(gt=0)
+    attempt: int = Field(ge=1)
+
+
+class TaskRequeued(_TaskEvent):
+    """A task whose retry time came is ``queued`` again."""
+
+
+class TaskStarted(_TaskEvent):
+    """The lease holder began working on the task."""
+
+    worker_id: Id
+    lease_epoch: int
+
+
+class TaskHeartbeatReceived(_TaskEvent):
+    """The lease holder is alive; the lease now runs until ``lease_expires_at``."""
+
+    worker_id: Id
+    lease_epoch: int
+    lease_expires_at: datetime
+
+
+class TaskSucceeded(_TaskEvent):
+    """The task finished successfully."""
+
+    worker_id: Id
+    lease_epoch: int
+    attempt: int
+    result: JsonObject | None = None
+
+
+class TaskRetryScheduled(_TaskEvent):
+    """An attempt failed transiently; the task waits in ``retry_wait`` until ``retry_at``."""
+
+    worker_id: Id | None = None
+    attempt: int
+    error_class: ErrorClass
+    message: ShortText = ""
+    retry_at: datetime
+
+
+class TaskFailed(_TaskEvent):
+    """The task failed for good: a permanent error, or its last attempt failed."""
+
+    worker_id: Id | None = None
+    attempt: int
+    error_class: ErrorClass
+    message: ShortText = ""
+
+
+class TaskLeaseExpired(_TaskEvent):
+    """The holder missed its lease; its epoch is void and the attempt counts as failed.
+
+    Always followed in the same append by ``TaskRetryScheduled`` or ``TaskFailed``
+    with ``error_class`` ``lease_expired``.
+    """
+
+    worker_id: Id
+    lease_epoch: int
+    """The epoch that expired; the task's epoch is one more from now on."""
+    lease_expires_at: datetime
+
+
+class TaskCancelled(_TaskEvent):
+    """The task was cancelled; a holder (``worker_id``) must stop and loses its lease."""
+
+    reason: ShortText = ""
+    worker_id: Id | None = None

@@ -1,0 +1,135 @@
+"""Commands per second through the running command service, against two baselines.
+
+Run by hand: ``python tests/bench/bench_commands.py [--runs N] [--rounds R]``.
+
+64 concurrent clients (a separate process) each drive whole runs: create, start,
+4 x usage.record (priced), succeed. In the same run, against:
+
+(a) a raw nats-py responder doing the same JetStream append per request
+    (JSON decode, one append with a msg id and the OCC header, a reply), both as a
+    plain subscription callback (sequential, how nats-py runs callbacks) and with a
+    task per request (concurrent, the stronger baseline);
+(b) the same command mix on an ``eventsourcing`` Application with SQLite in a
+    file, in-process (no network), sequential and with 8 threads.
+
+Rounds alternate the contenders so machine noise hits all of them alike.
+Targets: >= 0.5x (a) and >= 3x (b).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+if __package__ in (None, ""):  # run as a script: make the project root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from services.bootstrap import serve  # noqa: E402
+from services.settings import Settings  # noqa: E402
+from services.store import JetStreamEventStore  # noqa: E402
+from tests.bench import es_sqlite_baseline  # noqa: E402
+from tests.bench.common import private_nats  # noqa: E402
+
+LOAD = Path(__file__).with_name("command_load.py")
+
+
+def run_load(url: str, runs_per_client: int, tag: str) -> dict[str, float]:
+    out = subprocess.run([sys.executable, str(LOAD), url, "--runs", str(runs_per_client),
+                          "--tag", tag], capture_output=True, text=True, check=True)
+    result: dict[str, float] = json.loads(out.stdout)
+    return result
+
+
+async def runlog_round(url: str, runs: int, tag: str, data_dir: Path) -> dict[str, float]:
+    settings = Settings(nats_url=url, data_dir=data_dir, stream=f"B_{tag}")
+    async with serve(settings, url, projectors=False) as instance:
+        result = await asyncio.to_thread(run_load, url, runs, tag)
+        await instance.store.js.delete_stream(settings.stream)
+    return result
+
+
+async def raw_round(url: str, runs: int, tag: str, concurrent: bool) -> dict[str, float]:
+    nc = await nats.connect(url)
+    store = JetStreamEventStore(nc, stream=f"R_{tag}")
+    await store.ensure_stream()
+    js = nc.jetstream()
+    last: dict[str, int] = {}
+
+    async def append_and_reply(msg: Msg) -> None:
+        body = json.loads(msg.data)
+        subject = f"runlog.evt.run.{body['run_id']}"
+        ack = await js.publish(subject, msg.data, headers={
+            "Nats-Msg-Id": uuid.uuid4().hex,
+            "Nats-Expected-Last-Subject-Sequence": str(last.get(subject, 0))})
+        last[subject] = ack.seq
+        await msg.respond(json.dumps({"ok": True, "seq": ack.seq}).encode())
+
+    async def callback(msg: Msg) -> None:
+        if concurrent:
+            asyncio.create_task(append_and_reply(msg))
+        else:
+            await append_and_reply(msg)
+
+    await nc.subscribe("runlog.cmd.>", queue="raw", cb=callback)
+    try:
+        return await asyncio.to_thread(run_load, url, runs, tag)
+    finally:
+        await js.delete_stream(store.stream)
+        await nc.close()
+
+
+def show(name: str, result: dict[str, float]) -> None:
+    print(f"  {name:<28} {result['commands_per_s']:>8,.0f} commands/s   "
+          f"p50 {result['p50_ms']:.1f} ms  p99 {result['p99_ms']:.1f} ms"
+          f"{'   FAILURES ' + str(result['failures']) if result['failures'] else ''}")
+
+
+async def main(runs: int, rounds: int) -> None:
+    best: dict[str, dict[str, float]] = {}
+    with private_nats() as url, tempfile.TemporaryDirectory() as data:
+        for n in range(rounds):
+            print(f"round {n + 1}")
+            results = {
+                "runlog": await runlog_round(url, runs, f"s{n}", Path(data) / f"s{n}"),
+                "raw nats-py (sequential)": await raw_round(url, runs, f"q{n}", False),
+                "raw nats-py (concurrent)": await raw_round(url, runs, f"c{n}", True),
+            }
+            for name, result in results.items():
+                show(name, result)
+                if result["commands_per_s"] > best.get(name, {"commands_per_s": 0})["commands_per_s"]:
+                    best[name] = result
+    es_runs = runs * 64 // 4
+    es = {"eventsourcing+SQLite (1 thread)": es_sqlite_baseline.measure(es_runs, 1),
+          "eventsourcing+SQLite (8 threads)": es_sqlite_baseline.measure(es_runs, 8)}
+    summarize(best, es)
+
+
+def summarize(best: dict[str, dict[str, float]], es: dict[str, float]) -> None:
+    ours = best["runlog"]["commands_per_s"]
+    print(f"\nbest of rounds ({best['runlog']['commands']:.0f} commands each):")
+    for name, result in best.items():
+        show(name, result)
+    for name, rate in es.items():
+        print(f"  {name:<28} {rate:>8,.0f} commands/s")
+    seq, conc = (best[f"raw nats-py ({k})"]["commands_per_s"] for k in ("sequential", "concurrent"))
+    es_best = max(es.values())
+    print(f"\nratio vs raw responder: {ours / seq:.2f}x sequential, {ours / conc:.2f}x concurrent"
+          f" (target >= 0.5)\nratio vs eventsourcing+SQLite: {ours / es_best:.2f}x (target >= 3)")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=12, help="runs per client (7 commands each)")
+    parser.add_argument("--rounds", type=int, default=3)
+    options = parser.parse_args()
+    asyncio.run(main(options.runs, options.rounds))
