@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nats
+import nats.errors
 from faststream.nats import NatsBroker
 from nats.aio.client import Client
 
@@ -19,6 +20,7 @@ from .command_service import AggregateRepository, CommandExecutor, register_comm
 from .command_service.app import CommandDispatcher
 from .command_service.task_queue import TaskQueueIndex
 from .embedded_nats import EmbeddedNats
+from .errors import StoreUnavailable
 from .policies import LeaseExpiryPolicy
 from .pricing import load_price_file, seed_commands
 from .read_side import start_read_side
@@ -28,6 +30,7 @@ from .store import JetStreamEventStore
 __all__ = [
     "Instance",
     "build_broker",
+    "connect_nats",
     "connect_store",
     "nats_server",
     "running_instance",
@@ -48,10 +51,25 @@ def nats_server(settings: Settings) -> contextlib.AbstractContextManager[str] | 
         yield server.url
 
 
+async def _log_nats_error(error: Exception) -> None:
+    # nats-py's default prints a traceback for every failed (re)connect attempt.
+    log.warning("NATS: %s", error or type(error).__name__)
+
+
+async def connect_nats(url: str, name: str = "runlog", timeout_s: float = 15.0) -> Client:
+    """Connects with a deadline: nats-py alone keeps retrying a first connect for minutes."""
+    try:
+        return await asyncio.wait_for(
+            nats.connect(url, name=name, connect_timeout=min(5.0, timeout_s),
+                         max_reconnect_attempts=-1, error_cb=_log_nats_error), timeout_s)
+    except (TimeoutError, OSError, nats.errors.Error) as error:
+        raise StoreUnavailable(f"cannot reach NATS at {url} ({type(error).__name__})") from None
+
+
 async def connect_store(url: str, settings: Settings, name: str = "runlog") -> tuple[
         Client, JetStreamEventStore]:
     """Connects to NATS and returns the client and an event store on the configured stream."""
-    nc = await nats.connect(url, name=name, max_reconnect_attempts=-1)
+    nc = await connect_nats(url, name)
     store = JetStreamEventStore(nc, stream=settings.stream, replicas=settings.replicas,
                                 duplicate_window_s=settings.duplicate_window_s)
     await store.ensure_stream()

@@ -10,11 +10,15 @@ from collections.abc import Mapping
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from services.errors import StoreError
+
 from .records import RecordedEvent
 
 __all__ = ["DirectGetter"]
 
 _BATCH = 256
+_NO_MORE = frozenset({"404", "204"})
+"""Statuses meaning "no (more) messages"; any other one (503: no stream) is an error."""
 
 
 class DirectGetter:
@@ -28,11 +32,16 @@ class DirectGetter:
         self._tokens = itertools.count()
         self._queues: dict[str, asyncio.Queue[Msg]] = {}
         self._started = False
+        self._starting = asyncio.Lock()
 
     async def _ensure_inbox(self) -> None:
-        if not self._started:
-            await self._nc.subscribe(f"{self._prefix}.*", cb=self._route)
-            self._started = True
+        # Two first readers must not both subscribe: every reply would arrive twice.
+        if self._started:
+            return
+        async with self._starting:
+            if not self._started:
+                await self._nc.subscribe(f"{self._prefix}.*", cb=self._route)
+                self._started = True
 
     async def _route(self, msg: Msg) -> None:
         queue = self._queues.get(msg.subject)
@@ -56,8 +65,12 @@ class DirectGetter:
         replies: list[Msg] = []
         while True:
             msg = await queue.get()
+            status = _status(msg)
+            if status and status not in _NO_MORE:
+                description = (msg.headers or {}).get("Description", "")
+                raise StoreError(f"direct get refused: {status} {description}".strip())
             replies.append(msg)
-            if "batch" not in body or (msg.headers or {}).get("Status"):
+            if "batch" not in body or status:
                 return replies
 
     async def read_subject(self, subject: str, from_seq: int = 1) -> list[RecordedEvent]:
@@ -85,6 +98,10 @@ class DirectGetter:
         if (reply.headers or {}).get("Status"):
             return None
         return _to_event(reply)
+
+
+def _status(msg: Msg) -> str | None:
+    return (msg.headers or {}).get("Status")
 
 
 def _to_event(msg: Msg) -> RecordedEvent:

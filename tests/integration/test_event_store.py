@@ -7,9 +7,12 @@ import uuid
 
 import pytest
 
+from nats.aio.client import Client
+
 from events import EventEnvelope, event_subject, utc_now
-from services.errors import ConcurrencyConflict
+from services.errors import ConcurrencyConflict, StoreError
 from services.store import JetStreamEventStore, RecordedEvent
+from tests.support.nats_server import unique_prefix, unique_stream_name
 
 pytestmark = pytest.mark.nats
 
@@ -138,3 +141,19 @@ async def test_ensure_stream_is_idempotent(store: JetStreamEventStore) -> None:
     info = await store.js.stream_info(store.stream)
     assert info.config.allow_direct and info.config.allow_atomic
     assert info.state.messages == 1
+
+
+async def test_first_concurrent_reads_do_not_duplicate_events(nc: Client) -> None:
+    writer = JetStreamEventStore(nc, stream=unique_stream_name(), subject_prefix=unique_prefix())
+    await writer.ensure_stream()
+    await writer.append([make_event("r1", 1, "c1"), make_event("r1", 2, "c1")], 0)
+    reader = JetStreamEventStore(nc, stream=writer.stream, subject_prefix=writer.subject_prefix)
+    reads = await asyncio.gather(*(reader.read("run", "r1") for _ in range(10)))
+    assert [[e.seq for e in events] for events in reads] == [[1, 2]] * 10
+    await writer.js.delete_stream(writer.stream)
+
+
+async def test_reading_a_missing_stream_is_an_error_not_an_empty_history(nc: Client) -> None:
+    missing = JetStreamEventStore(nc, stream=unique_stream_name(), timeout_s=2)
+    with pytest.raises(StoreError):
+        await missing.read("run", "r1")
