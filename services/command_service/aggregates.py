@@ -27,7 +27,6 @@ class CommandRecord:
     version: int
     seq: int
     event_types: tuple[str, ...]
-    first_event: dict[str, Any]
 
 
 @dataclass(slots=True)
@@ -58,12 +57,8 @@ class Loaded:
         self.version = envelope.version
         self.last_seq = seq
         record = self.commands.get(envelope.command_id)
-        if record is None:
-            self.commands[envelope.command_id] = CommandRecord(
-                envelope.version, seq, (envelope.type,), envelope.data)
-        else:
-            self.commands[envelope.command_id] = CommandRecord(
-                envelope.version, seq, (*record.event_types, envelope.type), record.first_event)
+        types = (*record.event_types, envelope.type) if record else (envelope.type,)
+        self.commands[envelope.command_id] = CommandRecord(envelope.version, seq, types)
 
 
 def to_domain_event(envelope: EventEnvelope) -> DomainEvent:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import json
 import logging
 import random
 import time
@@ -172,9 +173,9 @@ class CommandExecutor:
         for loaded in updated:
             self.repository.remember(loaded)
         # This replica's claims see its own task writes at once, not when the feed catches up.
-        for envelope, seq in committed.written:
-            if envelope.aggregate == "task":
-                self.task_index.observe(envelope.to_dict(), seq)
+        for written in committed.written:
+            if written.aggregate == "task":
+                self.task_index.observe(json.loads(written.payload), written.seq)
         types = [e.type_name() for c in changes for e in c.events]
         extra = await decision.extra(updated) if decision.extra else None
         return ok_reply(updated[0].aggregate_id, updated[0].version, result.last_seq, types,
