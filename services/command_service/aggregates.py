@@ -8,7 +8,7 @@ from its last known sequence and decides again.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from events import EventEnvelope, event_subject
@@ -87,16 +87,27 @@ class AggregateRepository:
         return loaded
 
     async def refresh(self, aggregate: str, aggregate_id: str) -> Loaded:
-        """Reads any events written after the cached position (another replica's writes)."""
-        loaded = await self.load(aggregate, aggregate_id)
-        await self._catch_up(loaded)
-        return loaded
+        """Reads any events written after the cached position (another replica's writes).
+
+        It catches up a copy: commands in flight may still be deciding on the cached
+        object, and must see it unchanged (their append's concurrency check then
+        tells them it is stale).
+        """
+        cached = await self.load(aggregate, aggregate_id)
+        fresh = replace(cached)
+        await self._catch_up(fresh)
+        current = self._cache.get((aggregate, aggregate_id))
+        if current is None or current.last_seq <= fresh.last_seq:
+            self.remember(fresh)
+            return fresh
+        return current
 
     async def _catch_up(self, loaded: Loaded) -> None:
         machine = MACHINES[loaded.aggregate]
         subject = event_subject(loaded.aggregate, loaded.aggregate_id, self._store.subject_prefix)
         for recorded in await self._store.read_subject(subject, loaded.last_seq + 1):
-            apply_recorded(loaded, machine, recorded)
+            if recorded.seq > loaded.last_seq:
+                apply_recorded(loaded, machine, recorded)
 
     def remember(self, loaded: Loaded) -> None:
         """Caches ``loaded`` as the newest known state."""
