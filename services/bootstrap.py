@@ -7,7 +7,7 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
-def nats_server(settings: Settings) -> contextlib.AbstractContextManager[str] | object:
+def nats_server(settings: Settings) -> Iterator[str]:
     """Yields the NATS URL: ``RUNLOG_NATS_URL`` or a freshly started embedded server."""
     if settings.nats_url:
         yield settings.nats_url
@@ -141,7 +141,7 @@ async def _stop_quietly(*steps: Awaitable[object]) -> None:
     for step in steps:
         try:
             await step
-        except Exception as error:  # noqa: BLE001 - shutdown must go on
+        except Exception as error:
             log.warning("shutdown step failed: %s", error)
 
 

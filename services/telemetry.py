@@ -36,8 +36,8 @@ def _exporter(kind: str, signal: str) -> Any:
     if kind == "console":
         return ConsoleSpanExporter() if signal == "traces" else ConsoleMetricExporter()
     if kind == "otlp":
-        module = importlib.import_module(
-            f"opentelemetry.exporter.otlp.proto.grpc.{'trace' if signal == 'traces' else 'metric'}_exporter")
+        name = "trace_exporter" if signal == "traces" else "metric_exporter"
+        module = importlib.import_module(f"opentelemetry.exporter.otlp.proto.grpc.{name}")
         return module.OTLPSpanExporter() if signal == "traces" else module.OTLPMetricExporter()
     raise ValueError(f"OTEL_{signal.upper()}_EXPORTER={kind!r} is not supported here")
 

@@ -32,7 +32,8 @@ async def nc(nats_url: str) -> AsyncIterator[Client]:
 @pytest.fixture
 async def store(nc: Client) -> AsyncIterator[JetStreamEventStore]:
     """An event store on a fresh stream with its own subject prefix."""
-    event_store = JetStreamEventStore(nc, stream=unique_stream_name(), subject_prefix=unique_prefix())
+    event_store = JetStreamEventStore(nc, stream=unique_stream_name(),
+                                      subject_prefix=unique_prefix())
     await event_store.ensure_stream()
     yield event_store
     await event_store.js.delete_stream(event_store.stream)

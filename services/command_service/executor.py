@@ -78,8 +78,8 @@ class CommandExecutor:
         # Without an SDK tracer provider every span would be a no-op that still costs
         # ~13% of a command; the caller's trace context is then carried on as is.
         self._tracing = not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
-        self._carried: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar(
-            "runlog_trace_headers", default={})
+        self._carried: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+            "runlog_trace_headers", default=None)
 
     async def execute(self, subject_suffix: str, body: bytes,
                       headers: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -161,7 +161,7 @@ class CommandExecutor:
             return ok_reply(primary.aggregate_id, primary.version, primary.last_seq, [], extra)
         changes = [c for c in decision.changes if c.events]
         # Events carry only the trace context: never other headers a client sent.
-        trace_headers = inject_context() if self._tracing else self._carried.get()
+        trace_headers = inject_context() if self._tracing else self._carried.get() or {}
         started = time.perf_counter()
         with self._span("append", SpanKind.PRODUCER):
             committed = await commit(self.store, changes, command.command_id or "",

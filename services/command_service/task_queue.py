@@ -95,7 +95,7 @@ class TaskQueueIndex:
         """Folds one task event (its flat wire form) written at ``seq``; repeats are ignored."""
         task_id = str(event["aggregate_id"])
         entry = self._tasks.get(task_id)
-        if entry is not None and seq <= entry.seq or seq <= self._ended.get(task_id, 0):
+        if (entry is not None and seq <= entry.seq) or seq <= self._ended.get(task_id, 0):
             return
         if event["type"] == "TaskSubmitted":
             entry = _Entry(str(event["kind"]), int(str(event["priority"])), seq, "")

@@ -191,7 +191,8 @@ async def _close_run(client: CommandClient, run_id: str, verdict: str, report: D
             await client.send("run.succeed", run_id=run_id)
             report.outcomes["run succeeded"] += 1
         else:
-            await client.send("run.fail", run_id=run_id, reason="a task failed or the budget ran out")
+            await client.send("run.fail", run_id=run_id,
+                              reason="a task failed or the budget ran out")
             report.outcomes["run failed"] += 1
     except CommandRefused as refused:
         report.outcomes[f"run close refused: {refused.code}"] += 1

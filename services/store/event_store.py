@@ -90,7 +90,7 @@ class JetStreamEventStore:
         expected_last_seq: int,
         headers: dict[str, str] | None = None,
     ) -> AppendResult:
-        """Appends one aggregate's new events if its last sequence is still ``expected_last_seq``."""
+        """Appends one aggregate's events if its last sequence is still ``expected_last_seq``."""
         if not events:
             raise ValueError("append needs at least one event")
         first = events[0]

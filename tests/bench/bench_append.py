@@ -25,7 +25,7 @@ if __package__ in (None, ""):  # run as a script: make the project root importab
 
 from events import EventEnvelope, utc_now
 from services.store import JetStreamEventStore
-from tests.bench.common import Timer, private_nats, summary  # noqa: E402
+from tests.bench.common import Timer, private_nats, summary
 
 CONCURRENCY = 64
 AGGREGATES = 1000

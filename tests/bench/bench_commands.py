@@ -28,17 +28,16 @@ import uuid
 from pathlib import Path
 
 import nats
-from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 if __package__ in (None, ""):  # run as a script: make the project root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from services.bootstrap import serve  # noqa: E402
-from services.settings import Settings  # noqa: E402
-from services.store import JetStreamEventStore  # noqa: E402
-from tests.bench import es_sqlite_baseline  # noqa: E402
-from tests.bench.common import private_nats  # noqa: E402
+from services.bootstrap import serve
+from services.settings import Settings
+from services.store import JetStreamEventStore
+from tests.bench import es_sqlite_baseline
+from tests.bench.common import private_nats
 
 LOAD = Path(__file__).with_name("command_load.py")
 
@@ -74,9 +73,13 @@ async def raw_round(url: str, runs: int, tag: str, concurrent: bool) -> dict[str
         last[subject] = ack.seq
         await msg.respond(json.dumps({"ok": True, "seq": ack.seq}).encode())
 
+    in_flight: set[asyncio.Task[None]] = set()
+
     async def callback(msg: Msg) -> None:
         if concurrent:
-            asyncio.create_task(append_and_reply(msg))
+            task = asyncio.create_task(append_and_reply(msg))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
         else:
             await append_and_reply(msg)
 
@@ -106,7 +109,7 @@ async def main(runs: int, rounds: int) -> None:
             }
             for name, result in results.items():
                 show(name, result)
-                if result["commands_per_s"] > best.get(name, {"commands_per_s": 0})["commands_per_s"]:
+                if result["commands_per_s"] > best.get(name, {}).get("commands_per_s", 0):
                     best[name] = result
     es_runs = runs * 64 // 4
     es = {"eventsourcing+SQLite (1 thread)": es_sqlite_baseline.measure(es_runs, 1),

@@ -14,7 +14,8 @@ pytestmark = pytest.mark.nats
 
 
 async def test_concurrent_refreshes_fold_each_event_once(store: JetStreamEventStore) -> None:
-    created = await store.append([make_event("r1", 1, "c1", "RunCreated", run_id="r1", name="n")], 0)
+    created = await store.append([make_event("r1", 1, "c1", "RunCreated", run_id="r1",
+                                             name="n")], 0)
     repository = AggregateRepository(store)
     cached = await repository.load("run", "r1")
     await store.append([make_event("r1", 2, "c2", "RunStarted", run_id="r1")], created.last_seq)
@@ -25,7 +26,8 @@ async def test_concurrent_refreshes_fold_each_event_once(store: JetStreamEventSt
 
 async def test_load_serves_the_cache_and_refresh_sees_other_writers(
         store: JetStreamEventStore) -> None:
-    created = await store.append([make_event("r1", 1, "c1", "RunCreated", run_id="r1", name="n")], 0)
+    created = await store.append([make_event("r1", 1, "c1", "RunCreated", run_id="r1",
+                                             name="n")], 0)
     repository = AggregateRepository(store)
     first = await repository.load("run", "r1")
     await store.append([make_event("r1", 2, "c2", "RunStarted", run_id="r1")], created.last_seq)

@@ -6,7 +6,6 @@ import asyncio
 import uuid
 
 import pytest
-
 from nats.aio.client import Client
 
 from events import EventEnvelope, event_subject, utc_now
@@ -95,8 +94,8 @@ async def test_twenty_concurrent_writers_exactly_one_wins_each_version(
             stored = await store.read("run", "hot")
             expected = stored[-1].seq if stored else 0
             try:
-                await store.append([make_event("hot", len(stored) + 1, f"w{worker}-{uuid.uuid4().hex}")],
-                                   expected)
+                command_id = f"w{worker}-{uuid.uuid4().hex}"
+                await store.append([make_event("hot", len(stored) + 1, command_id)], expected)
                 wins += 1
             except ConcurrencyConflict:
                 pass
@@ -139,7 +138,8 @@ async def test_ensure_stream_is_idempotent(store: JetStreamEventStore) -> None:
     await store.append([make_event("r1", 1, "c1")], 0)
     await store.ensure_stream()
     info = await store.js.stream_info(store.stream)
-    assert info.config.allow_direct and info.config.allow_atomic
+    assert info.config.allow_direct
+    assert info.config.allow_atomic
     assert info.state.messages == 1
 
 
