@@ -55,20 +55,28 @@ def configure_telemetry(
     if env.get("OTEL_SDK_DISABLED", "").lower() == "true":
         return None
     resource = Resource.create({"service.name": env.get("OTEL_SERVICE_NAME", service_name)})
-    provider = TracerProvider(resource=resource)
+    _configure_metrics(env.get("OTEL_METRICS_EXPORTER", "none"), resource)
     traces_kind = env.get("OTEL_TRACES_EXPORTER", "none")
+    if span_processor is None and traces_kind == "none":
+        # No provider at all: the command path then skips span work entirely and
+        # only carries the caller's traceparent onto the events.
+        return None
+    provider = TracerProvider(resource=resource)
     if span_processor is not None:
         provider.add_span_processor(span_processor)
-    elif traces_kind != "none":
+    else:
         exporter: SpanExporter = _exporter(traces_kind, "traces")
         provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
-    metrics_kind = env.get("OTEL_METRICS_EXPORTER", "none")
-    if metrics_kind != "none":
-        metric_exporter: MetricExporter = _exporter(metrics_kind, "metrics")
-        reader = PeriodicExportingMetricReader(metric_exporter)
-        metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=[reader]))
     return provider
+
+
+def _configure_metrics(kind: str, resource: Resource) -> None:
+    if kind == "none":
+        return
+    exporter: MetricExporter = _exporter(kind, "metrics")
+    reader = PeriodicExportingMetricReader(exporter)
+    metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=[reader]))
 
 
 def extract_context(headers: Mapping[str, str] | None) -> Context | None:

@@ -10,6 +10,7 @@ from types import ModuleType
 
 from services.errors import RunlogError
 from services.settings import Settings
+from services.telemetry import configure_telemetry
 
 from . import demo, models, replay, send, sql, up
 
@@ -34,6 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    provider = configure_telemetry()
     try:
         return int(args.run(args, Settings()))
     except RunlogError as error:
@@ -41,3 +43,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    finally:
+        if provider is not None:
+            provider.shutdown()  # flushes the batched spans

@@ -97,11 +97,33 @@ def register_command_handlers(
     dispatcher = CommandDispatcher(broker, executor, max_in_flight)
     for command_cls in COMMANDS.values():
         _subscribe(broker, dispatcher, queue, f"{_PREFIX}{command_cls.subject}",
-                   command_cls.model_json_schema(), _describe(command_cls), command_cls.__name__)
+                   _inline_definitions(command_cls.model_json_schema()), _describe(command_cls),
+                   command_cls.__name__)
     _subscribe(broker, dispatcher, queue, f"{_PREFIX}>", {"type": "object"},
                "Any other subject under runlog.cmd: answered with unknown_command.",
                "UnknownCommand")
     return dispatcher
+
+
+def _inline_definitions(schema: dict[str, Any]) -> dict[str, Any]:
+    """The JSON schema with each ``#/$defs/...`` reference replaced by its definition."""
+    # WithJsonSchema cannot carry ``$defs``: pydantic fails to resolve their references
+    # when FastStream builds the AsyncAPI document. Commands are not recursive.
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            siblings = {key: resolve(value) for key, value in node.items() if key != "$ref"}
+            return resolve(definitions[ref.removeprefix("#/$defs/")]) | siblings
+        return {key: resolve(value) for key, value in node.items()}
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
 
 
 def _describe(command_cls: type[Command]) -> str:

@@ -35,7 +35,6 @@ from .task_queue import TaskQueueIndex
 __all__ = ["CommandExecutor"]
 
 log = logging.getLogger(__name__)
-tracer = trace.get_tracer("runlog.commands")
 meter = metrics.get_meter("runlog.commands")
 command_counter = meter.create_counter("runlog.commands", description="Commands handled")
 command_duration = meter.create_histogram("runlog.command.duration", unit="ms",
@@ -63,7 +62,7 @@ class CommandExecutor:
         self, store: JetStreamEventStore, repository: AggregateRepository | None = None,
         max_command_bytes: int = 64 * 1024, occ_retries: int = 8,
         clock: Callable[[], datetime] = utc_now, task_index: TaskQueueIndex | None = None,
-        lease_ttl_s: float = 30.0,
+        lease_ttl_s: float = 30.0, tracer_provider: trace.TracerProvider | None = None,
     ) -> None:
         self.store = store
         self.repository = repository or AggregateRepository(store)
@@ -77,7 +76,9 @@ class CommandExecutor:
         self._locks = [asyncio.Lock() for _ in range(_LOCK_STRIPES)]
         # Without an SDK tracer provider every span would be a no-op that still costs
         # ~13% of a command; the caller's trace context is then carried on as is.
-        self._tracing = not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+        provider = tracer_provider or trace.get_tracer_provider()
+        self._tracing = not isinstance(provider, trace.ProxyTracerProvider)
+        self._tracer = provider.get_tracer("runlog.commands")
         self._carried: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
             "runlog_trace_headers", default=None)
 
@@ -102,7 +103,7 @@ class CommandExecutor:
     async def _execute_traced(self, subject_suffix: str, body: bytes,
                               headers: Mapping[str, str] | None) -> tuple[dict[str, Any], str]:
         subject = f"runlog.cmd.{subject_suffix}"
-        with tracer.start_as_current_span(
+        with self._tracer.start_as_current_span(
             f"{subject} process", context=extract_context(headers), kind=SpanKind.SERVER,
             attributes={"messaging.system": "nats", "messaging.destination.name": subject},
         ) as span:
@@ -115,7 +116,7 @@ class CommandExecutor:
 
     def _span(self, name: str, kind: SpanKind = SpanKind.INTERNAL) -> Any:
         """A child span when tracing is on; nothing at all otherwise."""
-        return tracer.start_as_current_span(name, kind=kind) if self._tracing else _NO_SPAN
+        return self._tracer.start_as_current_span(name, kind=kind) if self._tracing else _NO_SPAN
 
     async def _execute(self, subject_suffix: str, body: bytes) -> dict[str, Any]:
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .breakers import acquire_breaker
 from .dependencies import with_dependencies
+from .runs import create_run
 from .session import Decision, Plan, Session, single_aggregate, with_run
 from .tasks import claim_task, end_lease, submit_task
 from .usage import record_usage
@@ -16,6 +17,7 @@ from .usage import record_usage
 __all__ = ["PLANS", "Decision", "Plan", "Session", "plan_for"]
 
 PLANS: dict[str, Plan] = {
+    "run.create": create_run,
     "task.submit": submit_task,
     "task.claim": claim_task,
     "task.succeed": end_lease,

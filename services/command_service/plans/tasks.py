@@ -41,8 +41,13 @@ async def submit_task(session: Session, command: Command) -> Decision:
 async def end_lease(session: Session, command: Command) -> Decision:
     """succeed / fail / cancel / expire_lease: the task's events, and the holder's slot freed."""
     loaded_task = await load_target(session, command)
-    if loaded_task.commands.get(command.command_id or ""):
-        holder = getattr(loaded_task.state, "worker_id", None)
+    record = loaded_task.commands.get(command.command_id or "")
+    if record:
+        # The holder then, named on the event written: the task may have a new holder now.
+        first = await _event_of(session, "task", loaded_task.aggregate_id,
+                                record.seq - len(record.event_types) + 1,
+                                record.event_types[0], command.command_id or "")
+        holder = first.get("worker_id")
         loaded_worker = await session.load("worker", holder) if holder else None
         return seen_before(loaded_task, command, loaded_worker)  # type: ignore[return-value]
     decision = decide_on(session, loaded_task, command, None)

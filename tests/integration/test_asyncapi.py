@@ -1,0 +1,137 @@
+"""The committed AsyncAPI document: current, complete, valid and stable across processes."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import pytest
+from faststream.exceptions import IncorrectState
+from faststream.nats import NatsBroker
+from faststream.specification.asyncapi.v3_0_0.schema import ApplicationSchema
+
+from events.commands import COMMANDS
+from services.command_service import asyncapi
+from services.command_service.asyncapi import DOCUMENT, REGENERATE, render
+from services.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def resolve(node: Any, root: dict[str, Any]) -> Any:
+    """``node`` with every local ``$ref`` replaced by what it points to inside ``root``."""
+    if isinstance(node, list):
+        return [resolve(item, root) for item in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    if not (isinstance(ref, str) and ref.startswith("#/")):
+        return {key: resolve(value, root) for key, value in node.items()}
+    target: Any = root
+    for token in ref[2:].split("/"):
+        # JSON pointer in a URI fragment: percent-encoded, then ~1 and ~0 escaped.
+        target = target[unquote(token).replace("~1", "/").replace("~0", "~")]
+    siblings = {key: value for key, value in node.items() if key != "$ref"}
+    return resolve(target, root) | resolve(siblings, root)
+
+
+def model_payload(subject: str) -> dict[str, Any]:
+    """A command's own JSON schema, references resolved, without its title."""
+    schema = COMMANDS[subject].model_json_schema()
+    resolved: dict[str, Any] = resolve(schema, schema)
+    return {k: v for k, v in resolved.items() if k not in ("$defs", "title")}
+
+
+def document_payload(document: dict[str, Any], address: str) -> dict[str, Any]:
+    """The payload schema the document gives the one message of a channel, resolved."""
+    [message] = document["channels"][address]["messages"].values()
+    payload: dict[str, Any] = resolve(message, document)["payload"]
+    return {k: v for k, v in payload.items() if k != "title"}
+
+
+@pytest.fixture(scope="module")
+def document() -> dict[str, Any]:
+    """The document as the code generates it now."""
+    generated: dict[str, Any] = json.loads(render())
+    return generated
+
+
+def test_committed_document_is_current() -> None:
+    committed = DOCUMENT.read_text(encoding="utf-8") if DOCUMENT.exists() else ""
+    generated = render()
+    if committed != generated:
+        diff = difflib.unified_diff(committed.splitlines(), generated.splitlines(),
+                                    "committed", "generated", lineterm="", n=1)
+        hint = "\n".join(list(diff)[:30])
+        pytest.fail(f"docs/asyncapi.json is stale: run {REGENERATE}\n{hint}")
+    assert asyncapi.main(["--check"]) == 0
+
+
+def test_document_is_asyncapi_3_that_faststream_can_serve() -> None:
+    parsed = ApplicationSchema.model_validate_json(DOCUMENT.read_bytes())
+    assert parsed.asyncapi == "3.0.0"
+
+
+def test_every_command_subject_is_a_channel_with_its_payload_schema(
+        document: dict[str, Any]) -> None:
+    expected = {f"runlog.cmd.{subject}" for subject in COMMANDS} | {"runlog.cmd.>"}
+    assert set(document["channels"]) == expected
+    for subject in COMMANDS:
+        address = f"runlog.cmd.{subject}"
+        channel = document["channels"][address]
+        assert channel["address"] == address
+        assert channel["bindings"]["nats"]["queue"] == Settings.model_construct().command_queue
+        assert document_payload(document, address) == model_payload(subject), subject
+        assert document["operations"][address]["action"] == "receive"
+
+
+def test_catch_all_subject_is_documented(document: dict[str, Any]) -> None:
+    channel = document["channels"]["runlog.cmd.>"]
+    assert "unknown_command" in channel["description"]
+    assert document_payload(document, "runlog.cmd.>") == {"type": "object"}
+
+
+def test_nested_models_are_inlined_not_dangling(document: dict[str, Any]) -> None:
+    # A "#/$defs/..." reference copied from pydantic would point nowhere in this document.
+    assert "#/$defs/" not in json.dumps(document)
+    budget = document_payload(document, "runlog.cmd.run.create")["properties"]["budget"]
+    assert {"max_tokens", "max_cost_usd"} <= set(budget["anyOf"][0]["properties"])
+
+
+@pytest.mark.parametrize(("variable", "value"), [
+    ("PYTHONHASHSEED", "1"), ("PYTHONHASHSEED", "2"), ("RUNLOG_COMMAND_QUEUE", "elsewhere"),
+])
+def test_another_process_generates_the_same_text(variable: str, value: str) -> None:
+    env = os.environ | {variable: value}
+    done = subprocess.run(
+        [sys.executable, "-c",
+         "import sys; from services.command_service.asyncapi import render; "
+         "sys.stdout.write(render())"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == render()
+
+
+def test_main_writes_and_checks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "docs" / "asyncapi.json"
+    monkeypatch.setattr(asyncapi, "DOCUMENT", target)
+    assert asyncapi.main(["--check"]) == 1
+    assert asyncapi.main([]) == 0
+    assert target.read_text(encoding="utf-8") == render()
+    assert asyncapi.main(["--check"]) == 0
+    target.write_text("{}\n", encoding="utf-8")
+    assert asyncapi.main(["--check"]) == 1
+
+
+def test_documentation_app_never_connected() -> None:
+    broker = asyncapi.app.broker
+    assert isinstance(broker, NatsBroker)
+    assert not broker.running
+    with pytest.raises(IncorrectState):
+        _ = broker.connection
