@@ -21,9 +21,9 @@ from .command_service.app import CommandDispatcher
 from .command_service.task_queue import TaskQueueIndex
 from .embedded_nats import EmbeddedNats
 from .errors import StoreUnavailable
-from .policies import LeaseExpiryPolicy
+from .policies import LeaseExpiryPolicy, RunEndPolicy
 from .pricing import load_price_file, seed_commands
-from .read_side import start_read_side
+from .read_side import LiveReadSide, start_read_side
 from .settings import Settings
 from .store import JetStreamEventStore
 
@@ -100,6 +100,8 @@ class Instance:
     executor: CommandExecutor
     broker: NatsBroker
     dispatcher: CommandDispatcher
+    read_side: LiveReadSide | None = None
+    """The projectors and SQL of this process, when it runs them."""
 
 
 def _write_instance_file(settings: Settings, url: str) -> Path:
@@ -120,13 +122,14 @@ async def running_instance(settings: Settings, url: str) -> AsyncIterator[Instan
                                settings.occ_retries, task_index=task_index,
                                lease_ttl_s=settings.lease_ttl_s)
     broker, dispatcher = build_broker(url, settings, executor)
-    policy = asyncio.create_task(LeaseExpiryPolicy(executor).run())
+    policies = [asyncio.create_task(LeaseExpiryPolicy(executor).run()),
+                asyncio.create_task(RunEndPolicy(executor, store).run())]
     try:
         await task_index.caught_up.wait()
         await broker.start()
         yield Instance(url, settings, store, executor, broker, dispatcher)
     finally:
-        await _stop_quietly(broker.stop(), dispatcher.drain(), _cancel(policy),
+        await _stop_quietly(broker.stop(), dispatcher.drain(), *map(_cancel, policies),
                             task_index.stop(), nc.close())
 
 
@@ -163,7 +166,8 @@ async def serve(settings: Settings, url: str, projectors: bool = True) -> AsyncI
         await seed_prices(instance.executor)
         async with contextlib.AsyncExitStack() as stack:
             if projectors:
-                await stack.enter_async_context(start_read_side(instance))
+                instance.read_side = await stack.enter_async_context(
+                    start_read_side(instance.store, settings))
             # Written last: its presence tells `runlog send` / `runlog sql` we serve.
             instance_file = _write_instance_file(settings, url)
             try:

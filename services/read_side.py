@@ -4,12 +4,32 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
 
-__all__ = ["start_read_side"]
+from projections import ReadSide, format_result
+from services.settings import Settings
+from services.store import JetStreamEventStore
+
+__all__ = ["LiveReadSide", "start_read_side"]
+
+
+class LiveReadSide:
+    """The read side of this process: read-your-writes waits and queries on its own file."""
+
+    def __init__(self, read_side: ReadSide) -> None:
+        self.read_side = read_side
+
+    async def wait_for_seq(self, seq: int, timeout_s: float = 10.0) -> int:
+        """Waits until every projection has applied stream sequence ``seq``."""
+        return await self.read_side.wait_for_seq(seq, timeout_s)
+
+    async def render(self, sql: str, fmt: str = "table") -> str:
+        """Runs a read-only query on the live read models and formats it."""
+        return format_result(await self.read_side.query(sql), fmt)
 
 
 @contextlib.asynccontextmanager
-async def start_read_side(instance: Any) -> AsyncIterator[None]:
-    """Starts the projectors on the instance's store; stops them on exit."""
-    yield
+async def start_read_side(store: JetStreamEventStore, settings: Settings
+                          ) -> AsyncIterator[LiveReadSide]:
+    """Starts the projectors and the ``runlog.sql.*`` responder; stops them on exit."""
+    async with ReadSide(store, settings.duckdb_path) as read_side:
+        yield LiveReadSide(read_side)

@@ -12,11 +12,11 @@ from services.errors import RunlogError
 from services.settings import Settings
 from services.telemetry import configure_telemetry
 
-from . import demo, models, replay, send, sql, up
+from . import demo, export, models, replay, send, sql, up
 
 __all__ = ["main"]
 
-VERBS: tuple[ModuleType, ...] = (up, demo, sql, send, replay, models)
+VERBS: tuple[ModuleType, ...] = (up, demo, sql, send, replay, export, models)
 
 
 def build_parser() -> argparse.ArgumentParser:

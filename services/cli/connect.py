@@ -7,7 +7,7 @@ import json
 from services.errors import RunlogError
 from services.settings import Settings
 
-__all__ = ["running_nats_url"]
+__all__ = ["running_nats_url", "running_nats_url_or_none"]
 
 
 def running_nats_url(settings: Settings) -> str:
@@ -21,3 +21,11 @@ def running_nats_url(settings: Settings) -> str:
         raise RunlogError(
             f"runlog is not running on {settings.data_dir} (start `runlog up`, "
             "or set RUNLOG_NATS_URL)") from None
+
+
+def running_nats_url_or_none(settings: Settings) -> str | None:
+    """Like ``running_nats_url``, but None when no runlog is running here."""
+    try:
+        return running_nats_url(settings)
+    except RunlogError:
+        return None

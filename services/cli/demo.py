@@ -14,7 +14,6 @@ from services.bootstrap import connect_nats, nats_server, serve
 from services.demo import DemoReport, run_workload
 from services.demo.client import CommandClient
 from services.lockfile import DataDirLock
-from services.read_side import ReadSide
 from services.settings import Settings
 
 __all__ = ["REPORT_QUERIES", "add_parser", "run"]
@@ -80,7 +79,8 @@ async def _demo(url: str, settings: Settings, args: argparse.Namespace) -> None:
             report = await run_workload(CommandClient(nc), args.runs, args.workers, args.seed)
         finally:
             await nc.close()
-        read_side: ReadSide = instance.read_side
+        read_side = instance.read_side
+        assert read_side is not None, "serve() runs the projectors by default"
         await read_side.wait_for_seq(report.last_seq, timeout_s=30)
         say(f"{report.commands} commands, {report.last_seq} events, projections caught up "
             f"in {time.monotonic() - started:.1f}s")

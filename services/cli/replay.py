@@ -1,22 +1,52 @@
-"""``runlog replay``."""
+"""``runlog replay``: rebuild the read models from the log, or build the past into a file."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import sys
 from typing import Any
 
-from services.errors import RunlogError
+from projections import parse_until, replay
+from services.bootstrap import connect_store, nats_server
+from services.lockfile import DataDirLock
 from services.settings import Settings
+
+from .connect import running_nats_url_or_none
 
 __all__ = ["add_parser", "run"]
 
 
 def add_parser(verbs: Any) -> None:
     """Registers the verb."""
-    parser = verbs.add_parser("replay", help="replay")
+    parser = verbs.add_parser(
+        "replay", help="rebuild the read models from the log (or the past, with --until*)")
+    bound = parser.add_mutually_exclusive_group()
+    bound.add_argument("--until-seq", type=int, default=None, metavar="N",
+                       help="build the state as of stream sequence N into a separate file")
+    bound.add_argument("--until", default=None, metavar="TIME",
+                       help="build the state as of an ISO 8601 time into a separate file")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
 
 
+async def _replay(url: str, settings: Settings, args: argparse.Namespace) -> str:
+    nc, store = await connect_store(url, settings, "runlog-replay")
+    try:
+        result = await replay(store, db_path=settings.duckdb_path, until_seq=args.until_seq,
+                              until=parse_until(args.until) if args.until else None,
+                              progress=not args.quiet)
+    finally:
+        await nc.close()
+    return result.describe()
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    """Not wired yet."""
-    raise RunlogError("replay: not wired yet")
+    """Rebuilds against the running service's NATS, or an embedded one when none runs."""
+    url = running_nats_url_or_none(settings)
+    if url is not None:
+        print(asyncio.run(_replay(url, settings, args)))
+        return 0
+    with DataDirLock(settings.data_dir), nats_server(settings) as embedded:
+        print(asyncio.run(_replay(embedded, settings, args)), file=sys.stdout)
+    return 0

@@ -65,8 +65,9 @@ class CommandExecutor:
         lease_ttl_s: float = 30.0, tracer_provider: trace.TracerProvider | None = None,
     ) -> None:
         self.store = store
-        self.repository = repository or AggregateRepository(store)
-        self.task_index = task_index or TaskQueueIndex()
+        self.repository = repository if repository is not None else AggregateRepository(store)
+        # Not `or`: an empty index has length 0 and would be replaced by an unstarted one.
+        self.task_index = task_index if task_index is not None else TaskQueueIndex()
         self.lease_ttl_s = lease_ttl_s
         self.max_command_bytes = max_command_bytes
         self.occ_retries = occ_retries

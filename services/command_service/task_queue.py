@@ -34,6 +34,7 @@ class _Entry:
     order: int
     state: str
     seq: int = 0
+    run_id: str = ""
     retry_at: datetime | None = None
     lease_epoch: int = 0
     lease_expires_at: datetime | None = None
@@ -48,6 +49,7 @@ class TaskQueueIndex:
         self._waiting: list[tuple[datetime, str]] = []
         self._leases: list[tuple[datetime, int, str]] = []
         self._ended: dict[str, int] = {}
+        self._by_run: dict[str, set[str]] = {}
         self.position = 0
         self._feed: EventFeed | None = None
         self._follower: asyncio.Task[None] | None = None
@@ -98,8 +100,10 @@ class TaskQueueIndex:
         if (entry is not None and seq <= entry.seq) or seq <= self._ended.get(task_id, 0):
             return
         if event["type"] == "TaskSubmitted":
-            entry = _Entry(str(event["kind"]), int(str(event["priority"])), seq, "")
+            entry = _Entry(str(event["kind"]), int(str(event["priority"])), seq, "",
+                           run_id=str(event["run_id"]))
             self._tasks[task_id] = entry
+            self._by_run.setdefault(entry.run_id, set()).add(task_id)
         if entry is None:
             return
         entry.seq = seq
@@ -122,12 +126,24 @@ class TaskQueueIndex:
             heapq.heappush(self._leases, (entry.lease_expires_at, entry.lease_epoch, task_id))
         elif entry.state in ("succeeded", "failed", "cancelled"):
             del self._tasks[task_id]
+            self._forget_run_task(entry.run_id, task_id)
             if entry.seq > self.position:
                 # Ended by this replica ahead of the feed: the feed will still deliver the
                 # task's earlier events, which must not bring it back.
                 self._ended[task_id] = entry.seq
 
+    def _forget_run_task(self, run_id: str, task_id: str) -> None:
+        tasks = self._by_run.get(run_id)
+        if tasks is not None:
+            tasks.discard(task_id)
+            if not tasks:
+                del self._by_run[run_id]
+
     # -- reading ------------------------------------------------------------------
+
+    def open_tasks(self, run_id: str) -> list[str]:
+        """The run's tasks that have not finished, as far as this index has seen."""
+        return sorted(self._by_run.get(run_id, ()))
 
     def candidates(self, kinds: list[str], now: datetime) -> Iterator[str]:
         """Claimable task ids of ``kinds``, best first (due retries before the queues)."""

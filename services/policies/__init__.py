@@ -5,5 +5,6 @@ same trigger, or a restart repeating one, write it once.
 """
 
 from .lease_expiry import LeaseExpiryPolicy
+from .run_end import RunEndPolicy
 
-__all__ = ["LeaseExpiryPolicy"]
+__all__ = ["LeaseExpiryPolicy", "RunEndPolicy"]

@@ -34,7 +34,7 @@ def test_up_serves_refuses_a_second_instance_and_stops_on_sigint(tmp_path: Path)
         assert "already running" in second.stderr
         assert "Traceback" not in second.stderr
         up.send_signal(signal.SIGINT)
-        assert up.wait(timeout=30) == 0
+        assert up.wait(timeout=30) == 0, up.stderr.read()  # type: ignore[union-attr]
     finally:
         up.kill()
         up.wait()
@@ -47,7 +47,7 @@ def test_sigterm_stops_cleanly(tmp_path: Path) -> None:
     try:
         wait_for_instance(tmp_path, up)
         up.send_signal(signal.SIGTERM)
-        assert up.wait(timeout=30) == 0
+        assert up.wait(timeout=30) == 0, up.stderr.read()  # type: ignore[union-attr]
     finally:
         up.kill()
         up.wait()

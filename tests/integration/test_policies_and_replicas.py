@@ -1,0 +1,79 @@
+"""Replicas share the log, not memory: claim indexes follow it, policies react to it."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.bootstrap import Instance, serve
+from services.settings import Settings
+from tests.support.nats_server import unique_stream_name, wait_until
+
+pytestmark = pytest.mark.nats
+
+
+@contextlib.asynccontextmanager
+async def two_replicas(nats_url: str, tmp_path: Path) -> AsyncIterator[tuple[Instance, Instance]]:
+    stream = unique_stream_name("POL")
+    settings = [Settings(nats_url=nats_url, data_dir=tmp_path / name, stream=stream)
+                for name in ("a", "b")]
+    async with serve(settings[0], nats_url, projectors=False) as first, \
+            serve(settings[1], nats_url, projectors=False) as second:
+        try:
+            yield first, second
+        finally:
+            await first.store.js.delete_stream(stream)
+
+
+async def send(instance: Instance, action: str, **body: Any) -> dict[str, Any]:
+    reply: dict[str, Any] = await instance.executor.execute(action, json.dumps(body).encode())
+    return reply
+
+
+async def start_run(instance: Instance, run_id: str) -> None:
+    assert (await send(instance, "run.create", run_id=run_id, name="n"))["ok"]
+    assert (await send(instance, "run.start", run_id=run_id))["ok"]
+
+
+async def test_a_task_submitted_on_one_replica_is_claimed_on_the_other(
+        nats_url: str, tmp_path: Path) -> None:
+    async with two_replicas(nats_url, tmp_path) as (a, b):
+        await start_run(a, "r1")
+        registered = await send(b, "worker.register", worker_id="w1", kinds=["k"], capacity=2)
+        assert registered["ok"]
+        assert (await send(a, "task.submit", task_id="t1", run_id="r1", kind="k"))["ok"]
+
+        async def claim() -> dict[str, Any]:
+            return await send(b, "task.claim", worker_id="w1")
+
+        reply = await wait_until(claim, lambda r: r["ok"] and r["task"] is not None)
+        assert reply["task"]["task_id"] == "t1"
+        again = await send(a, "task.claim", worker_id="w1")
+        assert again["ok"] is True
+        assert again["task"] is None
+
+
+async def test_ending_a_run_cancels_its_open_tasks(nats_url: str, tmp_path: Path) -> None:
+    async with two_replicas(nats_url, tmp_path) as (a, b):
+        await start_run(a, "r1")
+        for task_id in ("t1", "t2"):
+            assert (await send(a, "task.submit", task_id=task_id, run_id="r1", kind="k"))["ok"]
+        assert (await send(b, "run.cancel", run_id="r1", reason="stop"))["ok"]
+
+        async def task_states() -> set[str | None]:
+            states = set()
+            for task_id in ("t1", "t2"):
+                loaded = await a.executor.repository.refresh("task", task_id)
+                states.add(loaded.status)
+            return states
+
+        assert await wait_until(task_states, lambda s: s == {"cancelled"})
+        events = await a.store.read("task", "t1")
+        cancels = [e.json() for e in events if e.json()["type"] == "TaskCancelled"]
+        assert len(cancels) == 1
+        assert cancels[0]["command_id"].startswith("run-end-")
