@@ -13,7 +13,6 @@ ends on its own.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 
