@@ -1,0 +1,244 @@
+"""What the ``runlog`` CLI calls: SQL, snapshots and replays, whether or not ``runlog up`` runs.
+
+DuckDB lets one process hold the file read-write. So every call first tries the file
+itself (read-only); when a running ``runlog up`` holds it, the call goes to that
+process over NATS (``runlog.sql.*``) instead. Every failure is a ``ProjectionError``
+(a ``RunlogError``) with a one-line message; none leaks a DuckDB or NATS exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import nats
+import nats.errors
+from nats.aio.client import Client
+
+from services.store import JetStreamEventStore
+
+from .database import ReadModelDb
+from .errors import (
+    CODES,
+    DatabaseBusy,
+    ProjectionError,
+    QueryRefused,
+    QueryUnavailable,
+    ReplayRefused,
+    WaitTimeout,
+)
+from .progress import StderrProgress
+from .query import (
+    DEFAULT_LIMIT,
+    DEFAULT_TIMEOUT_S,
+    FORMATS,
+    QueryResult,
+    execute_query,
+    format_result,
+)
+from .replay import ReplayResult, as_of_path, build_read_models, ensure_not_held
+from .service import SQL_SUBJECT_PREFIX
+from .snapshot import SNAPSHOT_FORMATS, export_snapshot, snapshot_path
+
+__all__ = [
+    "export",
+    "export_async",
+    "parse_until",
+    "query",
+    "query_async",
+    "replay",
+    "run_sql",
+    "run_sql_async",
+]
+
+_REBUILD_TIMEOUT_S = 3600.0
+
+
+def run_sql(sql: str, *, db_path: Path, nats_url: str | None = None, fmt: str = "table",
+            limit: int = DEFAULT_LIMIT, timeout_s: float = DEFAULT_TIMEOUT_S,
+            wait_seq: int | None = None, wait_timeout_s: float = 10.0,
+            subject_prefix: str = SQL_SUBJECT_PREFIX) -> str:
+    """Runs one read-only query and returns it formatted (``table``, ``csv`` or ``json``)."""
+    return asyncio.run(run_sql_async(
+        sql, db_path=db_path, nats_url=nats_url, fmt=fmt, limit=limit, timeout_s=timeout_s,
+        wait_seq=wait_seq, wait_timeout_s=wait_timeout_s, subject_prefix=subject_prefix))
+
+
+async def run_sql_async(sql: str, *, db_path: Path, nats_url: str | None = None,
+                        fmt: str = "table", limit: int = DEFAULT_LIMIT,
+                        timeout_s: float = DEFAULT_TIMEOUT_S, wait_seq: int | None = None,
+                        wait_timeout_s: float = 10.0,
+                        subject_prefix: str = SQL_SUBJECT_PREFIX) -> str:
+    """``run_sql`` for callers already inside an event loop."""
+    if fmt not in FORMATS:
+        raise QueryRefused(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
+    result = await query_async(sql, db_path=db_path, nats_url=nats_url, limit=limit,
+                               timeout_s=timeout_s, wait_seq=wait_seq,
+                               wait_timeout_s=wait_timeout_s, subject_prefix=subject_prefix)
+    return format_result(result, fmt)
+
+
+def query(sql: str, *, db_path: Path, nats_url: str | None = None,
+          limit: int = DEFAULT_LIMIT, timeout_s: float = DEFAULT_TIMEOUT_S,
+          wait_seq: int | None = None, wait_timeout_s: float = 10.0,
+          subject_prefix: str = SQL_SUBJECT_PREFIX) -> QueryResult:
+    """Runs one read-only query and returns its rows."""
+    return asyncio.run(query_async(sql, db_path=db_path, nats_url=nats_url, limit=limit,
+                                   timeout_s=timeout_s, wait_seq=wait_seq,
+                                   wait_timeout_s=wait_timeout_s,
+                                   subject_prefix=subject_prefix))
+
+
+async def query_async(sql: str, *, db_path: Path, nats_url: str | None = None,
+                      limit: int = DEFAULT_LIMIT, timeout_s: float = DEFAULT_TIMEOUT_S,
+                      wait_seq: int | None = None, wait_timeout_s: float = 10.0,
+                      subject_prefix: str = SQL_SUBJECT_PREFIX) -> QueryResult:
+    """The file when it is free, else the running service that holds it."""
+    try:
+        return await asyncio.to_thread(_query_file, db_path, sql, limit, timeout_s, wait_seq)
+    except DatabaseBusy:
+        if nats_url is None:
+            raise QueryUnavailable(f"{db_path} is held by a running runlog and its NATS URL "
+                                   "is unknown") from None
+    request = {"sql": sql, "limit": limit, "timeout_s": timeout_s, "wait_seq": wait_seq,
+               "wait_timeout_s": wait_timeout_s}
+    budget = timeout_s + (wait_timeout_s if wait_seq is not None else 0.0) + 5.0
+    return QueryResult.from_dict(
+        await _ask(nats_url, f"{subject_prefix}.query", request, budget))
+
+
+def _query_file(db_path: Path, sql: str, limit: int, timeout_s: float,
+                wait_seq: int | None) -> QueryResult:
+    db = ReadModelDb.open_reader(db_path)
+    try:
+        if wait_seq is not None:
+            position = min(db.positions().values(), default=0)
+            if position < wait_seq:
+                raise WaitTimeout(f"read models in {db_path} are at seq {position}, not "
+                                  f"{wait_seq}, and no running runlog projects into them")
+        return execute_query(db, sql, limit, timeout_s)
+    finally:
+        db.close()
+
+
+def export(name: str, *, db_path: Path, nats_url: str | None = None, fmt: str = "parquet",
+           subject_prefix: str = SQL_SUBJECT_PREFIX) -> Path:
+    """Writes a consistent snapshot under ``<data dir>/snapshots/`` and returns its path."""
+    return asyncio.run(export_async(name, db_path=db_path, nats_url=nats_url, fmt=fmt,
+                                    subject_prefix=subject_prefix))
+
+
+async def export_async(name: str, *, db_path: Path, nats_url: str | None = None,
+                       fmt: str = "parquet", subject_prefix: str = SQL_SUBJECT_PREFIX) -> Path:
+    """``export`` for callers already inside an event loop."""
+    dest = snapshot_path(db_path, name, fmt)
+    if fmt not in SNAPSHOT_FORMATS:
+        raise QueryRefused(f"unknown snapshot format {fmt!r}")
+    try:
+        return await asyncio.to_thread(_export_file, db_path, dest, fmt)
+    except DatabaseBusy:
+        if nats_url is None:
+            raise QueryUnavailable(f"{db_path} is held by a running runlog and its NATS URL "
+                                   "is unknown") from None
+    result = await _ask(nats_url, f"{subject_prefix}.export", {"name": name, "format": fmt},
+                        600.0)
+    return Path(result["path"])
+
+
+def _export_file(db_path: Path, dest: Path, fmt: str) -> Path:
+    db = ReadModelDb.open_reader(db_path)
+    try:
+        return export_snapshot(db, dest, fmt)
+    finally:
+        db.close()
+
+
+async def replay(store: JetStreamEventStore, *, db_path: Path, until_seq: int | None = None,
+                 until: datetime | None = None, progress: bool = True,
+                 subject_prefix: str = SQL_SUBJECT_PREFIX) -> ReplayResult:
+    """Rebuilds the read models from the log.
+
+    Without a bound it replaces the live file; when a running ``runlog up`` holds that
+    file, it asks that process (over the store's NATS connection) to rebuild and swap
+    it. With ``until_seq`` or ``until`` it builds the past into its own file
+    (``asof-...duckdb`` beside the live one) and never touches the live file.
+    """
+    bounded = until_seq is not None or until is not None
+    if not bounded and _held(db_path):
+        result = await _request(store.nc, f"{subject_prefix}.rebuild", {}, _REBUILD_TIMEOUT_S)
+        return ReplayResult(Path(result["path"]), int(result["position"]),
+                            float(result["seconds"]))
+    dest = as_of_path(db_path, until_seq, until) if bounded else db_path
+    bar = StderrProgress("replay") if progress else None
+    try:
+        return await build_read_models(store, dest, until_seq, until, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _held(db_path: Path) -> bool:
+    try:
+        ensure_not_held(db_path)
+    except ReplayRefused:
+        return True
+    return False
+
+
+def parse_until(text: str) -> datetime:
+    """Reads ``--until``: an ISO 8601 time (UTC when it names no offset)."""
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise QueryRefused(f"--until {text!r} is not an ISO 8601 time") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+async def _ask(nats_url: str, subject: str, body: dict[str, Any], timeout_s: float
+               ) -> dict[str, Any]:
+    nc = await _connect(nats_url)
+    try:
+        return await _request(nc, subject, body, timeout_s)
+    finally:
+        await nc.close()
+
+
+async def _connect(nats_url: str) -> Client:
+    async def quiet(error: Exception) -> None:
+        """Connection errors are reported once, below, not logged by the client."""
+
+    try:
+        return await nats.connect(nats_url, connect_timeout=2, allow_reconnect=False,
+                                  max_reconnect_attempts=0, error_cb=quiet)
+    except (OSError, TimeoutError, nats.errors.Error) as error:
+        raise QueryUnavailable(f"cannot reach NATS at {nats_url}: "
+                               f"{str(error) or type(error).__name__}") from None
+
+
+async def _request(nc: Client, subject: str, body: dict[str, Any], timeout_s: float
+                   ) -> dict[str, Any]:
+    try:
+        msg = await nc.request(subject, json.dumps(body).encode(), timeout=timeout_s)
+    except nats.errors.NoRespondersError:
+        raise QueryUnavailable(f"no running runlog answers on {subject}") from None
+    except (nats.errors.TimeoutError, TimeoutError):
+        raise QueryUnavailable(f"no answer on {subject} within {timeout_s:g} s") from None
+    except nats.errors.Error as error:
+        raise QueryUnavailable(f"{subject}: {error}") from None
+    return _result(msg.data)
+
+
+def _result(data: bytes) -> dict[str, Any]:
+    try:
+        reply = json.loads(data)
+    except ValueError:
+        raise ProjectionError("the running runlog sent an unreadable reply") from None
+    if reply.get("ok"):
+        result: dict[str, Any] = reply["result"]
+        return result
+    error = reply.get("error") or {}
+    raise CODES.get(error.get("code", ""), ProjectionError)(
+        str(error.get("message", "the running runlog refused the request")))

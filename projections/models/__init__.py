@@ -1,0 +1,45 @@
+"""The read models, one module each, and the set the projector applies by default."""
+
+from __future__ import annotations
+
+from .base import Batch, ErrorSink, Projection, RejectedEvent, TableDoc
+from .breakers import breakers_projection
+from .budgets import budgets_projection
+from .entity import EntityProjection, EntitySpec
+from .gates import gates_projection
+from .patches import patches_projection
+from .prices import ModelProjection
+from .runs import runs_projection
+from .tasks import TaskProjection
+from .transitions import TransitionProjection
+from .usage import UsageProjection
+from .workers import workers_projection
+from .workstreams import workstreams_projection
+
+__all__ = [
+    "Batch",
+    "EntityProjection",
+    "EntitySpec",
+    "ErrorSink",
+    "Projection",
+    "RejectedEvent",
+    "TableDoc",
+    "default_projections",
+]
+
+
+def default_projections() -> list[Projection]:
+    """Returns every read model, runs before tasks (tasks recount their runs' tasks)."""
+    return [
+        runs_projection(),
+        workstreams_projection(),
+        workers_projection(),
+        TaskProjection(),
+        budgets_projection(),
+        ModelProjection(),
+        breakers_projection(),
+        patches_projection(),
+        gates_projection(),
+        UsageProjection(),
+        TransitionProjection(),
+    ]

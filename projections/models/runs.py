@@ -1,0 +1,80 @@
+"""The ``runs`` read model: one row per run, with its usage totals, budget and task counts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from projections.columns import Col, ColType
+from projections.decode import Event
+
+from .entity import EntityProjection, EntitySpec, Row
+
+__all__ = ["RUNS", "runs_projection"]
+
+
+def _budget(row: Mapping[str, Any], event: Event) -> Row:
+    budget = event.data.get("budget") or {}
+    if not isinstance(budget, dict):
+        raise TypeError("budget must be an object")
+    tokens, cost = budget.get("max_tokens"), budget.get("max_cost_usd")
+    return {
+        "budget_max_tokens": None if tokens is None else ColType.BIGINT.convert(tokens),
+        "budget_max_cost_usd": None if cost is None else ColType.DOUBLE.convert(cost),
+    }
+
+
+def _usage(row: Mapping[str, Any], event: Event) -> Row:
+    data = event.data
+    return {
+        "tokens_in": row["tokens_in"] + ColType.BIGINT.convert(data["tokens_in"]),
+        "tokens_out": row["tokens_out"] + ColType.BIGINT.convert(data["tokens_out"]),
+        "cost_usd": row["cost_usd"] + ColType.DOUBLE.convert(data["cost_usd"]),
+        "usage_count": row["usage_count"] + 1,
+    }
+
+
+def _over_budget(row: Mapping[str, Any], event: Event) -> Row:
+    return {"over_budget": True, "over_budget_at": event.occurred_at}
+
+
+RUNS = EntitySpec(
+    name="runs",
+    aggregate="run",
+    key="run_id",
+    doc="One row per run: lifecycle, labels, budget, usage totals and its tasks by state.",
+    columns=(
+        Col("run_id", ColType.TEXT, doc="the run's id"),
+        Col("name", ColType.TEXT, doc="its name"),
+        Col("state", ColType.TEXT, doc="pending, running, succeeded, failed or cancelled"),
+        Col("labels", ColType.JSON, doc="labels given at creation ({name: value})"),
+        Col("started_at", ColType.TIME, doc="when it started"),
+        Col("ended_at", ColType.TIME, doc="when it succeeded, failed or was cancelled"),
+        Col("reason", ColType.TEXT, doc="why it failed or was cancelled"),
+        Col("tokens_in", ColType.BIGINT, 0, "input tokens of all its usage"),
+        Col("tokens_out", ColType.BIGINT, 0, "output tokens of all its usage"),
+        Col("cost_usd", ColType.DOUBLE, 0.0, "cost of all its usage, at the prices frozen on it"),
+        Col("usage_count", ColType.BIGINT, 0, "number of UsageRecorded events"),
+        Col("budget_id", ColType.TEXT, doc="the shared budget it draws on, if any"),
+        Col("budget_max_tokens", ColType.BIGINT, doc="its own token limit (null: none)"),
+        Col("budget_max_cost_usd", ColType.DOUBLE, doc="its own cost limit (null: none)"),
+        Col("over_budget", ColType.BOOL, False, "whether its usage crossed its budget"),
+        Col("over_budget_at", ColType.TIME, doc="when it crossed its budget"),
+        Col("tasks_total", ColType.BIGINT, 0, "number of its tasks", derived=True),
+        Col("task_counts", ColType.COUNTS, doc="its tasks by state, e.g. task_counts['running']",
+            derived=True),
+    ),
+    copy={"name": "name", "labels": "labels", "reason": "reason", "budget_id": "budget_id"},
+    stamps={
+        "RunStarted": "started_at",
+        "RunSucceeded": "ended_at",
+        "RunFailed": "ended_at",
+        "RunCancelled": "ended_at",
+    },
+    hooks={"RunCreated": _budget, "UsageRecorded": _usage, "RunBudgetExceeded": _over_budget},
+)
+
+
+def runs_projection() -> EntityProjection:
+    """Returns the runs projection."""
+    return EntityProjection(RUNS)

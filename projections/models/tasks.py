@@ -1,0 +1,104 @@
+"""The ``tasks`` read model: one row per task, and the task counts of the runs they belong to."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from projections.columns import Col, ColType
+from projections.decode import Event
+
+from .base import ErrorSink, unregister
+from .entity import EntityProjection, EntitySpec, Row
+
+__all__ = ["TASKS", "TaskProjection"]
+
+
+def _expired(row: Mapping[str, Any], event: Event) -> Row:
+    # The expired epoch is void: the task's epoch is one more from now on.
+    return {"lease_epoch": ColType.BIGINT.convert(event.data["lease_epoch"]) + 1}
+
+
+TASKS = EntitySpec(
+    name="tasks",
+    aggregate="task",
+    key="task_id",
+    doc="One row per task: state, lease, attempts, last error and timestamps.",
+    columns=(
+        Col("task_id", ColType.TEXT, doc="the task's id"),
+        Col("run_id", ColType.TEXT, doc="the run it belongs to"),
+        Col("kind", ColType.TEXT, doc="the work kind workers claim it by"),
+        Col("state", ColType.TEXT, doc="queued, pending, blocked, leased, running, retry_wait, "
+                                       "succeeded, failed or cancelled"),
+        Col("priority", ColType.INT, doc="0-9, higher first"),
+        Col("attempts", ColType.INT, 0, "attempts so far (the latest attempt number)"),
+        Col("max_attempts", ColType.INT, doc="attempts allowed"),
+        Col("worker_id", ColType.TEXT, doc="the worker holding it, or that held it last"),
+        Col("lease_epoch", ColType.BIGINT, 0, "the current lease epoch"),
+        Col("lease_expires_at", ColType.TIME, doc="when the current lease lapses"),
+        Col("error_class", ColType.TEXT, doc="class of the latest failure"),
+        Col("error_message", ColType.TEXT, doc="message of the latest failure"),
+        Col("retry_at", ColType.TIME, doc="when a retry_wait task is queued again"),
+        Col("reason", ColType.TEXT, doc="why it was blocked or cancelled"),
+        Col("resource", ColType.TEXT, doc="the resource it needs, if any"),
+        Col("workstream_id", ColType.TEXT, doc="its workstream, if any"),
+        Col("depends_on", ColType.TEXT_LIST, doc="task ids it waits for"),
+        Col("submitted_at", ColType.TIME, doc="when it was submitted"),
+        Col("leased_at", ColType.TIME, doc="when it was last leased"),
+        Col("started_at", ColType.TIME, doc="when its latest attempt started"),
+        Col("ended_at", ColType.TIME, doc="when it succeeded, failed or was cancelled"),
+        Col("payload", ColType.JSON, doc="its input"),
+        Col("result", ColType.JSON, doc="its result"),
+    ),
+    copy={
+        "run_id": "run_id", "kind": "kind", "priority": "priority", "resource": "resource",
+        "max_attempts": "max_attempts", "workstream_id": "workstream_id",
+        "depends_on": "depends_on", "payload": "payload", "submitted_at": "submitted_at",
+        "worker_id": "worker_id", "lease_epoch": "lease_epoch",
+        "lease_expires_at": "lease_expires_at", "attempt": "attempts",
+        "error_class": "error_class", "message": "error_message", "retry_at": "retry_at",
+        "reason": "reason", "result": "result",
+    },
+    stamps={
+        "TaskLeased": "leased_at",
+        "TaskStarted": "started_at",
+        "TaskSucceeded": "ended_at",
+        "TaskFailed": "ended_at",
+        "TaskCancelled": "ended_at",
+    },
+    hooks={"TaskLeaseExpired": _expired},
+)
+
+_COUNT_SQL = """
+UPDATE runs SET task_counts = c.counts, tasks_total = c.total
+FROM (
+    SELECT run_id, map_from_entries(list({{'k': state, 'v': n}})) AS counts, sum(n) AS total
+    FROM (SELECT run_id, state, count(*) AS n FROM tasks
+          WHERE run_id IN (SELECT run_id FROM {src}) GROUP BY run_id, state)
+    GROUP BY run_id
+) AS c
+WHERE runs.run_id = c.run_id
+"""
+
+
+class TaskProjection(EntityProjection):
+    """Tasks, plus the task counts by state on their runs (same transaction)."""
+
+    def __init__(self) -> None:
+        super().__init__(TASKS)
+
+    def after_write(self, con: duckdb.DuckDBPyConnection, rows: dict[str, Row],
+                    sink: ErrorSink) -> None:
+        """Recounts the tasks of every run the batch touched, in one statement."""
+        run_ids = {row["run_id"] for row in rows.values() if row.get("run_id")}
+        if not run_ids:
+            return
+        touched = pa.table({"run_id": pa.array(sorted(run_ids), pa.string())})
+        con.register("_touched_runs", touched)
+        try:
+            con.execute(_COUNT_SQL.format(src="_touched_runs"))
+        finally:
+            unregister(con, "_touched_runs")

@@ -1,0 +1,71 @@
+"""The ``usage`` read model: one row per ``UsageRecorded`` event, its price frozen on it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+
+from projections.columns import Col, ColType
+from projections.decode import Event
+
+from .base import Batch, ErrorSink, TableDoc, insert_rows
+
+__all__ = ["USAGE_COLUMNS", "UsageProjection"]
+
+USAGE_COLUMNS = (
+    Col("seq", ColType.BIGINT, doc="stream sequence of the event"),
+    Col("occurred_at", ColType.TIME, doc="when the usage was recorded"),
+    Col("run_id", ColType.TEXT, doc="the run that spent it"),
+    Col("task_id", ColType.TEXT, doc="the task, if any"),
+    Col("worker_id", ColType.TEXT, doc="the worker, if any"),
+    Col("model", ColType.TEXT, doc="the model called"),
+    Col("provider", ColType.TEXT, doc="who served it"),
+    Col("tokens_in", ColType.BIGINT, doc="input tokens"),
+    Col("tokens_out", ColType.BIGINT, doc="output tokens"),
+    Col("cost_usd", ColType.DOUBLE, doc="its cost at the price in effect when it was recorded"),
+    Col("outcome", ColType.TEXT, doc="ok, or the error class of the call"),
+    Col("latency_ms", ColType.DOUBLE, doc="the call's latency"),
+    Col("input_usd_per_mtok", ColType.DOUBLE, doc="the input price applied"),
+    Col("output_usd_per_mtok", ColType.DOUBLE, doc="the output price applied"),
+    Col("price_effective_from", ColType.TIME, doc="effective date of the price applied"),
+)
+_FIELDS = tuple(c for c in USAGE_COLUMNS if c.name not in ("seq", "occurred_at"))
+_REQUIRED = frozenset({"run_id", "model", "tokens_in", "tokens_out", "cost_usd"})
+
+
+def _row(event: Event) -> dict[str, Any]:
+    data = event.data
+    row: dict[str, Any] = {"seq": event.seq, "occurred_at": event.occurred_at}
+    for col in _FIELDS:
+        value = data.get(col.name)
+        if value is None and col.name in _REQUIRED:
+            raise ValueError(f"UsageRecorded without {col.name}")
+        row[col.name] = None if value is None else col.type.convert(value)
+    return row
+
+
+class UsageProjection:
+    """Appends one usage row per ``UsageRecorded`` event."""
+
+    name = "usage"
+
+    def tables(self) -> tuple[TableDoc, ...]:
+        """Returns the usage table."""
+        return (TableDoc("usage", "One row per UsageRecorded event (tokens, cost, outcome); "
+                         "the price is the one frozen on the event.", USAGE_COLUMNS),)
+
+    def reset(self) -> None:
+        """Holds nothing between batches."""
+
+    def apply(self, con: duckdb.DuckDBPyConnection, batch: Batch, sink: ErrorSink) -> None:
+        """Appends the batch's usage in one statement."""
+        rows = []
+        for event in batch.of("run"):
+            if event.type != "UsageRecorded":
+                continue
+            try:
+                rows.append(_row(event))
+            except (KeyError, TypeError, ValueError) as error:
+                sink.reject(self.name, event.seq, event, error)
+        insert_rows(con, "usage", USAGE_COLUMNS, rows)

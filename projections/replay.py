@@ -1,0 +1,151 @@
+"""Replay and time travel: rebuild the read models from the log into a fresh file.
+
+``build_read_models`` always builds into a new file beside the destination and moves it
+into place with ``os.replace`` (atomic on one filesystem), so readers see the old file
+or the new one, never half of either. Old-schema events are upcast on the way, exactly
+as the live projector does.
+
+A rebuild of the live file refuses (``ReplayRefused``) while another process holds it:
+a running ``runlog up`` owns that file, and rebuilds it itself on request (it pauses its
+projector, swaps the file and resumes; see ``projections.service``). Time travel
+(``until_seq`` / ``until``) never touches the live file: it builds the past into a
+file of its own, which ``runlog sql --db`` can query.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from events import UpcasterRegistry, registry
+from services.store import JetStreamEventStore
+
+from .database import ReadModelDb, is_lock_conflict
+from .errors import ProjectionError, ReplayRefused
+from .models import Projection
+from .runtime import Progress, Projector, ProjectorConfig
+from .schema import write_info
+
+__all__ = [
+    "REPLAY_CONFIG",
+    "ReplayResult",
+    "as_of_path",
+    "build_read_models",
+    "ensure_not_held",
+    "swap_into_place",
+]
+
+REPLAY_CONFIG = ProjectorConfig(batch_size=20_000, linger_s=0.2)
+"""Big batches: a replay is throughput-bound, and every transaction has a fixed cost."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    """What a rebuild produced."""
+
+    path: Path
+    position: int
+    """The last stream sequence the file includes."""
+    seconds: float
+    until_seq: int | None = None
+    until: datetime | None = None
+
+    def describe(self) -> str:
+        """One line for people."""
+        bound = ""
+        if self.until_seq is not None:
+            bound = f" (until seq {self.until_seq})"
+        elif self.until is not None:
+            bound = f" (until {self.until.isoformat()})"
+        return (f"read models rebuilt up to seq {self.position}{bound} in {self.seconds:.2f} s"
+                f" -> {self.path}")
+
+
+def as_of_path(db_path: Path, until_seq: int | None = None, until: datetime | None = None) -> Path:
+    """Returns where the time-travel file for this bound lives, beside the live file."""
+    if until_seq is not None:
+        name = f"asof-seq-{until_seq}.duckdb"
+    elif until is not None:
+        name = f"asof-{until.astimezone(UTC).strftime('%Y%m%dT%H%M%S%fZ')}.duckdb"
+    else:
+        raise ValueError("a time-travel build needs until_seq or until")
+    return db_path.parent / name
+
+
+async def build_read_models(
+    store: JetStreamEventStore,
+    dest: Path,
+    until_seq: int | None = None,
+    until: datetime | None = None,
+    progress: Progress | None = None,
+    config: ProjectorConfig | None = None,
+    projections: list[Projection] | None = None,
+    upcasters: UpcasterRegistry = registry,
+) -> ReplayResult:
+    """Builds every read model from the log (up to a bound) and moves the file to ``dest``."""
+    if until is not None and until.tzinfo is None:
+        until = until.replace(tzinfo=UTC)
+    started = time.monotonic()
+    building = _fresh(dest.with_name(f"{dest.name}.building-{os.getpid()}"))
+    db = ReadModelDb.open_writer(building, projections)
+    try:
+        projector = Projector(store, db, config or REPLAY_CONFIG, projections, upcasters,
+                              name="replay")
+        position = await projector.catch_up(until_seq, until, progress)
+        _record_bounds(db, until_seq, until, position)
+    finally:
+        db.close()
+    try:
+        swap_into_place(building, dest)
+    except BaseException:
+        _fresh(building)
+        raise
+    return ReplayResult(dest, position, time.monotonic() - started, until_seq, until)
+
+
+def _record_bounds(db: ReadModelDb, until_seq: int | None, until: datetime | None,
+                   position: int) -> None:
+    info = {"built_by": "replay", "built_at": datetime.now(UTC).isoformat(),
+            "position": str(position)}
+    if until_seq is not None:
+        info["until_seq"] = str(until_seq)
+    if until is not None:
+        info["until"] = until.isoformat()
+    write_info(db.con, info)
+    db.con.execute("CHECKPOINT")
+
+
+def swap_into_place(built: Path, dest: Path) -> None:
+    """Moves a closed, checkpointed file over ``dest``; refuses while a process holds ``dest``."""
+    ensure_not_held(dest)
+    _fresh(Path(f"{dest}.wal"))  # a WAL beside the old file would be replayed onto the new one
+    os.replace(built, dest)
+
+
+def ensure_not_held(path: Path) -> None:
+    """Raises ``ReplayRefused`` while another process holds the file."""
+    if not path.exists():
+        return
+    # Opening it read-write is the only reliable test, and it folds any leftover WAL in.
+    try:
+        duckdb.connect(str(path)).close()
+    except duckdb.Error as error:
+        if is_lock_conflict(error):
+            raise ReplayRefused(
+                f"{path} is held by a running runlog: stop it, or let it rebuild its own "
+                "read models (runlog replay asks a running service to do so)"
+            ) from None
+        raise ProjectionError(f"cannot open {path}: {str(error).splitlines()[0]}") from None
+
+
+def _fresh(path: Path) -> Path:
+    for stale in (path, Path(f"{path}.wal")):
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
+    return path

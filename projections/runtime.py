@@ -1,0 +1,217 @@
+"""The projector runtime: feed the log into the read models, batch by batch, from the checkpoint.
+
+The projector reads the stream with the store's ordered-consumer feed, starting right
+after its checkpoint, and gathers micro-batches bounded by size and linger time. Each
+batch is applied in a worker thread (DuckDB releases the GIL, so the feed keeps
+filling meanwhile) in one transaction together with the new checkpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from events import UpcasterRegistry, registry
+from services.errors import StoreError
+from services.store import JetStreamEventStore, RecordedEvent
+
+from .applier import BatchApplier, BatchResult
+from .database import ReadModelDb, checkpoint_positions
+from .errors import WaitTimeout
+from .feed import LogFeed
+from .models import Projection
+from .telemetry import ProjectorTelemetry
+
+__all__ = ["Progress", "Projector", "ProjectorConfig", "wait_for_checkpoint"]
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+"""Called after each batch with (position, target)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProjectorConfig:
+    """How a projector batches and how strict it is."""
+
+    batch_size: int = 2000
+    """Most events per transaction."""
+    linger_s: float = 0.005
+    """How long a batch waits to fill once its first event arrived (a backlog is taken at
+    once; this only matters when the log is quiet)."""
+    max_pending: int = 200_000
+    """Cap of the client's buffer; flow control keeps the real backlog near the server's
+    window (tens of thousands of events), and events past the cap are re-read, not lost."""
+    strict: bool = False
+    """Halt on an event that cannot be applied instead of recording it and moving on."""
+    head_refresh_s: float = 0.5
+    """How often the stream head (for the lag) is asked for, at most."""
+
+
+class Projector:
+    """Keeps one read-model file up to date with the log."""
+
+    def __init__(
+        self,
+        store: JetStreamEventStore,
+        db: ReadModelDb,
+        config: ProjectorConfig | None = None,
+        projections: Sequence[Projection] | None = None,
+        upcasters: UpcasterRegistry = registry,
+        name: str = "read_models",
+        telemetry: ProjectorTelemetry | None = None,
+    ) -> None:
+        self.store = store
+        self.db = db
+        self.config = config or ProjectorConfig()
+        self.applier = BatchApplier(db, projections, self.config.strict, upcasters)
+        self._projections = projections
+        self._upcasters = upcasters
+        self.telemetry = telemetry or ProjectorTelemetry(name)
+        self._lock = asyncio.Lock()
+        self._head = 0
+        self._head_at = 0.0
+
+    @property
+    def position(self) -> int:
+        """The stream sequence every read model has applied (committed)."""
+        return self.applier.position
+
+    async def run(self) -> None:
+        """Follows the log until cancelled; raises ``ProjectionHalted`` in strict mode."""
+        while True:
+            feed = await self._open_feed()
+            try:
+                await self._follow(feed)
+            finally:
+                await feed.close()
+
+    async def catch_up(self, until_seq: int | None = None, until: datetime | None = None,
+                       progress: Progress | None = None) -> int:
+        """Applies the log up to ``until_seq`` (default: the head now) or ``until``; returns
+        the position reached."""
+        head = await self.store.last_seq()
+        target = head if until_seq is None else min(until_seq, head)
+        while self.position < target:
+            feed = await self._open_feed()
+            try:
+                if await self._follow(feed, target, until, progress):
+                    break
+            finally:
+                await feed.close()
+        return self.position
+
+    async def _follow(self, feed: LogFeed, target: int | None = None,
+                      until: datetime | None = None, progress: Progress | None = None) -> bool:
+        """Applies batches; returns False on a gap (read again), True once done."""
+        fresh = True
+        while target is None or self.position < target:
+            records = await feed.next_batch(self.config.batch_size, self.config.linger_s)
+            wanted, gap = self._contiguous(records, fresh, target)
+            fresh = False
+            if wanted:
+                head = target if target is not None else await self._stream_head(wanted[-1].seq)
+                result = await self._apply(wanted, head, until)
+                if progress is not None:
+                    progress(self.position, head)
+                if result.stopped:
+                    return True
+            if gap:
+                log.warning("the feed skipped events after seq %d: reading again from there",
+                            self.position)
+                return False
+            if target is not None and records[-1].seq >= target:
+                return True
+        return True
+
+    def _contiguous(self, records: list[RecordedEvent], fresh: bool, target: int | None
+                    ) -> tuple[list[RecordedEvent], bool]:
+        """Keeps the run of records right after the position; says whether a gap cut it.
+
+        Only a gap at the very start of a new subscription is real (deleted messages);
+        any other one means the feed lost events, which must be read again.
+        """
+        expected = self.position + 1
+        wanted: list[RecordedEvent] = []
+        for record in records:
+            if record.seq < expected:
+                continue  # redelivered
+            if target is not None and record.seq > target:
+                break
+            if record.seq > expected and not (fresh and not wanted):
+                return wanted, True
+            wanted.append(record)
+            expected = record.seq + 1
+        return wanted, False
+
+    async def wait_for_seq(self, seq: int, timeout_s: float) -> int:
+        """Waits until the read models include stream sequence ``seq``; returns the position."""
+        deadline = time.monotonic() + timeout_s
+        while self.position < seq:
+            if time.monotonic() >= deadline:
+                raise WaitTimeout(f"read models are at seq {self.position}, not {seq}, "
+                                  f"after {timeout_s:g} s")
+            await asyncio.sleep(0.005)
+        return self.position
+
+    def use_database(self, db: ReadModelDb) -> None:
+        """Continues in another file (after a swap); call it while ``paused``."""
+        self.db = db
+        self.applier = BatchApplier(db, self._projections, self.config.strict, self._upcasters)
+
+    @contextlib.asynccontextmanager
+    async def paused(self) -> AsyncIterator[None]:
+        """Holds the projector between batches (for a consistent copy or a swap)."""
+        async with self._lock:
+            yield
+
+    async def _open_feed(self) -> LogFeed:
+        return await LogFeed.open(self.store, self.position + 1, self.config.max_pending)
+
+    async def _apply(self, records: list[RecordedEvent], head: int,
+                     cutoff: datetime | None = None) -> BatchResult:
+        started = time.perf_counter()
+        async with self._lock:
+            with self.telemetry.batch_span(records):
+                result = await asyncio.to_thread(self.applier.apply, records, head, cutoff)
+        self.telemetry.record(result.events, time.perf_counter() - started, result.last_seq,
+                              max(head, result.last_seq))
+        if result.rejected:
+            log.warning("skipped %d event(s) up to seq %d: see projection_errors",
+                        result.rejected, result.last_seq)
+        return result
+
+    async def _stream_head(self, seen: int) -> int:
+        """Returns the stream head, asking the server at most every ``head_refresh_s``."""
+        now = time.monotonic()
+        if now - self._head_at >= self.config.head_refresh_s:
+            self._head_at = now
+            try:
+                self._head = await self.store.last_seq()
+            except StoreError as error:
+                log.debug("stream head unknown for now: %s", error)
+        self._head = max(self._head, seen)
+        return self._head
+
+
+async def wait_for_checkpoint(db: ReadModelDb, seq: int, timeout_s: float,
+                              poll_s: float = 0.01) -> int:
+    """Polls the checkpoints table until every projection reached ``seq``; returns the position."""
+    deadline = time.monotonic() + timeout_s
+    cursor = db.cursor()
+    try:
+        while True:
+            position = min(checkpoint_positions(cursor).values(), default=0)
+            if position >= seq:
+                return position
+            if time.monotonic() >= deadline:
+                raise WaitTimeout(f"read models are at seq {position}, not {seq}, "
+                                  f"after {timeout_s:g} s")
+            await asyncio.sleep(poll_s)
+    finally:
+        cursor.close()

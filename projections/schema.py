@@ -1,0 +1,192 @@
+"""The read-model schema: the projections' tables, the runtime's tables and the views.
+
+``SCHEMA_VERSION`` goes up whenever a table changes shape; a file built by another
+version is rebuilt from the log rather than migrated (the log is the truth).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import duckdb
+
+from .columns import Col, ColType, ddl_columns
+from .errors import SchemaMismatch
+from .models import Projection, TableDoc
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "STALE_HEARTBEAT_S",
+    "SYSTEM_TABLES",
+    "VIEWS",
+    "all_tables",
+    "ensure_schema",
+    "read_info",
+    "write_info",
+]
+
+SCHEMA_VERSION = 1
+STALE_HEARTBEAT_S = 30
+"""A worker that is not offline or lost and has been silent this long shows in ``health``."""
+
+SYSTEM_TABLES = (
+    TableDoc("checkpoints", "Where each projection is in the log; updated in the same "
+             "transaction as the rows it describes.", (
+                 Col("projection", ColType.TEXT, doc="the projection (read model)"),
+                 Col("last_seq", ColType.BIGINT, doc="last stream sequence applied"),
+                 Col("stream_head", ColType.BIGINT, doc="the stream's last sequence, as seen "
+                     "when that batch was applied"),
+                 Col("updated_at", ColType.TIME, doc="when that batch was applied"),
+             ), ("projection",)),
+    TableDoc("projection_errors", "Events a projection could not apply and skipped; the "
+             "rest of the log still applies.", (
+                 Col("projection", ColType.TEXT, doc="the projection, or 'all' when the "
+                     "event could not even be decoded"),
+                 Col("seq", ColType.BIGINT, doc="stream sequence of the event"),
+                 Col("event_type", ColType.TEXT, doc="its type, when readable"),
+                 Col("aggregate", ColType.TEXT, doc="its aggregate type, when readable"),
+                 Col("aggregate_id", ColType.TEXT, doc="its aggregate id, when readable"),
+                 Col("error", ColType.TEXT, doc="what went wrong, one line"),
+                 Col("failed_at", ColType.TIME, doc="when it was skipped"),
+             )),
+    TableDoc("read_model_info", "What built this file: schema version, and for a "
+             "time-travel file the point in the log it stops at.", (
+                 Col("key", ColType.TEXT, doc="schema_version, built_by, until_seq, until"),
+                 Col("value", ColType.TEXT, doc="its value"),
+             ), ("key",)),
+)
+
+_USAGE_DAILY = """
+CREATE OR REPLACE VIEW usage_daily AS
+SELECT CAST(occurred_at AT TIME ZONE 'UTC' AS DATE) AS day, model, provider,
+       count(*) AS calls, count(*) FILTER (WHERE outcome <> 'ok') AS errors,
+       CAST(sum(tokens_in) AS BIGINT) AS tokens_in, CAST(sum(tokens_out) AS BIGINT) AS tokens_out,
+       sum(cost_usd) AS cost_usd
+FROM usage GROUP BY ALL
+"""
+
+_PRICE_PERIODS = """
+CREATE OR REPLACE VIEW model_price_periods AS
+SELECT model_id, model, provider, effective_from,
+       lead(effective_from) OVER (PARTITION BY model_id ORDER BY effective_from) AS effective_to,
+       input_usd_per_mtok, output_usd_per_mtok
+FROM model_prices
+"""
+
+_HEALTH = f"""
+CREATE OR REPLACE VIEW health AS
+SELECT 'projection' AS component, projection AS name,
+       CASE WHEN stream_head > last_seq THEN 'lagging' ELSE 'ok' END AS status,
+       CAST(stream_head - last_seq AS DOUBLE) AS value,
+       format('at seq {{}} of {{}} ({{}} behind)', last_seq, stream_head,
+              stream_head - last_seq) AS detail,
+       updated_at AS since
+FROM checkpoints
+UNION ALL
+SELECT 'worker', worker_id, 'stale', epoch(now() - last_heartbeat_at),
+       format('{{}} and silent for {{}} s', state,
+              CAST(epoch(now() - last_heartbeat_at) AS BIGINT)), last_heartbeat_at
+FROM workers
+WHERE state NOT IN ('offline', 'lost')
+  AND last_heartbeat_at < now() - INTERVAL {STALE_HEARTBEAT_S} SECOND
+UNION ALL
+SELECT 'worker', worker_id, 'lost', NULL, 'declared lost', lost_at
+FROM workers WHERE state = 'lost'
+UNION ALL
+SELECT 'breaker', breaker_id, state, CAST(consecutive_failures AS DOUBLE),
+       CASE WHEN state = 'open' THEN format('open until {{}}', open_until)
+            ELSE format('probe until {{}}', probe_deadline) END, opened_at
+FROM breakers WHERE state IN ('open', 'half_open')
+UNION ALL
+SELECT 'projection_errors', projection, 'errors', CAST(count(*) AS DOUBLE),
+       format('{{}} skipped event(s), latest at seq {{}}', count(*), max(seq)), max(failed_at)
+FROM projection_errors GROUP BY projection
+"""
+
+VIEWS = (
+    (TableDoc("usage_daily", "Usage by UTC day, model and provider.", (
+        Col("day", ColType.DATE, doc="the UTC day"),
+        Col("model", ColType.TEXT, doc="the model called"),
+        Col("provider", ColType.TEXT, doc="who served it"),
+        Col("calls", ColType.BIGINT, doc="UsageRecorded events"),
+        Col("errors", ColType.BIGINT, doc="calls whose outcome is not ok"),
+        Col("tokens_in", ColType.BIGINT, doc="input tokens"),
+        Col("tokens_out", ColType.BIGINT, doc="output tokens"),
+        Col("cost_usd", ColType.DOUBLE, doc="cost, at the prices frozen on each event")),
+        kind="view"), _USAGE_DAILY),
+    (TableDoc("model_price_periods", "Each price entry with the instant the next one "
+              "replaced it (null: still in effect).", (
+                  Col("model_id", ColType.TEXT, doc="the model aggregate's id"),
+                  Col("model", ColType.TEXT, doc="the model's name"),
+                  Col("provider", ColType.TEXT, doc="who serves it"),
+                  Col("effective_from", ColType.TIME, doc="the price applies from here"),
+                  Col("effective_to", ColType.TIME, doc="until the next entry's effective_from"),
+                  Col("input_usd_per_mtok", ColType.DOUBLE, doc="USD per million input tokens"),
+                  Col("output_usd_per_mtok", ColType.DOUBLE,
+                      doc="USD per million output tokens")), kind="view"), _PRICE_PERIODS),
+    (TableDoc("health", "What needs attention: lag per projection (against the stream head "
+              f"seen at its last batch), workers silent for {STALE_HEARTBEAT_S} s or lost, "
+              "open or half-open breakers, skipped events.", (
+                  Col("component", ColType.TEXT, doc="projection, worker, breaker or "
+                      "projection_errors"),
+                  Col("name", ColType.TEXT, doc="which one"),
+                  Col("status", ColType.TEXT, doc="ok, lagging, stale, lost, open, half_open, "
+                      "errors"),
+                  Col("value", ColType.DOUBLE, doc="events behind, seconds silent, failures "
+                      "or errors"),
+                  Col("detail", ColType.TEXT, doc="one line for people"),
+                  Col("since", ColType.TIME, doc="when it was last seen or happened")),
+              kind="view"), _HEALTH),
+)
+
+
+def all_tables(projections: Sequence[Projection]) -> tuple[TableDoc, ...]:
+    """Returns every table and view of the schema, projections' first."""
+    owned = tuple(t for p in projections for t in p.tables())
+    return owned + SYSTEM_TABLES + tuple(doc for doc, _ in VIEWS)
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection, projections: Sequence[Projection]) -> None:
+    """Creates whatever is missing, or raises ``SchemaMismatch`` for a file of another version."""
+    found = _stored_version(con)
+    if found is not None and found != SCHEMA_VERSION:
+        raise SchemaMismatch(
+            f"read models are schema v{found}, this runlog needs v{SCHEMA_VERSION}: "
+            "run `runlog replay` to rebuild them from the log"
+        )
+    con.execute("BEGIN")
+    try:
+        for table in (*(t for p in projections for t in p.tables()), *SYSTEM_TABLES):
+            con.execute(f"CREATE TABLE IF NOT EXISTS {table.name} "
+                        f"(\n    {ddl_columns(table.columns, table.key)}\n)")
+        for _, ddl in VIEWS:
+            con.execute(ddl)
+        write_info(con, {"schema_version": str(SCHEMA_VERSION)})
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def _stored_version(con: duckdb.DuckDBPyConnection) -> int | None:
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'read_model_info'"
+    ).fetchone()
+    if not exists or not exists[0]:
+        return None
+    value = read_info(con).get("schema_version")
+    return int(value) if value is not None else None
+
+
+def read_info(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Returns the ``read_model_info`` entries."""
+    rows = con.execute("SELECT key, value FROM read_model_info").fetchall()
+    return {str(k): str(v) for k, v in rows}
+
+
+def write_info(con: duckdb.DuckDBPyConnection, entries: dict[str, str]) -> None:
+    """Sets ``read_model_info`` entries (a handful of rows, in one statement)."""
+    if entries:
+        values = ", ".join("(?, ?)" for _ in entries)
+        params = [item for pair in entries.items() for item in pair]
+        con.execute(f"INSERT OR REPLACE INTO read_model_info VALUES {values}", params)

@@ -1,0 +1,254 @@
+"""The read side of a running runlog: it owns the DuckDB file, projects into it and serves it.
+
+``runlog up`` starts one ``ReadSide``. It runs the projector, and answers on NATS
+(request/reply, queue group ``runlog-sql``) for the processes that cannot open the
+file while it holds it:
+
+- ``runlog.sql.query``: ``{"sql", "limit", "timeout_s", "wait_seq", "wait_timeout_s"}``
+  -> ``{"ok": true, "result": {"columns", "types", "rows", "truncated", "position"}}``
+- ``runlog.sql.export``: ``{"name", "format": "parquet" | "duckdb"}`` -> a consistent
+  snapshot under ``<data dir>/snapshots/`` -> ``{"ok": true, "result": {"path"}}``
+- ``runlog.sql.rebuild``: ``{}`` -> the live file rebuilt from the log: the projector
+  pauses, the fresh file is caught up to it and swapped in, and projection resumes.
+
+Failures answer ``{"ok": false, "error": {"code", "message"}}`` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from services.errors import StoreError
+from services.store import JetStreamEventStore
+
+from .database import ReadModelDb
+from .errors import ProjectionError, ProjectionHalted, QueryRefused, SchemaMismatch
+from .query import DEFAULT_LIMIT, DEFAULT_TIMEOUT_S, QueryResult, execute_query
+from .replay import REPLAY_CONFIG, ReplayResult, build_read_models, swap_into_place
+from .responder import Responder
+from .runtime import Projector, ProjectorConfig
+from .snapshot import export_snapshot, snapshot_path
+
+__all__ = ["SQL_QUEUE", "SQL_SUBJECT_PREFIX", "ReadSide"]
+
+log = logging.getLogger(__name__)
+
+SQL_SUBJECT_PREFIX = "runlog.sql"
+"""Outside ``runlog.cmd.>`` on purpose: the command service answers everything under it."""
+SQL_QUEUE = "runlog-sql"
+_MAX_LIMIT = 100_000
+_MAX_TIMEOUT_S = 300.0
+
+
+class _Gate:
+    """Lets many queries share the database, or one swap have it alone."""
+
+    def __init__(self) -> None:
+        self._readers = 0
+        self._swapping = False
+        self._changed = asyncio.Condition()
+
+    @contextlib.asynccontextmanager
+    async def shared(self) -> AsyncIterator[None]:
+        """Held by each query."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: not self._swapping)
+            self._readers += 1
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self._readers -= 1
+                self._changed.notify_all()
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        """Held while the file is swapped."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: not self._swapping)
+            self._swapping = True
+            await self._changed.wait_for(lambda: self._readers == 0)
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self._swapping = False
+                self._changed.notify_all()
+
+
+class ReadSide:
+    """Projector, SQL responder and rebuilds for one read-model file."""
+
+    def __init__(
+        self,
+        store: JetStreamEventStore,
+        db_path: Path,
+        config: ProjectorConfig | None = None,
+        subject_prefix: str = SQL_SUBJECT_PREFIX,
+        queue: str = SQL_QUEUE,
+        max_concurrent_queries: int = 4,
+    ) -> None:
+        self.store = store
+        self.db_path = db_path
+        self.config = config or ProjectorConfig()
+        self.halted: ProjectionHalted | None = None
+        self._db: ReadModelDb | None = None
+        self._projector: Projector | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._gate = _Gate()
+        self._pool = ThreadPoolExecutor(max_concurrent_queries, "runlog-sql")
+        self._responder = Responder(store.nc, subject_prefix, queue, {
+            "query": self._serve_query, "export": self._serve_export,
+            "rebuild": self._serve_rebuild,
+        })
+
+    @property
+    def projector(self) -> Projector:
+        """The running projector."""
+        if self._projector is None:
+            raise ProjectionError("the read side is not started")
+        return self._projector
+
+    async def start(self) -> None:
+        """Opens (rebuilding it if its schema is stale) the file, starts projecting and serving."""
+        try:
+            self._db = await asyncio.to_thread(ReadModelDb.open_writer, self.db_path)
+        except SchemaMismatch as mismatch:
+            log.warning("%s; rebuilding it from the log", mismatch)
+            await build_read_models(self.store, self.db_path)
+            self._db = await asyncio.to_thread(ReadModelDb.open_writer, self.db_path)
+        self._projector = Projector(self.store, self._db, self.config)
+        self._task = asyncio.create_task(self._project(), name="runlog-projector")
+        await self._responder.start()
+
+    async def stop(self) -> None:
+        """Stops serving and projecting, and closes the file."""
+        await self._responder.stop()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._db is not None:
+            await asyncio.to_thread(self._db.close)
+            self._db = None
+
+    async def __aenter__(self) -> ReadSide:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.stop()
+
+    async def wait_for_seq(self, seq: int, timeout_s: float = 10.0) -> int:
+        """Waits until the read models include ``seq`` (read your writes)."""
+        self._raise_if_halted()
+        return await self.projector.wait_for_seq(seq, timeout_s)
+
+    async def query(self, sql: str, limit: int = DEFAULT_LIMIT,
+                    timeout_s: float = DEFAULT_TIMEOUT_S) -> QueryResult:
+        """Runs a read-only query on the live file, off the event loop."""
+        async with self._gate.shared():
+            db = self._require_db()
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._pool, execute_query, db, sql, limit,
+                                              timeout_s)
+
+    async def export(self, name: str, fmt: str = "parquet") -> Path:
+        """Writes a consistent snapshot under ``<data dir>/snapshots/`` and returns its path."""
+        dest = snapshot_path(self.db_path, name, fmt)
+        async with self._gate.shared():
+            db = self._require_db()
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._pool, export_snapshot, db, dest, fmt)
+
+    async def rebuild(self) -> ReplayResult:
+        """Rebuilds the live file from the log while serving, then swaps it in."""
+        started = time.monotonic()
+        fresh = self.db_path.with_name(self.db_path.name + ".rebuild")
+        await build_read_models(self.store, fresh)
+        projector = self.projector
+        async with projector.paused(), self._gate.exclusive():
+            # The tail written since the build started, then the swap; queries wait meanwhile.
+            await self._catch_up_file(fresh, projector.position)
+            await asyncio.to_thread(self._require_db().close)
+            await asyncio.to_thread(swap_into_place, fresh, self.db_path)
+            self._db = await asyncio.to_thread(ReadModelDb.open_writer, self.db_path)
+            projector.use_database(self._db)
+        return ReplayResult(self.db_path, projector.position, time.monotonic() - started)
+
+    async def _catch_up_file(self, path: Path, until_seq: int) -> None:
+        db = await asyncio.to_thread(ReadModelDb.open_writer, path)
+        try:
+            await Projector(self.store, db, REPLAY_CONFIG, name="rebuild").catch_up(until_seq)
+        finally:
+            await asyncio.to_thread(db.close)
+
+    async def _project(self) -> None:
+        """Runs the projector, riding out store outages; a halt stops it for good."""
+        delay = 0.2
+        while True:
+            try:
+                await self.projector.run()
+            except ProjectionHalted as halted:
+                self.halted = halted
+                log.error("projector halted: %s", halted)
+                return
+            except StoreError as error:
+                log.warning("projector lost the log (%s); retrying in %.1f s", error, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _require_db(self) -> ReadModelDb:
+        if self._db is None:
+            raise ProjectionError("the read side is not started")
+        return self._db
+
+    def _raise_if_halted(self) -> None:
+        if self.halted is not None:
+            raise ProjectionHalted(f"projector halted: {self.halted}", self.halted.seq)
+
+    # -- NATS handlers ------------------------------------------------------------
+
+    async def _serve_query(self, request: dict[str, Any]) -> dict[str, Any]:
+        sql = request.get("sql")
+        if not isinstance(sql, str):
+            raise QueryRefused("the request needs a 'sql' string")
+        limit = _bounded(request.get("limit"), DEFAULT_LIMIT, 0, _MAX_LIMIT)
+        timeout_s = _bounded(request.get("timeout_s"), DEFAULT_TIMEOUT_S, 0.001, _MAX_TIMEOUT_S)
+        wait_seq = request.get("wait_seq")
+        if wait_seq is not None:
+            wait_s = _bounded(request.get("wait_timeout_s"), 10.0, 0.0, _MAX_TIMEOUT_S)
+            await self.wait_for_seq(int(_bounded(wait_seq, 0, 0, 2**63 - 1)), wait_s)
+        return (await self.query(sql, int(limit), timeout_s)).to_dict()
+
+    async def _serve_export(self, request: dict[str, Any]) -> dict[str, Any]:
+        name = request.get("name") or time.strftime("%Y%m%dT%H%M%S")
+        fmt = request.get("format") or "parquet"
+        if not isinstance(name, str) or not isinstance(fmt, str):
+            raise QueryRefused("'name' and 'format' must be strings")
+        return {"path": str(await self.export(name, fmt))}
+
+    async def _serve_rebuild(self, request: dict[str, Any]) -> dict[str, Any]:
+        result = await self.rebuild()
+        return {"path": str(result.path), "position": result.position,
+                "seconds": result.seconds}
+
+
+def _bounded(value: object, default: float, low: float, high: float) -> float:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise QueryRefused(f"expected a number, got {value!r}")
+    return min(max(float(value), low), high)
+

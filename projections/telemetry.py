@@ -1,0 +1,111 @@
+"""Projector telemetry: a span per batch linked to the commands' spans, and lag/batch metrics.
+
+Only the OpenTelemetry API is used here; whoever configures the SDK (``runlog up``)
+decides where spans and metrics go. Without an SDK every call is a no-op.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import weakref
+from collections.abc import Iterator, Sequence
+
+from opentelemetry import metrics, trace
+from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.trace import Link, SpanContext, TraceFlags
+
+from services.store import RecordedEvent
+
+from .decode import parse_traceparent
+
+__all__ = ["MAX_LINKS", "ProjectorTelemetry", "links_of"]
+
+MAX_LINKS = 128
+"""A batch holds thousands of events; a span with thousands of links helps nobody."""
+
+
+def links_of(records: Sequence[RecordedEvent], limit: int = MAX_LINKS) -> list[Link]:
+    """Returns one link per distinct writer span among the records' ``traceparent`` headers."""
+    seen: dict[tuple[str, str], Link] = {}
+    for record in records:
+        ref = parse_traceparent(record.headers.get("traceparent"))
+        if ref is None or (ref.trace_id, ref.span_id) in seen:
+            continue
+        context = SpanContext(int(ref.trace_id, 16), int(ref.span_id, 16), is_remote=True,
+                              trace_flags=TraceFlags(TraceFlags.SAMPLED if ref.sampled else 0))
+        seen[(ref.trace_id, ref.span_id)] = Link(context, {"runlog.seq": record.seq})
+        if len(seen) >= limit:
+            break
+    return list(seen.values())
+
+
+_live: weakref.WeakSet[ProjectorTelemetry] = weakref.WeakSet()
+_gauge_lock = threading.Lock()
+_gauge_registered = False
+
+
+def _observe_lag(options: CallbackOptions) -> list[Observation]:
+    return [Observation(t.lag, {"projector": t.name}) for t in list(_live)]
+
+
+def _lag_gauge(meter: metrics.Meter) -> None:
+    meter.create_observable_gauge(
+        "runlog.projector.lag", callbacks=[_observe_lag], unit="{event}",
+        description="Stream head minus the projector's checkpoint")
+
+
+def _register_gauge() -> None:
+    # One gauge for every projector of the process (replays included), created once.
+    global _gauge_registered
+    with _gauge_lock:
+        if not _gauge_registered:
+            _lag_gauge(metrics.get_meter("runlog.projections"))
+            _gauge_registered = True
+
+
+class ProjectorTelemetry:
+    """The instruments of one projector."""
+
+    def __init__(
+        self,
+        name: str = "read_models",
+        tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
+    ) -> None:
+        self.name = name
+        self.lag = 0
+        self.position = 0
+        self._tracer = trace.get_tracer("runlog.projections", tracer_provider=tracer_provider)
+        meter = metrics.get_meter("runlog.projections", meter_provider=meter_provider)
+        self._size = meter.create_histogram(
+            "runlog.projector.batch.size", unit="{event}", description="Events per applied batch")
+        self._duration = meter.create_histogram(
+            "runlog.projector.batch.duration", unit="s", description="Time to apply one batch")
+        if meter_provider is None:
+            _register_gauge()
+        else:
+            _lag_gauge(meter)
+        _live.add(self)
+
+    @contextlib.contextmanager
+    def batch_span(self, records: Sequence[RecordedEvent]) -> Iterator[trace.Span]:
+        """Wraps one batch in a span linked to the spans of the commands that wrote it."""
+        with self._tracer.start_as_current_span(
+            "runlog.projector.batch", kind=trace.SpanKind.CONSUMER,
+            attributes={"runlog.projector": self.name, "runlog.batch.size": len(records),
+                        "runlog.batch.first_seq": records[0].seq if records else 0,
+                        "runlog.batch.last_seq": records[-1].seq if records else 0},
+        ) as span:
+            if span.is_recording():
+                for link in links_of(records):
+                    span.add_link(link.context, link.attributes)
+            yield span
+
+    def record(self, size: int, duration_s: float, position: int, head: int) -> None:
+        """Records one applied batch."""
+        attributes = {"projector": self.name}
+        self._size.record(size, attributes)
+        self._duration.record(duration_s, attributes)
+        self.position = position
+        self.lag = max(head - position, 0)

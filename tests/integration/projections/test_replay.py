@@ -1,0 +1,147 @@
+"""Replay rebuilds what the live projector built; time travel builds the past; upcasters apply."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from events import EventEnvelope, UpcasterRegistry, utc_now
+from projections import (
+    ReadModelDb,
+    ReadSide,
+    ReplayRefused,
+    as_of_path,
+    build_read_models,
+    replay,
+    run_sql_async,
+)
+from projections.runtime import Projector, ProjectorConfig
+from services.store import JetStreamEventStore
+from tests.support.read_side import EventLog, append_all, dump_tables
+
+pytestmark = pytest.mark.nats
+
+TABLES = ["runs", "tasks", "workers", "usage", "models", "model_prices", "transitions",
+          "checkpoints", "projection_errors"]
+
+
+def scalar(path: Path, sql: str) -> Any:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        row = con.execute(sql).fetchone()
+        return row[0] if row else None
+    finally:
+        con.close()
+
+
+async def test_replay_equals_live(store: JetStreamEventStore, tmp_path: Path,
+                                  history: EventLog, sql_prefix: str) -> None:
+    live = tmp_path / "live.duckdb"
+    async with ReadSide(store, live, ProjectorConfig(batch_size=5, linger_s=0.001),
+                        subject_prefix=sql_prefix) as read_side:
+        for envelope in history.envelopes:  # one append at a time: many small live batches
+            last = await append_all(store, [envelope])
+        await read_side.wait_for_seq(last, timeout_s=10)
+    rebuilt = await replay(store, db_path=tmp_path / "replayed.duckdb", progress=False)
+    assert rebuilt.position == last
+    assert dump_tables(live, TABLES) == dump_tables(rebuilt.path, TABLES)
+
+
+async def test_time_travel_to_a_seq_and_to_a_time(store: JetStreamEventStore, db_path: Path,
+                                                  history: EventLog) -> None:
+    seqs = [await append_all(store, [e]) for e in history.envelopes]
+    cut = next(i for i, e in enumerate(history.envelopes)
+               if e.type == "RunStarted" and e.aggregate_id == "r2")
+    by_seq = await replay(store, db_path=db_path, until_seq=seqs[cut], progress=False)
+    assert by_seq.path == as_of_path(db_path, until_seq=seqs[cut])
+    moment = history.envelopes[cut].occurred_at + timedelta(milliseconds=500)
+    by_time = await replay(store, db_path=db_path, until=moment, progress=False)
+    assert by_time.position == seqs[cut]
+    assert not await asyncio.to_thread(db_path.exists)  # time travel leaves the live file be
+    for path in (by_seq.path, by_time.path):
+        assert scalar(path, "SELECT state FROM runs WHERE run_id = 'r2'") == "running"
+        assert scalar(path, "SELECT count(*) FROM runs WHERE run_id = 'r3'") == 0
+        assert scalar(path, "SELECT min(last_seq) FROM checkpoints") == seqs[cut]
+    assert scalar(by_time.path, "SELECT value FROM read_model_info WHERE key = 'until'")
+    assert dump_tables(by_seq.path, TABLES[:-2]) == dump_tables(by_time.path, TABLES[:-2])
+    table = await run_sql_async("SELECT run_id, state FROM runs ORDER BY run_id",
+                                db_path=by_seq.path, fmt="csv")
+    assert table.splitlines() == ["run_id,state", "r1,succeeded", "r2,running"]
+
+
+def old_run_created(run_id: str, title: str) -> EventEnvelope:
+    return EventEnvelope(
+        type="RunCreated", schema_version=1, event_id=uuid.uuid4().hex, aggregate="run",
+        aggregate_id=run_id, version=1, occurred_at=utc_now(), command_id=uuid.uuid4().hex,
+        to_state="pending", data={"run_id": run_id, "title": title},
+    )
+
+
+async def test_old_schema_events_are_upcast_on_replay(store: JetStreamEventStore,
+                                                      db_path: Path) -> None:
+    upcasters = UpcasterRegistry()
+
+    @upcasters.register("RunCreated", 1)
+    def _title_became_name(data: dict[str, Any]) -> dict[str, Any]:
+        data["name"] = data.pop("title")
+        return data
+
+    current = EventEnvelope(
+        type="RunCreated", schema_version=2, event_id=uuid.uuid4().hex, aggregate="run",
+        aggregate_id="new", version=1, occurred_at=utc_now(), command_id=uuid.uuid4().hex,
+        to_state="pending", data={"run_id": "new", "name": "written today"},
+    )
+    await append_all(store, [old_run_created("old", "written long ago"), current])
+    result = await build_read_models(store, db_path, upcasters=upcasters)
+    assert result.position == 2
+    con = duckdb.connect(str(db_path), read_only=True)
+    assert con.execute("SELECT run_id, name FROM runs ORDER BY 1").fetchall() == [
+        ("new", "written today"), ("old", "written long ago")]
+    assert con.execute("SELECT count(*) FROM projection_errors").fetchone() == (0,)
+    con.close()
+
+
+async def test_replay_refuses_to_swap_a_file_another_process_holds(
+    store: JetStreamEventStore, db_path: Path, history: EventLog
+) -> None:
+    await append_all(store, history.envelopes[:5])
+    holder = ReadModelDb.open_writer(db_path)  # same process: DuckDB refuses a second open too
+    try:
+        with pytest.raises(ReplayRefused, match="held by a running runlog"):
+            await build_read_models(store, db_path)
+    finally:
+        holder.close()
+    assert not list(db_path.parent.glob("*.building-*"))
+
+
+async def test_replay_while_running_is_done_by_the_owner(
+    store: JetStreamEventStore, db_path: Path, history: EventLog, sql_prefix: str
+) -> None:
+    last = await append_all(store, history.envelopes)
+    async with ReadSide(store, db_path, subject_prefix=sql_prefix) as read_side:
+        await read_side.wait_for_seq(last, timeout_s=10)
+        result = await replay(store, db_path=db_path, progress=False, subject_prefix=sql_prefix)
+        assert result.position == last
+        extra = await append_all(store, [history.emit("run", "r9", "RunCreated", "pending",
+                                                      run_id="r9", name="after the swap")])
+        await read_side.wait_for_seq(extra, timeout_s=10)
+        answer = await read_side.query("SELECT count(*) FROM runs")
+        assert answer.rows == [[4]]
+        assert (await read_side.query("SELECT count(*) FROM usage")).rows == [[8]]
+    assert scalar(db_path, "SELECT value FROM read_model_info WHERE key = 'built_by'") == "replay"
+
+
+async def test_catch_up_stops_at_the_stream_head(store: JetStreamEventStore,
+                                                 db_path: Path, history: EventLog) -> None:
+    last = await append_all(store, history.envelopes)
+    db = ReadModelDb.open_writer(db_path)
+    projector = Projector(store, db, ProjectorConfig(batch_size=4))
+    assert await projector.catch_up(until_seq=last + 100) == last
+    assert await projector.catch_up() == last  # nothing new: returns at once
+    db.close()

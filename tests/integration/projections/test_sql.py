@@ -1,0 +1,209 @@
+"""Read-only SQL: the guard, the file path, the NATS path from another process, snapshots."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from projections import (
+    QueryError,
+    QueryRefused,
+    QueryTimeout,
+    QueryUnavailable,
+    ReadModelDb,
+    ReadSide,
+    WaitTimeout,
+    check_read_only,
+    execute_query,
+    export_async,
+    run_sql_async,
+)
+from projections.runtime import Projector, ProjectorConfig
+from services.store import JetStreamEventStore
+from tests.support.read_side import EventLog, append_all
+
+ROOT = Path(__file__).resolve().parents[3]
+
+REFUSED = [
+    "INSERT INTO runs (run_id) VALUES ('x')",
+    "UPDATE runs SET name = 'x'",
+    "DELETE FROM runs",
+    "DROP TABLE runs",
+    "CREATE TABLE x AS SELECT 1",
+    "ATTACH 'other.duckdb' AS other",
+    "DETACH other",
+    "COPY runs TO 'runs.csv'",
+    "EXPORT DATABASE 'dump'",
+    "PRAGMA version",
+    "SET threads = 1",
+    "CALL pragma_version()",
+    "INSTALL httpfs",
+    "LOAD httpfs",
+    "CHECKPOINT",
+    "BEGIN TRANSACTION",
+    "USE memory",
+    "SELECT 1; SELECT 2",
+    "SELECT 1; DROP TABLE runs",
+    "EXPLAIN ANALYZE INSERT INTO runs (run_id) VALUES ('x')",
+    "",
+    "SELEKT 1",
+]
+ALLOWED = [
+    "SELECT 1",
+    "select 1;",
+    "WITH x AS (SELECT 1 AS a) SELECT a FROM x",
+    "EXPLAIN SELECT * FROM runs",
+    "DESCRIBE runs",
+    "SHOW TABLES",
+    "SUMMARIZE runs",
+    "FROM runs",
+    "-- a comment first\nSELECT 2",
+]
+
+
+@pytest.mark.parametrize("sql", REFUSED)
+def test_the_guard_refuses_anything_but_one_read_only_statement(sql: str) -> None:
+    with pytest.raises(QueryRefused) as refused:
+        check_read_only(sql)
+    assert "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize("sql", ALLOWED)
+def test_the_guard_lets_reads_through(sql: str) -> None:
+    assert check_read_only(sql)
+
+
+async def run_child(*args: str) -> tuple[int, str, str]:
+    """Runs Python in a child process without blocking this loop (the owner serves on it)."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, *args, cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(child.communicate(), 60)
+    return child.returncode or 0, out.decode(), err.decode()
+
+
+async def build(store: JetStreamEventStore, db_path: Path, history: EventLog) -> int:
+    last = await append_all(store, history.envelopes)
+    db = ReadModelDb.open_writer(db_path)
+    await Projector(store, db).catch_up()
+    db.close()
+    return last
+
+
+@pytest.mark.nats
+async def test_run_sql_reads_the_file_when_no_service_holds_it(
+    store: JetStreamEventStore, db_path: Path, history: EventLog
+) -> None:
+    last = await build(store, db_path, history)
+    sql = "SELECT run_id, state, task_counts, labels FROM runs ORDER BY run_id"
+    table = await run_sql_async(sql, db_path=db_path)
+    assert table.splitlines()[0].split() == ["run_id", "state", "task_counts", "labels"]
+    assert table.splitlines()[-1] == "(3 rows)"
+    rows = json.loads(await run_sql_async(sql, db_path=db_path, fmt="json", limit=1))
+    assert rows == [{"run_id": "r1", "state": "succeeded", "task_counts": {"succeeded": 2},
+                     "labels": {"team": "a"}}]
+    csv = await run_sql_async("SELECT count(*) AS n FROM usage", db_path=db_path, fmt="csv",
+                              wait_seq=last)
+    assert csv == "n\n8"
+    with pytest.raises(WaitTimeout, match="no running runlog"):
+        await run_sql_async("SELECT 1", db_path=db_path, wait_seq=last + 1)
+    with pytest.raises(QueryError, match="disabled by configuration"):
+        await run_sql_async("SELECT * FROM read_csv('/etc/passwd')", db_path=db_path)
+
+
+@pytest.mark.nats
+async def test_a_runaway_query_is_interrupted(store: JetStreamEventStore, db_path: Path,
+                                              history: EventLog) -> None:
+    await build(store, db_path, history)
+    db = ReadModelDb.open_reader(db_path)
+    try:
+        with pytest.raises(QueryTimeout, match=r"0\.2 s"):
+            execute_query(db, "SELECT sum(a.range * b.range) FROM range(100000000) a, "
+                              "range(1000) b", timeout_s=0.2)
+        assert execute_query(db, "SELECT 42").rows == [[42]]  # the connection still works
+    finally:
+        db.close()
+
+
+@pytest.mark.nats
+async def test_another_process_queries_through_the_owner(
+    nats_url: str, store: JetStreamEventStore, db_path: Path, history: EventLog,
+    sql_prefix: str
+) -> None:
+    async with ReadSide(store, db_path, ProjectorConfig(linger_s=0.005),
+                        subject_prefix=sql_prefix):
+        last = await append_all(store, history.envelopes)
+        script = (
+            "import sys; from pathlib import Path; from projections import run_sql;"
+            "print(run_sql(sys.argv[1], db_path=Path(sys.argv[2]), nats_url=sys.argv[3],"
+            " fmt='json', wait_seq=int(sys.argv[4]), subject_prefix=sys.argv[5]))"
+        )
+        code, out, err = await run_child(
+            "-c", script, "SELECT run_id, tokens_in FROM runs ORDER BY 1", str(db_path),
+            nats_url, str(last), sql_prefix)
+        assert code == 0, err
+        assert json.loads(out) == [{"run_id": "r1", "tokens_in": 400},
+                                   {"run_id": "r2", "tokens_in": 300},
+                                   {"run_id": "r3", "tokens_in": 100}]
+        code, out, err = await run_child("-c", script, "DROP TABLE runs", str(db_path),
+                                         nats_url, "0", sql_prefix)
+        assert code != 0
+        assert "QueryRefused: DROP statements are not allowed" in err
+
+
+@pytest.mark.nats
+async def test_the_owner_answers_with_limits_and_typed_errors(
+    nats_url: str, store: JetStreamEventStore, db_path: Path, history: EventLog,
+    sql_prefix: str
+) -> None:
+    async with ReadSide(store, db_path, subject_prefix=sql_prefix):
+        last = await append_all(store, history.envelopes)
+        ask = {"db_path": db_path, "nats_url": nats_url, "subject_prefix": sql_prefix}
+        text = await run_sql_async("SELECT * FROM range(10)", limit=3, wait_seq=last, **ask)
+        assert text.splitlines()[-1] == "(3 rows; limit reached, more rows exist)"
+        with pytest.raises(QueryRefused):
+            await run_sql_async("ATTACH 'x.duckdb'", **ask)
+        with pytest.raises(WaitTimeout):
+            await run_sql_async("SELECT 1", wait_seq=last + 10, wait_timeout_s=0.2, **ask)
+        with pytest.raises(QueryTimeout):
+            await run_sql_async("SELECT sum(a.range * b.range) FROM range(100000000) a, "
+                                "range(1000) b", timeout_s=0.2, **ask)
+
+
+@pytest.mark.nats
+async def test_without_a_responder_a_held_file_is_a_clear_error(
+    nats_url: str, db_path: Path, sql_prefix: str
+) -> None:
+    holder = ReadModelDb.open_writer(db_path)
+    try:
+        with pytest.raises(QueryUnavailable, match="NATS URL is unknown"):
+            await run_sql_async("SELECT 1", db_path=db_path)
+        with pytest.raises(QueryUnavailable, match="no running runlog answers"):
+            await run_sql_async("SELECT 1", db_path=db_path, nats_url=nats_url,
+                                subject_prefix=sql_prefix)
+    finally:
+        holder.close()
+
+
+@pytest.mark.nats
+async def test_snapshots_from_the_file_and_from_the_owner(
+    nats_url: str, store: JetStreamEventStore, db_path: Path, history: EventLog,
+    sql_prefix: str
+) -> None:
+    await build(store, db_path, history)
+    folder = await export_async("offline", db_path=db_path)
+    assert pq.read_table(folder / "runs.parquet").num_rows == 3
+    assert {p.stem for p in folder.iterdir()} >= {"runs", "tasks", "usage", "health"}
+    async with ReadSide(store, db_path, subject_prefix=sql_prefix):
+        copy = await export_async("online", db_path=db_path, nats_url=nats_url, fmt="duckdb",
+                                  subject_prefix=sql_prefix)
+    assert copy == db_path.parent / "snapshots" / "online.duckdb"
+    result = await run_sql_async("SELECT count(*) AS n FROM tasks", db_path=copy, fmt="csv")
+    assert result == "n\n6"
+    with pytest.raises(QueryRefused, match="snapshot name"):
+        await export_async("../escape", db_path=db_path)

@@ -1,0 +1,169 @@
+"""Helpers for read-side tests and benchmarks: realistic event histories and table dumps.
+
+Events are written straight to the store (no command service): each carries the
+envelope a command would give it, ``from_state`` and ``to_state`` included.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from events import EventEnvelope, event_subject
+from services.store import JetStreamEventStore, OutgoingMessage
+
+__all__ = [
+    "EventLog",
+    "append_all",
+    "append_raw",
+    "dump_tables",
+    "publish_fast",
+    "run_lifecycle",
+    "serialised",
+    "setup_fleet",
+]
+
+_VOLATILE = {"checkpoints": ("updated_at", "stream_head"), "projection_errors": ("failed_at",),
+             "read_model_info": ("value",)}
+
+
+class EventLog:
+    """Builds envelopes with consistent versions and states per aggregate."""
+
+    def __init__(self, start: datetime | None = None, step: timedelta = timedelta(seconds=1)):
+        self.clock = start or datetime(2025, 1, 1, tzinfo=UTC)
+        self.step = step
+        self.versions: dict[tuple[str, str], int] = {}
+        self.states: dict[tuple[str, str], str | None] = {}
+        self.envelopes: list[EventEnvelope] = []
+
+    def emit(self, aggregate: str, aggregate_id: str, event_type: str, to_state: str | None,
+             /, schema_version: int = 1, **data: Any) -> EventEnvelope:
+        """Appends one event to the history and returns it."""
+        key = (aggregate, aggregate_id)
+        version = self.versions.get(key, 0) + 1
+        self.versions[key] = version
+        self.clock += self.step
+        envelope = EventEnvelope(
+            type=event_type, schema_version=schema_version, event_id=uuid.uuid4().hex,
+            aggregate=aggregate, aggregate_id=aggregate_id, version=version,
+            occurred_at=self.clock, command_id=uuid.uuid4().hex,
+            from_state=self.states.get(key), to_state=to_state, data=data,
+        )
+        if to_state is not None:
+            self.states[key] = to_state
+        self.envelopes.append(envelope)
+        return envelope
+
+    def now(self) -> str:
+        """The history's clock, as ISO text."""
+        return self.clock.isoformat()
+
+
+def setup_fleet(log: EventLog, worker_id: str = "w1", model: str = "gpt-test") -> None:
+    """Registers a model with a price and a worker."""
+    log.emit("model", model, "ModelRegistered", "active", model=model, provider="acme")
+    log.emit("model", model, "ModelPriceSet", "active", model=model, provider="acme",
+             input_usd_per_mtok=1.0, output_usd_per_mtok=2.0,
+             effective_from="2024-01-01T00:00:00+00:00")
+    log.emit("worker", worker_id, "WorkerRegistered", "idle", worker_id=worker_id,
+             kinds=["llm"], capacity=4, at=log.now())
+
+
+def run_lifecycle(log: EventLog, run_id: str, tasks: int = 3, usage_per_task: int = 1,
+                  worker_id: str = "w1", model: str = "gpt-test", end: str = "succeeded"
+                  ) -> None:
+    """A whole run: created, started, tasks leased, started and succeeded with usage, ended."""
+    log.emit("run", run_id, "RunCreated", "pending", run_id=run_id, name=f"run {run_id}",
+             labels={"team": "a"}, budget={"max_tokens": 1_000_000, "max_cost_usd": 10.0})
+    log.emit("run", run_id, "RunStarted", "running", run_id=run_id)
+    for index in range(tasks):
+        _task(log, run_id, f"{run_id}-t{index}", usage_per_task, worker_id, model)
+    ending = {"succeeded": "RunSucceeded", "failed": "RunFailed"}[end]
+    log.emit("run", run_id, ending, end, run_id=run_id)
+
+
+def _task(log: EventLog, run_id: str, task_id: str, usage: int, worker_id: str,
+          model: str) -> None:
+    log.emit("task", task_id, "TaskSubmitted", "queued", task_id=task_id, run_id=run_id,
+             kind="llm", priority=5, max_attempts=3, payload={"prompt": "hi"},
+             submitted_at=log.now())
+    log.emit("task", task_id, "TaskLeased", "leased", task_id=task_id, worker_id=worker_id,
+             lease_epoch=1, lease_expires_at=log.now(), lease_ttl_s=30.0, attempt=1)
+    log.emit("worker", worker_id, "WorkerTaskAssigned", "busy", worker_id=worker_id,
+             task_id=task_id)
+    log.emit("task", task_id, "TaskStarted", "running", task_id=task_id, worker_id=worker_id,
+             lease_epoch=1)
+    for _ in range(usage):
+        log.emit("run", run_id, "UsageRecorded", "running", run_id=run_id, task_id=task_id,
+                 worker_id=worker_id, model=model, provider="acme", tokens_in=100,
+                 tokens_out=50, latency_ms=12.5, outcome="ok", input_usd_per_mtok=1.0,
+                 output_usd_per_mtok=2.0, price_effective_from="2024-01-01T00:00:00+00:00",
+                 cost_usd=0.0002)
+    log.emit("task", task_id, "TaskSucceeded", "succeeded", task_id=task_id,
+             worker_id=worker_id, lease_epoch=1, attempt=1, result={"ok": True})
+    log.emit("worker", worker_id, "WorkerTaskReleased", "idle", worker_id=worker_id,
+             task_id=task_id)
+
+
+def _message(store: JetStreamEventStore, envelope: EventEnvelope, payload: bytes | None = None,
+             headers: dict[str, str] | None = None) -> OutgoingMessage:
+    subject = event_subject(envelope.aggregate, envelope.aggregate_id, store.subject_prefix)
+    return OutgoingMessage(subject, payload if payload is not None else envelope.to_json(),
+                           f"{envelope.command_id}:0", headers or {})
+
+
+async def append_all(store: JetStreamEventStore, envelopes: Iterable[EventEnvelope],
+                     headers: dict[str, str] | None = None) -> int:
+    """Appends events one by one (acked); returns the last stream sequence."""
+    last = 0
+    for envelope in envelopes:
+        last = (await store.append_messages([_message(store, envelope, headers=headers)])
+                ).last_seq
+    return last
+
+
+async def append_raw(store: JetStreamEventStore, envelope: EventEnvelope, payload: bytes) -> int:
+    """Appends a hand-made body on an event's subject (a poison event), under a fresh msg id."""
+    subject = event_subject(envelope.aggregate, envelope.aggregate_id, store.subject_prefix)
+    message = OutgoingMessage(subject, payload, uuid.uuid4().hex)
+    return (await store.append_messages([message])).last_seq
+
+
+async def publish_fast(store: JetStreamEventStore,
+                       messages: Sequence[tuple[str, bytes]]) -> None:
+    """Publishes pre-serialised events pipelined (``publish_async``), then waits for every ack."""
+    js = store.js
+    for subject, payload in messages:
+        await js.publish_async(subject, payload)
+    await js.publish_async_completed()
+
+
+def serialised(store: JetStreamEventStore, envelopes: Iterable[EventEnvelope]
+               ) -> list[tuple[str, bytes]]:
+    """Returns ``(subject, body)`` pairs ready for ``publish_fast``."""
+    return [(event_subject(e.aggregate, e.aggregate_id, store.subject_prefix), e.to_json())
+            for e in envelopes]
+
+
+def dump_tables(path: Path, tables: Sequence[str]) -> dict[str, list[tuple[Any, ...]]]:
+    """Reads every row of these tables (volatile bookkeeping left out), in a stable order."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return {name: _dump(con, name) for name in tables}
+    finally:
+        con.close()
+
+
+def _dump(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[Any, ...]]:
+    columns = [row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()]
+    kept = [c for c in columns if c not in _VOLATILE.get(table, ())]
+    # Cast to text: equal values compare equal whatever their Python type (and no pytz needed).
+    select = ", ".join(f"CAST({c} AS VARCHAR)" for c in kept)
+    rows = con.execute(f"SELECT {select} FROM {table}").fetchall()
+    return sorted(rows, key=lambda row: tuple("" if v is None else str(v) for v in row))
