@@ -19,6 +19,7 @@ from faststream import FastStream
 from faststream.specification import AsyncAPI
 
 from services.bootstrap import build_broker
+from services.generated_docs import write_or_check
 from services.settings import Settings
 
 __all__ = ["DOCUMENT", "REGENERATE", "app", "main", "render"]
@@ -62,18 +63,7 @@ def render() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Writes the document (or, with ``--check``, reports whether it is stale)."""
-    args = sys.argv[1:] if argv is None else argv
-    text = render()
-    current = DOCUMENT.read_text(encoding="utf-8") if DOCUMENT.exists() else None
-    if "--check" in args:
-        if current != text:
-            print(f"{DOCUMENT} is stale: run {REGENERATE}", file=sys.stderr)
-            return 1
-        return 0
-    if current != text:
-        DOCUMENT.parent.mkdir(parents=True, exist_ok=True)
-        DOCUMENT.write_text(text, encoding="utf-8")
-    return 0
+    return write_or_check(DOCUMENT, render(), REGENERATE, sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

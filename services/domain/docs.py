@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from events.commands import COMMANDS
+from services.generated_docs import write_or_check
 
 from .machine import TransitionTable
 from .registry import MACHINES, Machine
@@ -30,7 +31,8 @@ _TITLES = {
 }
 
 _CROSS_AGGREGATE = {
-    "run": "Usage is priced at the model's price in effect when it happened (Model "
+    "run": "`run.create` with a `budget_id` needs that budget to exist. "
+           "Usage is priced at the model's price in effect when it happened (Model "
            "`price_at`), and for a run with a `budget_id` it is also charged to that budget "
            "in the same atomic append (Budget `charge`).",
     "workstream": "`workstream.create` needs its run `pending` or `running`, and "
@@ -119,18 +121,8 @@ def _mermaid(table: TransitionTable) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Writes the document (or, with ``--check``, reports whether it is stale)."""
-    args = sys.argv[1:] if argv is None else argv
-    text = render()
-    current = DOC_PATH.read_text() if DOC_PATH.exists() else None
-    if "--check" in args:
-        if current != text:
-            print(f"{DOC_PATH} is stale: run python -m services.domain.docs", file=sys.stderr)
-            return 1
-        return 0
-    if current != text:
-        DOC_PATH.parent.mkdir(parents=True, exist_ok=True)
-        DOC_PATH.write_text(text)
-    return 0
+    return write_or_check(DOC_PATH, render(), "python -m services.domain.docs",
+                          sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":
