@@ -23,7 +23,7 @@ from services.store import JetStreamEventStore, RecordedEvent
 from .applier import BatchApplier, BatchResult
 from .database import ReadModelDb, checkpoint_positions
 from .errors import WaitTimeout
-from .feed import LogFeed
+from .feed import LogFeed, open_feed
 from .models import Projection
 from .telemetry import ProjectorTelemetry
 
@@ -171,7 +171,7 @@ class Projector:
             yield
 
     async def _open_feed(self) -> LogFeed:
-        return await LogFeed.open(self.store, self.position + 1, self.config.max_pending)
+        return await open_feed(self.store, self.position + 1, self.config.max_pending)
 
     async def _apply(self, records: list[RecordedEvent], head: int,
                      cutoff: datetime | None = None) -> BatchResult:

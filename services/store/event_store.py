@@ -213,24 +213,22 @@ class JetStreamEventStore:
         self, from_seq: int = 1, subjects: str | None = None, max_pending: int = 200_000
     ) -> EventFeed:
         """Starts a live feed of events from ``from_seq`` on, through an ordered consumer."""
-        feed = EventFeed(max_pending)
         config = api.ConsumerConfig(
             deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
             opt_start_seq=max(from_seq, 1),
         )
         try:
-            feed.subscription = await self.js.subscribe(
+            subscription = await self.js.subscribe(
                 subjects or f"{self.subject_prefix}.>",
                 stream=self.stream,
                 ordered_consumer=True,
                 config=config,
-                cb=feed.on_message,
-                pending_msgs_limit=max_pending * 2,
-                pending_bytes_limit=512 * 1024 * 1024,
+                pending_msgs_limit=max_pending,
+                pending_bytes_limit=256 * 1024 * 1024,
             )
-        except nats.errors.Error as error:
+        except (nats.errors.Error, TimeoutError) as error:
             raise _translate(error, self.stream) from error
-        return feed
+        return EventFeed(subscription)
 
 
 class _Rejected(Exception):

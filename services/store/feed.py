@@ -1,4 +1,12 @@
-"""A live feed of events from an ordered consumer, handed out in micro-batches."""
+"""A live feed of events from an ordered consumer, handed out in micro-batches.
+
+Read without a callback on purpose: with a callback, nats-py answers JetStream flow
+control as soon as a message is *received*, so the server never waits for a slow
+reader; the client's pending queue then overflows and nats-py drops messages after
+its ordered-consumer bookkeeping counted them, so no gap is ever reported (a
+250k-event replay lost 8% that way). Without a callback, nats-py answers flow
+control only once messages leave its queue, and the server holds back.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +16,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import nats.errors
 from nats.aio.msg import Msg
 
 from .records import RecordedEvent
@@ -23,33 +32,37 @@ def stream_seq_of(msg: Msg) -> int:
 
 
 class EventFeed:
-    """Buffers delivered events (bounded, so a slow reader slows the server down)."""
+    """Events of one ordered consumer, in stream order, in micro-batches."""
 
-    def __init__(self, max_pending: int = 200_000) -> None:
-        self._queue: asyncio.Queue[RecordedEvent] = asyncio.Queue(max_pending)
-        self.subscription: Any = None
-
-    async def on_message(self, msg: Msg) -> None:
-        """Receives one message from the ordered consumer."""
-        event = RecordedEvent(stream_seq_of(msg), msg.subject, msg.data, msg.headers or {})
-        await self._queue.put(event)
+    def __init__(self, subscription: Any) -> None:
+        self._subscription = subscription
+        # nats-py's public iterator costs a task per message; the queue behind it is the same.
+        self._queue: asyncio.Queue[Msg] = subscription._pending_queue
 
     async def next_batch(self, max_size: int = 1000, linger_s: float = 0.05) -> list[RecordedEvent]:
         """Waits for at least one event, then gathers up to ``max_size`` within ``linger_s``."""
-        batch = [await self._queue.get()]
+        batch = [self._record(await self._queue.get())]
         deadline = time.monotonic() + linger_s
+        queue = self._queue
         while len(batch) < max_size:
-            if self._queue.empty():
+            if queue.empty():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
                 try:
-                    batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+                    msg = await asyncio.wait_for(queue.get(), remaining)
                 except TimeoutError:
                     break
-                continue
-            batch.append(self._queue.get_nowait())
+            else:
+                msg = queue.get_nowait()
+            batch.append(self._record(msg))
         return batch
+
+    def _record(self, msg: Msg) -> RecordedEvent:
+        # Keeps nats-py's own accounting right, as its iterator would.
+        self._queue.task_done()
+        self._subscription._pending_size -= len(msg.data)
+        return RecordedEvent(stream_seq_of(msg), msg.subject, msg.data, msg.headers or {})
 
     async def batches(
         self, until_seq: int | None = None, max_size: int = 1000, linger_s: float = 0.05
@@ -64,7 +77,5 @@ class EventFeed:
 
     async def close(self) -> None:
         """Stops the consumer."""
-        if self.subscription is not None:
-            with contextlib.suppress(Exception):
-                await self.subscription.unsubscribe()
-            self.subscription = None
+        with contextlib.suppress(nats.errors.Error):
+            await self._subscription.unsubscribe()

@@ -157,3 +157,22 @@ async def test_reading_a_missing_stream_is_an_error_not_an_empty_history(nc: Cli
     missing = JetStreamEventStore(nc, stream=unique_stream_name(), timeout_s=2)
     with pytest.raises(StoreError):
         await missing.read("run", "r1")
+
+
+async def test_a_slow_reader_loses_nothing(store: JetStreamEventStore) -> None:
+    # The reader is slower than the stream; flow control must hold the server back. The
+    # client buffer must exceed the server's flow-control window (measured here: 5,000
+    # messages is too small and nats-py drops messages; the store defaults to 200,000).
+    for n in range(20_000):
+        await store.js.publish_async(f"{store.subject_prefix}.run.r{n % 100}", b"{}")
+    await store.js.publish_async_completed()
+    feed = await store.subscribe(1, max_pending=50_000)
+    seen: list[int] = []
+    try:
+        while len(seen) < 20_000:
+            batch = await asyncio.wait_for(feed.next_batch(max_size=400, linger_s=0.01), 10)
+            seen.extend(e.seq for e in batch)
+            await asyncio.sleep(0.002)
+    finally:
+        await feed.close()
+    assert seen == list(range(1, 20_001))
