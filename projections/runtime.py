@@ -12,9 +12,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from events import UpcasterRegistry, registry
 from services.errors import StoreError
@@ -26,6 +27,8 @@ from .errors import WaitTimeout
 from .feed import LogFeed, open_feed
 from .models import Projection
 from .telemetry import ProjectorTelemetry
+
+T = TypeVar("T")
 
 __all__ = ["Progress", "Projector", "ProjectorConfig", "wait_for_checkpoint"]
 
@@ -178,7 +181,8 @@ class Projector:
         started = time.perf_counter()
         async with self._lock:
             with self.telemetry.batch_span(records):
-                result = await asyncio.to_thread(self.applier.apply, records, head, cutoff)
+                result = await _uninterruptible(
+                    asyncio.to_thread(self.applier.apply, records, head, cutoff))
         self.telemetry.record(result.events, time.perf_counter() - started, result.last_seq,
                               max(head, result.last_seq))
         if result.rejected:
@@ -215,3 +219,17 @@ async def wait_for_checkpoint(db: ReadModelDb, seq: int, timeout_s: float,
             await asyncio.sleep(poll_s)
     finally:
         cursor.close()
+
+
+async def _uninterruptible(work: Awaitable[T]) -> T:
+    """Awaits ``work`` to the end even when cancelled, then lets the cancellation through.
+
+    A batch runs in a worker thread that cannot be stopped: returning early on
+    cancellation would let the caller close the database under it.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait([task])
+        raise
