@@ -54,7 +54,7 @@ async def test_a_task_submitted_on_one_replica_is_claimed_on_the_other(
         reply = await wait_until(claim, lambda r: r["ok"] and r["task"] is not None)
         assert reply["task"]["task_id"] == "t1"
         again = await send(a, "task.claim", worker_id="w1")
-        assert again["ok"] is True
+        assert again["ok"] is True, again
         assert again["task"] is None
 
 
@@ -77,3 +77,16 @@ async def test_ending_a_run_cancels_its_open_tasks(nats_url: str, tmp_path: Path
         cancels = [e.json() for e in events if e.json()["type"] == "TaskCancelled"]
         assert len(cancels) == 1
         assert cancels[0]["command_id"].startswith("run-end-")
+
+
+async def test_a_replica_with_a_stale_cache_decides_again_before_refusing(
+        nats_url: str, tmp_path: Path) -> None:
+    async with two_replicas(nats_url, tmp_path) as (a, b):
+        assert (await send(a, "run.create", run_id="r1", name="n"))["ok"]  # a caches: pending
+        assert (await send(b, "run.start", run_id="r1"))["ok"]
+        succeeded = await send(a, "run.succeed", run_id="r1")
+        assert succeeded["ok"] is True, succeeded
+        assert succeeded["version"] == 3
+        refused = await send(a, "run.start", run_id="r1")
+        assert refused["error"]["code"] == "invalid_transition"
+        assert "succeeded" in refused["error"]["message"]

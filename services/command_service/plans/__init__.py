@@ -10,7 +10,7 @@ from __future__ import annotations
 from .breakers import acquire_breaker
 from .dependencies import with_dependencies
 from .runs import create_run
-from .session import Decision, Plan, Session, single_aggregate, with_run
+from .session import Decision, Plan, Session, on_fresh_reads, single_aggregate, with_run
 from .tasks import claim_task, end_lease, submit_task
 from .usage import record_usage
 
@@ -35,6 +35,10 @@ PLANS: dict[str, Plan] = {
 """Commands that need more than ``single_aggregate``, by subject."""
 
 
+_FRESH: dict[str, Plan] = {subject: on_fresh_reads(plan) for subject, plan in PLANS.items()}
+_FRESH_SINGLE = on_fresh_reads(single_aggregate)
+
+
 def plan_for(subject: str) -> Plan:
-    """The plan of the command served on ``runlog.cmd.<subject>``."""
-    return PLANS.get(subject, single_aggregate)
+    """The plan of the command served on ``runlog.cmd.<subject>``, deciding on fresh reads."""
+    return _FRESH.get(subject, _FRESH_SINGLE)

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from events.base import Command
-from services.domain import MACHINES, Context
+from services.domain import MACHINES, Context, DomainError
 from services.store import JetStreamEventStore
 
 from ..aggregates import AggregateRepository, CommandRecord, Loaded
@@ -21,6 +21,7 @@ __all__ = [
     "Session",
     "decide_on",
     "load_target",
+    "on_fresh_reads",
     "seen_before",
     "single_aggregate",
     "with_run",
@@ -44,6 +45,18 @@ class Session:
         self.loaded.append(loaded)
         return loaded
 
+    async def load_written_by(self, aggregate: str, aggregate_id: str, command_id: str
+                              ) -> Loaded:
+        """Loads an aggregate a retried command also wrote, caught up if this copy predates it."""
+        # The command's events landed on every aggregate at once, but this replica may
+        # have cached this one before (when another replica wrote them).
+        loaded = await self.load(aggregate, aggregate_id)
+        if command_id in loaded.commands:
+            return loaded
+        fresh = await self.repository.refresh(aggregate, aggregate_id)
+        self.loaded.append(fresh)
+        return fresh
+
     async def states(self, aggregate: str, ids: tuple[str, ...] | list[str]) -> dict[str, Any]:
         """The current states of several aggregates of one type (None where missing)."""
         return {aggregate_id: (await self.load(aggregate, aggregate_id)).state
@@ -62,6 +75,46 @@ class Decision:
 
 
 Plan = Callable[[Session, Command], Awaitable[Decision]]
+
+
+_REREADS = 2
+"""How often a decision resting on stale reads is made again before it stands as it is."""
+
+
+def on_fresh_reads(plan: Plan) -> Plan:
+    """Wraps a plan so that no reply rests on state another replica has since changed."""
+    # A cached aggregate is behind the log when another replica wrote it. The append's
+    # concurrency check covers what a decision writes, but not a refusal, a decision that
+    # writes nothing (a closed breaker, an empty claim), nor the facts it only read (the
+    # run of a submitted task, a model's price, a budget): those are caught up from the
+    # log, and the plan decides again when they moved.
+    async def fresh(session: Session, command: Command) -> Decision:
+        for _ in range(_REREADS):
+            try:
+                decision = await plan(session, command)
+            except DomainError:
+                if not await _moved(session, session.loaded):
+                    raise
+                continue
+            if decision.seen:
+                return decision
+            written = {id(c.loaded) for c in decision.changes if c.events}
+            if not await _moved(session, [x for x in session.loaded if id(x) not in written]):
+                return decision
+        return await plan(session, command)
+
+    return fresh
+
+
+async def _moved(session: Session, read: list[Loaded]) -> bool:
+    """Catches the aggregates ``read`` up with the log; on news, forgets what the plan loaded."""
+    moved = False
+    for key in dict.fromkeys((x.aggregate, x.aggregate_id) for x in read):
+        known = max(x.last_seq for x in read if (x.aggregate, x.aggregate_id) == key)
+        moved |= (await session.repository.refresh(*key)).last_seq > known
+    if moved:
+        session.loaded.clear()
+    return moved
 
 
 def seen_before(loaded: Loaded, command: Command, *also: Loaded | None) -> Decision | None:

@@ -48,7 +48,8 @@ async def end_lease(session: Session, command: Command) -> Decision:
                                 record.seq - len(record.event_types) + 1,
                                 record.event_types[0], command.command_id or "")
         holder = first.get("worker_id")
-        loaded_worker = await session.load("worker", holder) if holder else None
+        loaded_worker = await session.load_written_by(
+            "worker", holder, command.command_id or "") if holder else None
         return seen_before(loaded_task, command, loaded_worker)  # type: ignore[return-value]
     decision = decide_on(session, loaded_task, command, None)
     before: TaskState | None = loaded_task.state
@@ -80,6 +81,8 @@ async def claim_task(session: Session, command: Command) -> Decision:
     if holder.free_slots <= 0:
         worker.assign(holder, "-", ctx)  # raises the precise reason (draining, full, ...)
     for task_id in session.task_index.candidates(kinds, session.now):
+        if task_id in holder.tasks:
+            continue  # this index is behind: the worker already holds it
         loaded_task = await session.load("task", task_id)
         state = loaded_task.state
         if state is None or not task.is_claimable(state, kinds, session.now):
@@ -121,7 +124,7 @@ async def _replayed_claim(session: Session, command: ClaimTask, loaded_worker: L
     worker_record = loaded_worker.commands[command_id]
     assigned = await _event_of(session, "worker", command.worker_id, worker_record.seq,
                                "WorkerTaskAssigned", command_id)
-    loaded_task = await session.load("task", assigned["task_id"])
+    loaded_task = await session.load_written_by("task", assigned["task_id"], command_id)
     task_record = loaded_task.commands[command_id]
     leased = await _event_of(session, "task", loaded_task.aggregate_id, task_record.seq,
                              "TaskLeased", command_id)

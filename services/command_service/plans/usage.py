@@ -20,7 +20,8 @@ async def record_usage(session: Session, command: Command) -> Decision:
     loaded_run = await load_target(session, command)
     if loaded_run.commands.get(command.command_id or ""):
         budget_id = getattr(loaded_run.state, "budget_id", None)
-        loaded_budget = await session.load("budget", budget_id) if budget_id else None
+        loaded_budget = await session.load_written_by(
+            "budget", budget_id, command.command_id or "") if budget_id else None
         return seen_before(loaded_run, command, loaded_budget)  # type: ignore[return-value]
     model_state = (await session.load("model", model_aggregate_id(command.model))).state
     price = model.price_at(model_state, session.now)
