@@ -139,7 +139,6 @@ class CommandExecutor:
     async def run(self, command: Command) -> dict[str, Any]:
         """Decides and appends a validated command, re-deciding after conflicts."""
         lock = self._locks[hash((command.aggregate, command.target_id())) % _LOCK_STRIPES]
-        refused_once = False
         async with lock:
             for attempt in range(self.occ_retries + 1):
                 session = Session(self.repository, self.store, self.task_index, self.clock(),
@@ -149,13 +148,7 @@ class CommandExecutor:
                 except ConcurrencyConflict:
                     await self._refresh(session)
                     await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))
-                except DomainError:
-                    # The cache may be behind another replica's writes: a refusal counts
-                    # only when it is decided again on what the log says now.
-                    if refused_once:
-                        raise
-                    refused_once = True
-                    await self._refresh(session)
+
         raise CommandFailed(ErrorCode.CONFLICT,
                             f"{command.subject}: concurrent writers won {self.occ_retries + 1} "
                             "times; retry later", {"attempts": self.occ_retries + 1})
