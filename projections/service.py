@@ -104,7 +104,8 @@ class ReadSide:
         self._projector: Projector | None = None
         self._task: asyncio.Task[None] | None = None
         self._gate = _Gate()
-        self._pool = ThreadPoolExecutor(max_concurrent_queries, "runlog-sql")
+        self._max_queries = max_concurrent_queries
+        self._pool: ThreadPoolExecutor | None = None
         self._responder = Responder(store.nc, subject_prefix, queue, {
             "query": self._serve_query, "export": self._serve_export,
             "rebuild": self._serve_rebuild,
@@ -126,6 +127,7 @@ class ReadSide:
             await build_read_models(self.store, self.db_path)
             self._db = await asyncio.to_thread(ReadModelDb.open_writer, self.db_path)
         self._projector = Projector(self.store, self._db, self.config)
+        self._pool = ThreadPoolExecutor(self._max_queries, "runlog-sql")
         self._task = asyncio.create_task(self._project(), name="runlog-projector")
         await self._responder.start()
 
@@ -137,7 +139,9 @@ class ReadSide:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._pool is not None:
+            await asyncio.to_thread(self._pool.shutdown, True, cancel_futures=True)
+            self._pool = None
         if self._db is not None:
             await asyncio.to_thread(self._db.close)
             self._db = None
@@ -159,18 +163,17 @@ class ReadSide:
                     timeout_s: float = DEFAULT_TIMEOUT_S) -> QueryResult:
         """Runs a read-only query on the live file, off the event loop."""
         async with self._gate.shared():
-            db = self._require_db()
+            db, pool = self._require_db(), self._require_pool()
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._pool, execute_query, db, sql, limit,
-                                              timeout_s)
+            return await loop.run_in_executor(pool, execute_query, db, sql, limit, timeout_s)
 
     async def export(self, name: str, fmt: str = "parquet") -> Path:
         """Writes a consistent snapshot under ``<data dir>/snapshots/`` and returns its path."""
         dest = snapshot_path(self.db_path, name, fmt)
         async with self._gate.shared():
-            db = self._require_db()
+            db, pool = self._require_db(), self._require_pool()
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._pool, export_snapshot, db, dest, fmt)
+            return await loop.run_in_executor(pool, export_snapshot, db, dest, fmt)
 
     async def rebuild(self) -> ReplayResult:
         """Rebuilds the live file from the log while serving, then swaps it in."""
@@ -208,11 +211,20 @@ class ReadSide:
                 log.warning("projector lost the log (%s); retrying in %.1f s", error, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+            except Exception as error:
+                log.exception("projector stopped")
+                self.halted = ProjectionHalted(f"projector stopped: {error}".splitlines()[0])
+                return
 
     def _require_db(self) -> ReadModelDb:
         if self._db is None:
             raise ProjectionError("the read side is not started")
         return self._db
+
+    def _require_pool(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            raise ProjectionError("the read side is not started")
+        return self._pool
 
     def _raise_if_halted(self) -> None:
         if self.halted is not None:

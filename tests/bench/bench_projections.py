@@ -161,7 +161,7 @@ async def bench_replay(nc: Any, folder: Path, count: int) -> None:
 async def bench_freshness(nc: Any, folder: Path, count: int = 5000, per_s: float = 1000.0
                           ) -> None:
     store = await new_store(nc)
-    db = ReadModelDb.open_writer(folder / "fresh.duckdb")
+    db = ReadModelDb.open_writer(folder / f"fresh-{uuid.uuid4().hex[:6]}.duckdb")
     projector = Projector(store, db, ProjectorConfig())
     commits: list[tuple[int, float]] = []
     original = projector.applier.apply
@@ -226,7 +226,8 @@ async def main(args: argparse.Namespace) -> None:
         folder = Path(tmp)
         print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpu(s)")
         await bench_replay(nc, folder, args.events)
-        await bench_freshness(nc, folder)
+        await bench_freshness(nc, folder, count=300, per_s=50.0)
+        await bench_freshness(nc, folder, count=5000, per_s=1000.0)
         if args.memory:
             await bench_memory(nc, server.url, folder, args.memory_events)
         await nc.close()

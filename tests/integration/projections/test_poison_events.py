@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
-from projections import ProjectionHalted, ReadModelDb
+from projections import ProjectionHalted, ReadModelDb, ReadSide
 from projections.runtime import Projector, ProjectorConfig
 from services.store import JetStreamEventStore
+from tests.support.nats_server import wait_until
 from tests.support.read_side import EventLog, append_all, append_raw
+
+T = TypeVar("T")
 
 pytestmark = pytest.mark.nats
 
@@ -29,6 +34,11 @@ async def poisoned_log(store: JetStreamEventStore) -> tuple[EventLog, dict[str, 
     bad_type = log.emit("task", "t2", "TaskSubmitted", "queued", task_id="t2", run_id="r1",
                         kind="llm", priority="high", max_attempts=3, submitted_at=log.now())
     seqs["bad_type"] = await append_all(store, [bad_type])
+    # Folded into cached rows before the batch fails: must not count twice after the retry.
+    usage = log.emit("run", "r1", "UsageRecorded", "pending", run_id="r1", model="m",
+                     provider="p", tokens_in=10, tokens_out=5, input_usd_per_mtok=1.0,
+                     output_usd_per_mtok=1.0, price_effective_from=log.now(), cost_usd=0.5)
+    await append_all(store, [usage])
     # Passes every Python check; only DuckDB's cast refuses it, failing the whole batch.
     bad_time = log.emit("task", "t3", "TaskSubmitted", "queued", task_id="t3", run_id="r1",
                         kind="llm", priority=1, max_attempts=3, submitted_at="yesterday")
@@ -52,7 +62,9 @@ async def test_poison_events_are_recorded_and_skipped(
                       ("tasks", poison["bad_type"], "TaskSubmitted"),
                       ("tasks", poison["bad_time"], "TaskSubmitted")]
     assert rows(db, "SELECT task_id FROM tasks ORDER BY 1") == [("t1",), ("t4",)]
-    assert rows(db, "SELECT state, tasks_total FROM runs") == [("running", 2)]
+    assert rows(db, "SELECT state, tasks_total, tokens_in, usage_count FROM runs") == [
+        ("running", 2, 10, 1)]
+    assert rows(db, "SELECT count(*) FROM usage") == [(1,)]
     # Other projections still apply the events only the tasks projection refused.
     assert rows(db, "SELECT count(*) FROM transitions WHERE aggregate_id IN ('t2', 't3')") == [
         (2,)]
@@ -89,3 +101,24 @@ async def test_strict_mode_halts_on_a_database_refusal_too(
         await projector.catch_up()
     assert projector.position == seq - 1
     db.close()
+
+
+async def test_a_strict_read_side_reports_the_halt(
+    store: JetStreamEventStore, db_path: Path, sql_prefix: str
+) -> None:
+    _, poison = await poisoned_log(store)
+    async with ReadSide(store, db_path, ProjectorConfig(strict=True),
+                        subject_prefix=sql_prefix) as read_side:
+        await wait_until(_async(lambda: read_side.halted), lambda halted: halted is not None)
+        with pytest.raises(ProjectionHalted, match=f"seq {poison['not_json']}"):
+            await read_side.wait_for_seq(poison["not_json"], timeout_s=1)
+        # Still serving reads; the halted batch (the poison's) was rolled back whole.
+        answer = await read_side.query("SELECT count(*) FROM runs")
+        assert answer.rows == [[0]]
+
+
+def _async(probe: Callable[[], T]) -> Callable[[], Awaitable[T]]:
+    async def call() -> T:
+        return probe()
+
+    return call

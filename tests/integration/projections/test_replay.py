@@ -16,6 +16,7 @@ from projections import (
     ReadModelDb,
     ReadSide,
     ReplayRefused,
+    SchemaMismatch,
     as_of_path,
     build_read_models,
     replay,
@@ -145,3 +146,18 @@ async def test_catch_up_stops_at_the_stream_head(store: JetStreamEventStore,
     assert await projector.catch_up(until_seq=last + 100) == last
     assert await projector.catch_up() == last  # nothing new: returns at once
     db.close()
+
+
+async def test_a_file_of_another_schema_version_is_rebuilt_at_start(
+    store: JetStreamEventStore, db_path: Path, history: EventLog, sql_prefix: str
+) -> None:
+    last = await append_all(store, history.envelopes)
+    ReadModelDb.open_writer(db_path).close()
+    con = duckdb.connect(str(db_path))
+    con.execute("UPDATE read_model_info SET value = '0' WHERE key = 'schema_version'")
+    con.close()
+    with pytest.raises(SchemaMismatch, match="runlog replay"):
+        ReadModelDb.open_writer(db_path)
+    async with ReadSide(store, db_path, subject_prefix=sql_prefix) as read_side:
+        await read_side.wait_for_seq(last, timeout_s=10)
+        assert (await read_side.query("SELECT count(*) FROM runs")).rows == [[3]]
