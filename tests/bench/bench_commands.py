@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -33,7 +35,7 @@ from nats.aio.msg import Msg
 if __package__ in (None, ""):  # run as a script: make the project root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from services.bootstrap import serve
+from services.bootstrap import Instance, serve
 from services.settings import Settings
 from services.store import JetStreamEventStore
 from tests.bench import es_sqlite_baseline
@@ -49,12 +51,40 @@ def run_load(url: str, runs_per_client: int, tag: str) -> dict[str, float]:
     return result
 
 
-async def runlog_round(url: str, runs: int, tag: str, data_dir: Path) -> dict[str, float]:
+async def runlog_round(url: str, runs: int, tag: str, data_dir: Path,
+                       projectors: bool = False) -> dict[str, float]:
     settings = Settings(nats_url=url, data_dir=data_dir, stream=f"B_{tag}")
-    async with serve(settings, url, projectors=False) as instance:
+    async with serve(settings, url, projectors=projectors) as instance:
+        sampler = asyncio.create_task(sample_lag(instance)) if projectors else None
         result = await asyncio.to_thread(run_load, url, runs, tag)
+        if sampler is not None:
+            result |= await catch_up(instance, sampler)
         await instance.store.js.delete_stream(settings.stream)
     return result
+
+
+async def sample_lag(instance: Instance) -> list[int]:
+    """Stream head minus projector position, every 50 ms, until cancelled."""
+    assert instance.read_side is not None
+    projector = instance.read_side.read_side.projector
+    lags: list[int] = []
+    with contextlib.suppress(asyncio.CancelledError):
+        while True:
+            lags.append(await instance.store.last_seq() - projector.position)
+            await asyncio.sleep(0.05)
+    return lags
+
+
+async def catch_up(instance: Instance, sampler: asyncio.Task[list[int]]) -> dict[str, float]:
+    """Peak lag during the load, and how long the projectors took to finish after it."""
+    assert instance.read_side is not None
+    head = await instance.store.last_seq()
+    started = time.perf_counter()
+    await instance.read_side.wait_for_seq(head, timeout_s=120)
+    caught_up_s = time.perf_counter() - started
+    sampler.cancel()
+    lags = await sampler
+    return {"max_lag_events": max(lags, default=0), "catch_up_s": caught_up_s}
 
 
 async def raw_round(url: str, runs: int, tag: str, concurrent: bool) -> dict[str, float]:
@@ -97,6 +127,15 @@ def show(name: str, result: dict[str, float]) -> None:
           f"{'   FAILURES ' + str(result['failures']) if result['failures'] else ''}")
 
 
+async def projector_lag(runs: int) -> None:
+    """(b) of the read side: do the live projectors keep up with this load?"""
+    with private_nats() as url, tempfile.TemporaryDirectory() as data:
+        result = await runlog_round(url, runs, "lag", Path(data), projectors=True)
+    show("runlog + live projectors", result)
+    print(f"  projector lag during the load: max {result['max_lag_events']:.0f} events; "
+          f"caught up {result['catch_up_s'] * 1000:.0f} ms after the last reply")
+
+
 async def main(runs: int, rounds: int) -> None:
     best: dict[str, dict[str, float]] = {}
     with private_nats() as url, tempfile.TemporaryDirectory() as data:
@@ -134,5 +173,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=12, help="runs per client (7 commands each)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--with-projectors", action="store_true",
+                        help="instead: one round with the live projectors, reporting their lag")
     options = parser.parse_args()
-    asyncio.run(main(options.runs, options.rounds))
+    asyncio.run(projector_lag(options.runs) if options.with_projectors
+                else main(options.runs, options.rounds))
