@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 import sys
 from typing import Any
@@ -34,7 +35,28 @@ def wait_for_signal() -> asyncio.Event:
 
 async def _serve_until_signal(url: str, settings: Settings, projectors: bool) -> None:
     stop = wait_for_signal()
+    started = asyncio.Event()
+    serving = asyncio.create_task(_serve(url, settings, projectors, stop, started))
+    await until_stopped(serving, stop, started)
+
+
+async def until_stopped(serving: asyncio.Task[None], stop: asyncio.Event,
+                        started: asyncio.Event) -> None:
+    """Waits for ``serving``; a signal before it has started cancels its start-up."""
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if not serving.done() and not started.is_set():
+        print("runlog is stopping during start-up", file=sys.stderr, flush=True)
+        serving.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await serving
+    stopping.cancel()
+
+
+async def _serve(url: str, settings: Settings, projectors: bool, stop: asyncio.Event,
+                 started: asyncio.Event) -> None:
     async with serve(settings, url, projectors=projectors):
+        started.set()
         print(f"runlog is up: NATS {url}, data in {settings.data_dir.resolve()} "
               "(Ctrl-C to stop)", file=sys.stderr, flush=True)
         await stop.wait()

@@ -57,6 +57,8 @@ class Loaded:
         self.version = envelope.version
         self.last_seq = seq
         record = self.commands.get(envelope.command_id)
+        if record is not None and seq <= record.seq:
+            return  # copies share this index: another catch-up already recorded this event
         types = (*record.event_types, envelope.type) if record else (envelope.type,)
         self.commands[envelope.command_id] = CommandRecord(envelope.version, seq, types)
 

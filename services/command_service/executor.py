@@ -21,7 +21,7 @@ from events.base import Command
 from events.commands import COMMANDS
 from events.errors import ErrorCode
 from services.domain import DomainError
-from services.errors import ConcurrencyConflict, StoreError, StoreUnavailable
+from services.errors import ConcurrencyConflict, StoreUnavailable
 from services.store import JetStreamEventStore
 from services.telemetry import extract_context, inject_context
 
@@ -193,7 +193,12 @@ class CommandExecutor:
                           self.lease_ttl_s)
         replay = await plan_for(command.subject)(session, command)
         if not replay.seen:
-            raise StoreError(f"{command.command_id}: duplicate append not found in the log")
+            # JetStream dedupes message ids across the whole stream: this id already
+            # wrote events, but to other aggregates, for another command.
+            raise CommandFailed(
+                ErrorCode.VALIDATION_FAILED,
+                f"command_id {command.command_id} was already used by another command",
+                {"command_id": command.command_id})
         return await _replayed(replay)
 
     async def _refresh(self, session: Session) -> None:

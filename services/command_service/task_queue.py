@@ -146,7 +146,8 @@ class TaskQueueIndex:
         return sorted(self._by_run.get(run_id, ()))
 
     def candidates(self, kinds: list[str], now: datetime) -> Iterator[str]:
-        """Claimable task ids of ``kinds``, best first (due retries before the queues)."""
+        """Claimable task ids of ``kinds`` (none: every kind), best first, due retries first."""
+        kinds = kinds or list(self._ready)
         yield from self._due_retries(set(kinds), now)
         heads = [(heap[0], kind) for kind in kinds if (heap := self._clean(kind))]
         while heads:

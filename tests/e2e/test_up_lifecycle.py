@@ -72,7 +72,11 @@ def send_while_up(data_dir: Path, subject: str, body: dict[str, object]) -> dict
         return reply
     finally:
         up.send_signal(signal.SIGINT)
-        up.wait(timeout=30)
+        try:
+            up.wait(timeout=30)
+        finally:
+            up.kill()
+            up.wait()
 
 
 def test_the_log_and_command_ids_survive_a_restart(tmp_path: Path) -> None:
