@@ -171,7 +171,7 @@ async def bench_freshness(nc: Any, folder: Path, count: int = 5000, per_s: float
         commits.append((result.last_seq, time.perf_counter()))
         return result
 
-    projector.applier.apply = timed  # type: ignore[method-assign]
+    projector.applier.apply = timed  # type: ignore[method-assign, assignment]
     task = asyncio.create_task(projector.run())
     acked: dict[int, float] = {}
     started = time.perf_counter()

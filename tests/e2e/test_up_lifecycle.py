@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -63,7 +64,8 @@ def test_kill_9_leaves_no_nats_server_behind(tmp_path: Path) -> None:
     assert wait_gone(tmp_path) == []
 
 
-def send_while_up(data_dir: Path, subject: str, body: dict[str, object]) -> dict[str, object]:
+def send_while_up(data_dir: Path, subject: str, body: Mapping[str, object]
+                  ) -> dict[str, object]:
     up = start_up(data_dir)
     try:
         wait_for_instance(data_dir, up)

@@ -33,7 +33,7 @@ def _announced(self: BatchApplier, records: Sequence[RecordedEvent], head: int,
 
 
 async def _main(args: argparse.Namespace) -> int:
-    BatchApplier.apply = _announced  # type: ignore[method-assign]
+    BatchApplier.apply = _announced  # type: ignore[method-assign, assignment]
     nc = await nats.connect(args.nats)
     store = JetStreamEventStore(nc, stream=args.stream, subject_prefix=args.prefix)
     db = ReadModelDb.open_writer(Path(args.db))

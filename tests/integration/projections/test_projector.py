@@ -106,7 +106,9 @@ async def test_transitions_keep_the_trace_id_and_batches_link_to_writers(
     spans = [s for s in exporter.get_finished_spans() if s.name == "runlog.projector.batch"]
     links = {format(link.context.trace_id, "032x") for s in spans for link in s.links}
     assert links == {"4bf92f3577b34da6a3ce929d0e0e4736"}
-    names = {m.name for rm in reader.get_metrics_data().resource_metrics
+    data = reader.get_metrics_data()
+    assert data is not None
+    names = {m.name for rm in data.resource_metrics
              for sm in rm.scope_metrics for m in sm.metrics}
     assert {"runlog.projector.batch.size", "runlog.projector.batch.duration",
             "runlog.projector.lag"} <= names

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import sys
 from pathlib import Path
@@ -163,16 +164,17 @@ async def test_the_owner_answers_with_limits_and_typed_errors(
 ) -> None:
     async with ReadSide(store, db_path, subject_prefix=sql_prefix):
         last = await append_all(store, history.envelopes)
-        ask = {"db_path": db_path, "nats_url": nats_url, "subject_prefix": sql_prefix}
-        text = await run_sql_async("SELECT * FROM range(10)", limit=3, wait_seq=last, **ask)
+        ask = functools.partial(run_sql_async, db_path=db_path, nats_url=nats_url,
+                                subject_prefix=sql_prefix)
+        text = await ask("SELECT * FROM range(10)", limit=3, wait_seq=last)
         assert text.splitlines()[-1] == "(3 rows; limit reached, more rows exist)"
         with pytest.raises(QueryRefused):
-            await run_sql_async("ATTACH 'x.duckdb'", **ask)
+            await ask("ATTACH 'x.duckdb'")
         with pytest.raises(WaitTimeout):
-            await run_sql_async("SELECT 1", wait_seq=last + 10, wait_timeout_s=0.2, **ask)
+            await ask("SELECT 1", wait_seq=last + 10, wait_timeout_s=0.2)
         with pytest.raises(QueryTimeout):
-            await run_sql_async("SELECT sum(a.range * b.range) FROM range(100000000) a, "
-                                "range(1000) b", timeout_s=0.2, **ask)
+            await ask("SELECT sum(a.range * b.range) FROM range(100000000) a, "
+                      "range(1000) b", timeout_s=0.2)
 
 
 @pytest.mark.nats
