@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, PrivateAttr, StringConstraints
 
 from .ids import Id
 
@@ -60,6 +60,8 @@ class Command(BaseModel):
     """The field naming the target aggregate."""
 
     command_id: Id | None = None
+    _generated_id: bool = PrivateAttr(default=False)
+    """True when the service generated ``command_id`` (the client sent none)."""
 
     def target_id(self) -> str | None:
         """Returns the target aggregate's id (None when the service generates one)."""

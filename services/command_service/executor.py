@@ -29,7 +29,8 @@ from .aggregates import AggregateRepository
 from .changes import commit
 from .plans import Decision, Session, plan_for
 from .replies import CommandFailed, error_reply, ok_reply
-from .requests import parse_command
+from .remembered import RememberedReplies
+from .requests import client_command_id, parse_command
 from .task_queue import TaskQueueIndex
 
 __all__ = ["CommandExecutor"]
@@ -68,6 +69,7 @@ class CommandExecutor:
         self.repository = repository if repository is not None else AggregateRepository(store)
         # Not `or`: an empty index has length 0 and would be replaced by an unstarted one.
         self.task_index = task_index if task_index is not None else TaskQueueIndex()
+        self.remembered = RememberedReplies()
         self.lease_ttl_s = lease_ttl_s
         self.max_command_bytes = max_command_bytes
         self.occ_retries = occ_retries
@@ -127,6 +129,20 @@ class CommandExecutor:
                                     f"no command is served on runlog.cmd.{subject_suffix}")
             with self._span("validate"):
                 command = parse_command(command_cls, body, self.max_command_bytes)
+        except CommandFailed as refused:
+            return error_reply(refused.code, refused.message, refused.details)
+        command_id = client_command_id(command)
+        earlier = self.remembered.get(command.subject, command_id) if command_id else None
+        if earlier is not None:
+            return earlier
+        reply = await self._decide_and_append(command, subject_suffix)
+        if command_id:
+            self.remembered.keep(command.subject, command_id, reply)
+        return reply
+
+    async def _decide_and_append(self, command: Command, subject_suffix: str
+                                 ) -> dict[str, Any]:
+        try:
             return await self.run(command)
         except (CommandFailed, DomainError) as refused:
             return error_reply(refused.code, refused.message, refused.details)

@@ -13,13 +13,16 @@ from events.ids import new_id
 
 from .replies import CommandFailed
 
-__all__ = ["derive_id", "parse_command"]
+__all__ = ["client_command_id", "derive_id", "parse_command"]
 
 _MAX_REPORTED_ERRORS = 10
 
 
 def parse_command(command_cls: type[Command], body: bytes, max_bytes: int) -> Command:
-    """Validates ``body`` strictly as ``command_cls``; raises ``CommandFailed`` on any problem."""
+    """Validates ``body`` strictly as ``command_cls``; raises ``CommandFailed`` on any problem.
+
+    A missing ``command_id`` is generated (see ``client_command_id`` to tell them apart).
+    """
     if len(body) > max_bytes:
         raise CommandFailed(ErrorCode.PAYLOAD_TOO_LARGE,
                             f"body is {len(body)} bytes; the limit is {max_bytes}",
@@ -55,6 +58,11 @@ def _details(error: ValidationError) -> list[dict[str, Any]]:
     ]
 
 
+def client_command_id(command: Command) -> str | None:
+    """The command id the client sent, or None when the service generated it."""
+    return None if command._generated_id else command.command_id
+
+
 def derive_id(subject: str, command_id: str) -> str:
     """An aggregate id derived from a command id, so a retried create targets the same id."""
     return hashlib.sha256(f"{subject}\0{command_id}".encode()).hexdigest()[:32]
@@ -69,6 +77,7 @@ def _with_ids(command: Command) -> Command:
     """
     if command.command_id is None:
         object.__setattr__(command, "command_id", new_id())
+        command._generated_id = True
     if command.target_id() is None and command.id_field in type(command).model_fields:
         object.__setattr__(command, command.id_field,
                            derive_id(command.subject, command.command_id or ""))
