@@ -28,8 +28,8 @@ from services.telemetry import extract_context, inject_context
 from .aggregates import AggregateRepository
 from .changes import commit
 from .plans import Decision, Session, plan_for
-from .replies import CommandFailed, error_reply, ok_reply
 from .remembered import RememberedReplies
+from .replies import CommandFailed, error_reply, ok_reply
 from .requests import client_command_id, parse_command
 from .task_queue import TaskQueueIndex
 
