@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     """Queue group shared by command service replicas."""
     max_command_bytes: int = Field(default=64 * 1024, ge=1024)
     """Largest accepted command body."""
-    occ_retries: int = Field(default=8, ge=0)
+    occ_retries: int = Field(default=30, ge=0)
     """How often a command is re-decided after an optimistic concurrency conflict."""
     lease_ttl_s: float = Field(default=30.0, gt=0, le=3600)
     """How long a task lease lasts without a heartbeat."""

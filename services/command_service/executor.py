@@ -61,7 +61,7 @@ class CommandExecutor:
 
     def __init__(
         self, store: JetStreamEventStore, repository: AggregateRepository | None = None,
-        max_command_bytes: int = 64 * 1024, occ_retries: int = 8,
+        max_command_bytes: int = 64 * 1024, occ_retries: int = 30, occ_deadline_s: float = 5.0,
         clock: Callable[[], datetime] = utc_now, task_index: TaskQueueIndex | None = None,
         lease_ttl_s: float = 30.0, tracer_provider: trace.TracerProvider | None = None,
     ) -> None:
@@ -73,6 +73,7 @@ class CommandExecutor:
         self.lease_ttl_s = lease_ttl_s
         self.max_command_bytes = max_command_bytes
         self.occ_retries = occ_retries
+        self.occ_deadline_s = occ_deadline_s
         self.clock = clock
         # One writer per aggregate inside this process: concurrent commands on the
         # same aggregate would only conflict with each other.
@@ -153,21 +154,30 @@ class CommandExecutor:
             return error_reply(ErrorCode.INTERNAL, "internal error; nothing was written")
 
     async def run(self, command: Command) -> dict[str, Any]:
-        """Decides and appends a validated command, re-deciding after conflicts."""
+        """Decides and appends a validated command, re-deciding after conflicts.
+
+        Conflicts are retried up to ``occ_retries`` times within ``occ_deadline_s``, with
+        jittered backoff capped at 50 ms: under heavy contention a replica that keeps
+        losing to a busier one gets enough chances before it answers ``conflict``.
+        """
         lock = self._locks[hash((command.aggregate, command.target_id())) % _LOCK_STRIPES]
+        deadline = time.monotonic() + self.occ_deadline_s
+        attempts = 0
         async with lock:
-            for attempt in range(self.occ_retries + 1):
+            while True:
+                attempts += 1
                 session = Session(self.repository, self.store, self.task_index, self.clock(),
                                   self.lease_ttl_s)
                 try:
                     return await self._attempt(session, command)
                 except ConcurrencyConflict:
+                    if attempts > self.occ_retries or time.monotonic() > deadline:
+                        break
                     await self._refresh(session)
-                    await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))
-
+                    await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempts)))
         raise CommandFailed(ErrorCode.CONFLICT,
-                            f"{command.subject}: concurrent writers won {self.occ_retries + 1} "
-                            "times; retry later", {"attempts": self.occ_retries + 1})
+                            f"{command.subject}: concurrent writers won {attempts} times; "
+                            "retry later with the same command_id", {"attempts": attempts})
 
     async def _attempt(self, session: Session, command: Command) -> dict[str, Any]:
         with self._span("decide"):
