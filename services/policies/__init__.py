@@ -6,5 +6,6 @@ same trigger, or a restart repeating one, write it once.
 
 from .lease_expiry import LeaseExpiryPolicy
 from .run_end import RunEndPolicy
+from .worker_liveness import WorkerLivenessPolicy
 
-__all__ = ["LeaseExpiryPolicy", "RunEndPolicy"]
+__all__ = ["LeaseExpiryPolicy", "RunEndPolicy", "WorkerLivenessPolicy"]

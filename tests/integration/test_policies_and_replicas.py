@@ -90,3 +90,37 @@ async def test_a_replica_with_a_stale_cache_decides_again_before_refusing(
         refused = await send(a, "run.start", run_id="r1")
         assert refused["error"]["code"] == "invalid_transition"
         assert "succeeded" in refused["error"]["message"]
+
+
+async def worker_state(instance: Instance, worker_id: str) -> str | None:
+    return (await instance.executor.repository.refresh("worker", worker_id)).status
+
+
+async def test_a_silent_worker_is_marked_lost_and_a_heartbeat_brings_it_back(
+        nats_url: str, tmp_path: Path) -> None:
+    stream = unique_stream_name("LIVE")
+    settings = Settings(nats_url=nats_url, data_dir=tmp_path, stream=stream, worker_timeout_s=1.0)
+    async with serve(settings, nats_url, projectors=False) as service:
+        try:
+            await start_run(service, "r1")
+            for worker_id in ("silent", "chatty"):
+                assert (await send(service, "worker.register", worker_id=worker_id))["ok"]
+            assert (await send(service, "task.submit", task_id="t1", run_id="r1", kind="k"))["ok"]
+            claimed = await send(service, "task.claim", worker_id="silent")
+            assert claimed["task"]["task_id"] == "t1"
+
+            async def states() -> tuple[str | None, str | None]:
+                assert (await send(service, "worker.heartbeat", worker_id="chatty"))["ok"]
+                return (await worker_state(service, "silent"),
+                        await worker_state(service, "chatty"))
+
+            assert await wait_until(states, lambda s: s[0] == "lost", timeout_s=15) == (
+                "lost", "idle")
+            lost = [e.json() for e in await service.store.read("worker", "silent")
+                    if e.json()["type"] == "WorkerLost"]
+            assert len(lost) == 1
+            assert lost[0]["task_ids"] == ["t1"]
+            assert (await send(service, "worker.heartbeat", worker_id="silent"))["ok"]
+            assert await worker_state(service, "silent") == "idle"
+        finally:
+            await service.store.js.delete_stream(stream)
