@@ -8,6 +8,7 @@ import asyncio
 import shutil
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from services.bootstrap import connect_nats, nats_server, serve
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _remove(path: Any) -> None:
+def _remove(path: Path) -> None:
     if path.is_dir():
         shutil.rmtree(path)
     else:
