@@ -182,15 +182,15 @@ class TaskQueueIndex:
             for item in due:
                 heapq.heappush(self._waiting, item)
 
-    def lapsed_leases(self, now: datetime) -> list[tuple[str, int]]:
-        """``(task_id, lease_epoch)`` of held tasks whose lease ran out before ``now``."""
+    def lapsed_leases(self, now: datetime) -> list[tuple[str, int, datetime]]:
+        """``(task_id, lease_epoch, lease_expires_at)`` of held tasks whose lease ran out."""
         lapsed = []
         while self._leases and self._leases[0][0] < now:
             expires_at, epoch, task_id = heapq.heappop(self._leases)
             entry = self._tasks.get(task_id)
             if entry and entry.state in _HELD and entry.lease_epoch == epoch \
                     and entry.lease_expires_at == expires_at:
-                lapsed.append((task_id, epoch))
+                lapsed.append((task_id, epoch, expires_at))
         return lapsed
 
     def __len__(self) -> int:

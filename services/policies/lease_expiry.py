@@ -14,6 +14,8 @@ import logging
 from events import utc_now
 from services.command_service import CommandExecutor
 
+from .ids import policy_command_id
+
 __all__ = ["LeaseExpiryPolicy"]
 
 log = logging.getLogger(__name__)
@@ -35,9 +37,11 @@ class LeaseExpiryPolicy:
     async def sweep(self) -> int:
         """Expires every lease lapsed by now; returns how many it expired."""
         expired = 0
-        for task_id, epoch in self._executor.task_index.lapsed_leases(utc_now()):
+        for task_id, epoch, expires_at in self._executor.task_index.lapsed_leases(utc_now()):
+            # The id names the expiry it saw: a heartbeat this index had not seen yet makes
+            # the expiry refused, and the later, real lapse must not get that answer again.
             body = {"task_id": task_id, "lease_epoch": epoch,
-                    "command_id": f"expire-{task_id}-{epoch}"}
+                    "command_id": policy_command_id("expire", task_id, epoch, expires_at)}
             reply = await self._executor.execute("task.expire_lease", json.dumps(body).encode())
             if reply["ok"]:
                 expired += 1

@@ -24,6 +24,8 @@ from nats.js import api
 from services.command_service import CommandExecutor
 from services.store import JetStreamEventStore
 
+from .ids import policy_command_id
+
 __all__ = ["RUN_ENDINGS", "RunEndPolicy"]
 
 log = logging.getLogger(__name__)
@@ -69,7 +71,7 @@ class RunEndPolicy:
         cancelled = 0
         for task_id in self._executor.task_index.open_tasks(run_id):
             body = {"task_id": task_id, "reason": f"run {run_id} ended ({ending})",
-                    "command_id": f"run-end-{seq}-{task_id}"}
+                    "command_id": policy_command_id("run-end", seq, task_id)}
             reply = await self._executor.execute("task.cancel", json.dumps(body).encode())
             cancelled += bool(reply["ok"] and reply["events"])
             if not reply["ok"] and reply["error"]["code"] != "invalid_transition":

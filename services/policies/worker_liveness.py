@@ -23,6 +23,8 @@ from events import events_filter, utc_now
 from services.command_service import CommandExecutor
 from services.store import EventFeed, JetStreamEventStore, RecordedEvent
 
+from .ids import policy_command_id
+
 __all__ = ["WorkerLivenessPolicy"]
 
 log = logging.getLogger(__name__)
@@ -86,7 +88,8 @@ class WorkerLivenessPolicy:
         for worker_id, last in list(self._workers.items()):
             if last.state not in _ALIVE or now - last.at <= self._timeout:
                 continue
-            body = {"worker_id": worker_id, "command_id": f"lost-{worker_id}-{last.seq}"}
+            body = {"worker_id": worker_id,
+                    "command_id": policy_command_id("lost", worker_id, last.seq)}
             reply = await self._executor.execute("worker.mark_lost", json.dumps(body).encode())
             if reply["ok"]:
                 marked += bool(reply["events"])

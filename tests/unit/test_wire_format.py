@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from events import ENVELOPE_FIELDS, EventEnvelope
+from events import ENVELOPE_FIELDS, EventEnvelope, is_valid_id
 from events.catalog import EVENT_TYPES
 from events.catalog.run import RunBudget, RunCreated, UsageRecorded
 from services.command_service.changes import wire_event
+from services.policies.ids import policy_command_id
 
 HEAD = {"type": "", "schema_version": 1, "event_id": "e1", "aggregate": "run",
         "aggregate_id": "r1", "version": 1, "occurred_at": "2026-01-01T00:00:00+00:00",
@@ -39,3 +40,12 @@ def test_every_field_is_at_the_top_level() -> None:
     assert flat["cost_usd"] == 5e-6
     assert flat["to_state"] == "pending"
     assert set(flat) == set(HEAD) | set(UsageRecorded.model_fields)
+
+
+def test_policy_command_ids_are_deterministic_and_obey_the_id_rule() -> None:
+    long_id = "t" * 128
+    first = policy_command_id("run-end", 42, long_id)
+    assert first == policy_command_id("run-end", 42, long_id)
+    assert first != policy_command_id("run-end", 43, long_id)
+    assert first.startswith("run-end-")
+    assert is_valid_id(first)
