@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
+import contextlib
 from typing import Any
 
 from projections import parse_until, replay
@@ -44,9 +44,9 @@ async def _replay(url: str, settings: Settings, args: argparse.Namespace) -> str
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Rebuilds against the running service's NATS, or an embedded one when none runs."""
     url = running_nats_url_or_none(settings)
-    if url is not None:
+    with contextlib.ExitStack() as stack:
+        if url is None:
+            stack.enter_context(DataDirLock(settings.data_dir))
+            url = stack.enter_context(nats_server(settings))
         print(asyncio.run(_replay(url, settings, args)))
-        return 0
-    with DataDirLock(settings.data_dir), nats_server(settings) as embedded:
-        print(asyncio.run(_replay(embedded, settings, args)), file=sys.stdout)
     return 0

@@ -166,8 +166,7 @@ class CommandExecutor:
         async with lock:
             while True:
                 attempts += 1
-                session = Session(self.repository, self.store, self.task_index, self.clock(),
-                                  self.lease_ttl_s)
+                session = self._session()
                 try:
                     return await self._attempt(session, command)
                 except ConcurrencyConflict:
@@ -178,6 +177,11 @@ class CommandExecutor:
         raise CommandFailed(ErrorCode.CONFLICT,
                             f"{command.subject}: concurrent writers won {attempts} times; "
                             "retry later with the same command_id", {"attempts": attempts})
+
+    def _session(self) -> Session:
+        """What one decision works with, at the current time."""
+        return Session(self.repository, self.store, self.task_index, self.clock(),
+                       self.lease_ttl_s)
 
     async def _attempt(self, session: Session, command: Command) -> dict[str, Any]:
         with self._span("decide"):
@@ -215,8 +219,7 @@ class CommandExecutor:
         """A retry whose events had already landed: answer from the log, as the first time."""
         for change in decision.changes:
             self.repository.forget(change.loaded.aggregate, change.loaded.aggregate_id)
-        session = Session(self.repository, self.store, self.task_index, self.clock(),
-                          self.lease_ttl_s)
+        session = self._session()
         replay = await plan_for(command.subject)(session, command)
         if not replay.seen:
             # JetStream dedupes message ids across the whole stream: this id already

@@ -80,24 +80,22 @@ class DirectGetter:
             body = {"seq": from_seq, "batch": _BATCH, "next_by_subj": subject}
             replies = await self._request(body)
             end = replies[-1].headers or {}
-            events.extend(_to_event(m) for m in replies if not (m.headers or {}).get("Status"))
+            events.extend(_to_event(m) for m in replies if not _status(m))
             if int(end.get("Nats-Num-Pending", "0") or 0) == 0 or not events:
                 return events
             from_seq = events[-1].seq + 1
 
     async def first_on_subject(self, subject: str) -> RecordedEvent | None:
         """Returns the first message on ``subject``, or None when it has none."""
-        (reply,) = await self._request({"seq": 1, "next_by_subj": subject})
-        if (reply.headers or {}).get("Status"):
-            return None
-        return _to_event(reply)
+        return await self._one({"seq": 1, "next_by_subj": subject})
 
     async def last_on_subject(self, subject: str) -> RecordedEvent | None:
         """Returns the last message on ``subject``, or None when it has none."""
-        (reply,) = await self._request({"last_by_subj": subject})
-        if (reply.headers or {}).get("Status"):
-            return None
-        return _to_event(reply)
+        return await self._one({"last_by_subj": subject})
+
+    async def _one(self, body: dict[str, object]) -> RecordedEvent | None:
+        (reply,) = await self._request(body)
+        return None if _status(reply) else _to_event(reply)
 
 
 def _status(msg: Msg) -> str | None:
