@@ -30,7 +30,6 @@ from .errors import (
     ReplayRefused,
     WaitTimeout,
 )
-from .progress import StderrProgress
 from .query import (
     DEFAULT_LIMIT,
     DEFAULT_TIMEOUT_S,
@@ -40,6 +39,7 @@ from .query import (
     format_result,
 )
 from .replay import ReplayResult, as_of_path, build_read_models, ensure_not_held
+from .runtime import Progress
 from .service import SQL_SUBJECT_PREFIX
 from .snapshot import SNAPSHOT_FORMATS, export_snapshot, snapshot_path
 
@@ -157,7 +157,7 @@ def _export_file(db_path: Path, dest: Path, fmt: str) -> Path:
 
 
 async def replay(store: JetStreamEventStore, *, db_path: Path, until_seq: int | None = None,
-                 until: datetime | None = None, progress: bool = True,
+                 until: datetime | None = None, progress: Progress | None = None,
                  subject_prefix: str = SQL_SUBJECT_PREFIX) -> ReplayResult:
     """Rebuilds the read models from the log.
 
@@ -165,6 +165,7 @@ async def replay(store: JetStreamEventStore, *, db_path: Path, until_seq: int | 
     file, it asks that process (over the store's NATS connection) to rebuild and swap
     it. With ``until_seq`` or ``until`` it builds the past into its own file
     (``asof-...duckdb`` beside the live one) and never touches the live file.
+    ``progress(position, target)`` is called after each batch.
     """
     bounded = until_seq is not None or until is not None
     if not bounded and _held(db_path):
@@ -172,12 +173,7 @@ async def replay(store: JetStreamEventStore, *, db_path: Path, until_seq: int | 
         return ReplayResult(Path(result["path"]), int(result["position"]),
                             float(result["seconds"]))
     dest = as_of_path(db_path, until_seq, until) if bounded else db_path
-    bar = StderrProgress("replay") if progress else None
-    try:
-        return await build_read_models(store, dest, until_seq, until, bar)
-    finally:
-        if bar is not None:
-            bar.close()
+    return await build_read_models(store, dest, until_seq, until, progress)
 
 
 def _held(db_path: Path) -> bool:

@@ -5,8 +5,10 @@ from __future__ import annotations
 __all__ = [
     "AlreadyRunning",
     "ConcurrencyConflict",
+    "ConfigError",
     "EmbeddedNatsError",
     "RunlogError",
+    "ServiceNotRunning",
     "StoreError",
     "StoreUnavailable",
 ]
@@ -38,3 +40,11 @@ class EmbeddedNatsError(RunlogError):
 
 class AlreadyRunning(RunlogError):
     """Another runlog process holds the data directory."""
+
+
+class ConfigError(RunlogError):
+    """A setting (a ``RUNLOG_*`` variable or a command-line flag) has a value it cannot take."""
+
+
+class ServiceNotRunning(RunlogError):
+    """No running ``runlog up`` (or configured NATS) answers for this data directory."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-from projections import ReadSide, format_result
+from projections import QueryResult, ReadSide
 from services.settings import Settings
 from services.store import JetStreamEventStore
 
@@ -22,9 +22,9 @@ class LiveReadSide:
         """Waits until every projection has applied stream sequence ``seq``."""
         return await self.read_side.wait_for_seq(seq, timeout_s)
 
-    async def render(self, sql: str, fmt: str = "table") -> str:
-        """Runs a read-only query on the live read models and formats it."""
-        return format_result(await self.read_side.query(sql), fmt)
+    async def query(self, sql: str) -> QueryResult:
+        """Runs a read-only query on the live read models."""
+        return await self.read_side.query(sql)
 
 
 @contextlib.asynccontextmanager

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import enum
+import types
+import typing
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field
+import annotated_types
+from pydantic import Field, ValidationError
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings"]
+from .errors import ConfigError
+
+__all__ = ["ENV_PREFIX", "Settings", "allowed_values", "load_settings"]
+
+ENV_PREFIX = "RUNLOG_"
 
 
 class Settings(BaseSettings):
     """Everything runlog can be configured with; see CONTRACT.md for the public variables."""
 
-    model_config = SettingsConfigDict(env_prefix="RUNLOG_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
     nats_url: str | None = None
     """NATS server or cluster; unset starts the embedded ``nats-server``."""
@@ -44,3 +54,59 @@ class Settings(BaseSettings):
     def duckdb_path(self) -> Path:
         """The live read-model database file."""
         return self.data_dir / "runlog.duckdb"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Reads the settings (``overrides`` win over the environment), or raises ``ConfigError``.
+
+    The error is one line naming the variable, the value given and the values allowed,
+    e.g. ``RUNLOG_LEASE_TTL_S=abc: not valid; allowed: a number > 0 and <= 3600``.
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as error:
+        raise ConfigError(_describe(error)) from None
+
+
+def _describe(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        name = str(item["loc"][0]) if item["loc"] else "?"
+        field = Settings.model_fields.get(name)
+        allowed = allowed_values(field) if field is not None else "see the README"
+        problems.append(f"{ENV_PREFIX}{name.upper()}={item.get('input')!s} is not valid; "
+                        f"allowed: {allowed}")
+    return "; ".join(problems)
+
+
+def allowed_values(field: FieldInfo) -> str:
+    """What a setting accepts, in words: its type, its bounds, and whether it may be unset."""
+    kind, optional = _kind(field.annotation)
+    bounds = [_bound(m) for m in field.metadata]
+    text = " and ".join([kind + (" " + bounds[0] if bounds and bounds[0] else ""),
+                         *[b for b in bounds[1:] if b]])
+    return text + (" (or unset)" if optional else "")
+
+
+_KINDS: dict[Any, str] = {int: "an integer", float: "a number", bool: "true or false",
+                          str: "text", Path: "a path"}
+
+
+def _kind(annotation: Any) -> tuple[str, bool]:
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        return _kind(inner[0])[0] if len(inner) == 1 else "a value", len(inner) < len(args)
+    if typing.get_origin(annotation) is typing.Literal:
+        return "one of " + ", ".join(str(a) for a in args), False
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return "one of " + ", ".join(str(m.value) for m in annotation), False
+    return _KINDS.get(annotation, "a value"), False
+
+
+def _bound(constraint: Any) -> str:
+    for attr, symbol in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
+        if isinstance(constraint, annotated_types.BaseMetadata) and hasattr(constraint, attr):
+            return f"{symbol} {getattr(constraint, attr)}"
+    return ""

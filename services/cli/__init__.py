@@ -1,48 +1,59 @@
-"""The ``runlog`` command line: one module per verb, each with ``add_parser`` and ``run``."""
+"""The ``runlog`` command line: one module per verb, on click and rich.
+
+Modules import only ``click`` at the top; each verb imports what it needs when it
+runs, so ``runlog --help`` stays fast. Every error a verb can meet on bad input is a
+``RunlogError`` or a usage error, printed as one line.
+"""
 
 from __future__ import annotations
 
-import argparse
-import logging
+import os
 import sys
+import traceback
 from collections.abc import Sequence
-from types import ModuleType
+
+import click
 
 from services.errors import RunlogError
-from services.settings import Settings
-from services.telemetry import configure_telemetry
 
-from . import demo, export, models, replay, send, sql, up
+from .app import cli
 
-__all__ = ["main"]
-
-VERBS: tuple[ModuleType, ...] = (up, demo, sql, send, replay, export, models)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every verb."""
-    parser = argparse.ArgumentParser(
-        prog="runlog", description="Event-sourced control plane for AI agent pipelines.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
-    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
-    for verb in VERBS:
-        verb.add_parser(verbs)
-    return parser
+__all__ = ["cli", "main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs one verb; errors are printed as one line, never as a traceback."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    provider = configure_telemetry()
+    """Runs one verb and returns its exit code; errors are one line, never a traceback."""
     try:
-        return int(args.run(args, Settings()))
-    except RunlogError as error:
-        print(f"runlog: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
+        result = cli.main(args=list(argv) if argv is not None else None, prog_name="runlog",
+                          standalone_mode=False)
+    except click.UsageError as error:
+        command = error.ctx.command_path if error.ctx else "runlog"
+        click.echo(f"{command}: {error.format_message()} (see {command} --help)", err=True)
+        return error.exit_code
+    except click.ClickException as error:
+        click.echo(f"runlog: {error.format_message()}", err=True)
+        return error.exit_code
+    except (click.Abort, KeyboardInterrupt):
         return 130
-    finally:
-        if provider is not None:
-            provider.shutdown()  # flushes the batched spans
+    except RunlogError as error:
+        click.echo(f"runlog: {error}", err=True)
+        return 1
+    except BrokenPipeError:
+        # The reader went away (`| head`); stop quietly, as other Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except OSError as error:
+        click.echo(f"runlog: {error.strerror or error}"
+                   f"{': ' + str(error.filename) if error.filename else ''}", err=True)
+        return 1
+    except Exception as error:
+        return _unexpected(error)
+    return result if isinstance(result, int) else 0
+
+
+def _unexpected(error: Exception) -> int:
+    if "-v" in sys.argv or "--verbose" in sys.argv:
+        traceback.print_exc()
+    click.echo(f"runlog: unexpected {type(error).__name__}: {error} "
+               "(run with -v for the traceback)", err=True)
+    return 1

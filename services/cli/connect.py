@@ -1,31 +1,118 @@
-"""How a client verb finds the running runlog's NATS."""
+"""How a client verb finds the running runlog and connects to its NATS, failing fast.
+
+``find_running_instance`` is the one place that decides whether something serves this
+data directory: ``RUNLOG_NATS_URL`` (or ``--server``), else the ``instance.json`` a live
+``runlog up`` wrote. A file whose pid is dead (left by a ``kill -9``) counts as nothing
+running, so verbs say so in one line at once instead of retrying a dead address.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from services.errors import RunlogError
-from services.settings import Settings
+from services.errors import ServiceNotRunning
 
-__all__ = ["running_nats_url", "running_nats_url_or_none"]
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+
+    from services.settings import Settings
+
+__all__ = [
+    "CONNECT_TIMEOUT_S",
+    "RunningInstance",
+    "connect",
+    "find_running_instance",
+    "nats_servers",
+    "running_instance",
+    "running_nats_url",
+    "running_nats_url_or_none",
+]
+
+CONNECT_TIMEOUT_S = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunningInstance:
+    """Where the running runlog's NATS is, and the local process serving it (if local)."""
+
+    nats_url: str
+    pid: int | None
+    """The local ``runlog up``; None when the server was named by setting or flag."""
+
+
+def find_running_instance(settings: Settings) -> RunningInstance | None:
+    """The configured NATS, or the live local ``runlog up``; None when nothing serves."""
+    if settings.nats_url:
+        return RunningInstance(settings.nats_url, None)
+    try:
+        written = json.loads((settings.data_dir / "instance.json").read_text())
+        url, pid = str(written["nats_url"]), int(written["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return RunningInstance(url, pid) if _alive(pid) else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, but another user's
+    return True
+
+
+def running_instance(settings: Settings) -> RunningInstance:
+    """Like ``find_running_instance``, but raises ``ServiceNotRunning`` (one line) for None."""
+    instance = find_running_instance(settings)
+    if instance is None:
+        raise ServiceNotRunning(
+            f"runlog up is not running on {settings.data_dir} (start `runlog up`, "
+            "or name a NATS server with --server or RUNLOG_NATS_URL)")
+    return instance
 
 
 def running_nats_url(settings: Settings) -> str:
-    """``RUNLOG_NATS_URL``, or the URL the local `runlog up` wrote into its data directory."""
-    if settings.nats_url:
-        return settings.nats_url
-    instance = settings.data_dir / "instance.json"
-    try:
-        return str(json.loads(instance.read_text())["nats_url"])
-    except (OSError, ValueError, KeyError):
-        raise RunlogError(
-            f"runlog is not running on {settings.data_dir} (start `runlog up`, "
-            "or set RUNLOG_NATS_URL)") from None
+    """The running runlog's NATS URL, or ``ServiceNotRunning``."""
+    return running_instance(settings).nats_url
 
 
 def running_nats_url_or_none(settings: Settings) -> str | None:
-    """Like ``running_nats_url``, but None when no runlog is running here."""
+    """The running runlog's NATS URL, or None when nothing serves this data directory."""
+    instance = find_running_instance(settings)
+    return instance.nats_url if instance else None
+
+
+def nats_servers(url: str) -> list[str]:
+    """A comma-separated server list as nats-py takes it."""
+    return [part.strip() for part in url.split(",") if part.strip()]
+
+
+@contextlib.asynccontextmanager
+async def connect(settings: Settings, name: str = "runlog-cli") -> AsyncIterator[Client]:
+    """A NATS connection to the running runlog that fails within seconds, in one line."""
+    import nats
+    import nats.errors
+
+    instance = running_instance(settings)
+
+    async def quiet(error: Exception) -> None:
+        """Connection errors are reported once, below, not logged by the client."""
+
     try:
-        return running_nats_url(settings)
-    except RunlogError:
-        return None
+        nc = await nats.connect(nats_servers(instance.nats_url), name=name,
+                                connect_timeout=CONNECT_TIMEOUT_S, allow_reconnect=False,
+                                max_reconnect_attempts=0, error_cb=quiet)
+    except (OSError, TimeoutError, nats.errors.Error) as error:
+        who = f"runlog up (pid {instance.pid})" if instance.pid else "NATS"
+        raise ServiceNotRunning(f"{who} does not answer at {instance.nats_url}: "
+                                f"{str(error) or type(error).__name__}") from None
+    try:
+        yield nc
+    finally:
+        await nc.close()

@@ -3,21 +3,23 @@ workload driven through the command subjects, then what the read models say."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import shutil
-import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from services.bootstrap import connect_nats, nats_server, serve
-from services.demo import DemoReport, run_workload
-from services.demo.client import CommandClient
-from services.lockfile import DataDirLock
-from services.settings import Settings
+import click
 
-__all__ = ["REPORT_QUERIES", "add_parser", "run"]
+from .context import RunlogCommand, state
+from .output import Section, emit_sections, output_option, say
+
+if TYPE_CHECKING:
+    from services.demo import DemoReport
+    from services.settings import Settings
+
+__all__ = ["REPORT_QUERIES", "command"]
 
 REPORT_QUERIES: tuple[tuple[str, str], ...] = (
     ("Runs by state",
@@ -39,17 +41,28 @@ REPORT_QUERIES: tuple[tuple[str, str], ...] = (
 )
 
 
-def add_parser(verbs: Any) -> None:
-    """Registers the verb."""
-    parser = verbs.add_parser("demo", help="run a simulated agent workload and show the results")
-    parser.add_argument("--runs", type=int, default=12, help="pipeline runs to drive")
-    parser.add_argument("--workers", type=int, default=6, help="simulated agents")
-    parser.add_argument("--seed", type=int, default=7, help="seed of the simulation")
-    parser.set_defaults(run=run)
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    """The workload's shape."""
+
+    runs: int
+    workers: int
+    seed: int
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
-    """Runs the demo on an embedded NATS in ``<data_dir>/demo`` (wiped first)."""
+@click.command("demo", cls=RunlogCommand)
+@click.option("--runs", type=click.IntRange(min=1, max=1000), default=12,
+              help="pipeline runs to drive")
+@click.option("--workers", type=click.IntRange(min=1, max=200), default=6,
+              help="simulated agents")
+@click.option("--seed", type=int, default=7, help="seed of the simulation")
+@output_option(formats=("table", "json", "jsonl"))
+def command(runs: int, workers: int, seed: int, output: str) -> int:
+    """Run a simulated agent workload in <data dir>/demo (wiped first) and show the results."""
+    from services.bootstrap import nats_server
+    from services.lockfile import DataDirLock
+
+    settings = state().settings()
     demo_dir = settings.data_dir / "demo"
     with DataDirLock(demo_dir):
         for stale in demo_dir.iterdir():
@@ -58,9 +71,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         # Always embedded: a demo must never write into a real deployment's stream.
         demo = settings.model_copy(update={"data_dir": demo_dir, "nats_url": None})
         with nats_server(demo) as url:
-            asyncio.run(_demo(url, demo, args))
-    print(f"\nThe demo's data stays in {demo_dir}; query it with:\n"
-          f"  RUNLOG_DATA_DIR={demo_dir} runlog sql \"SELECT * FROM runs\"")
+            sections = asyncio.run(_demo(url, demo, DemoOptions(runs, workers, seed)))
+    emit_sections(sections, output)
+    say(f"\nThe demo's data stays in {demo_dir}; query it with:\n"
+        f"  runlog sql --data-dir {demo_dir} \"SELECT * FROM runs\"")
     return 0
 
 
@@ -71,33 +85,35 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-async def _demo(url: str, settings: Settings, args: argparse.Namespace) -> None:
+async def _demo(url: str, settings: Settings, options: DemoOptions) -> list[Section]:
+    from services.bootstrap import connect_nats, serve
+    from services.demo import run_workload
+    from services.demo.client import CommandClient
+
     started = time.monotonic()
     async with serve(settings, url) as instance:
-        say(f"runlog is up (NATS {url}); driving {args.runs} runs with {args.workers} agents")
+        say(f"[demo] runlog is up (NATS {url}); driving {options.runs} runs with "
+            f"{options.workers} agents")
         nc = await connect_nats(url, "runlog-demo")
         try:
-            report = await run_workload(CommandClient(nc), args.runs, args.workers, args.seed)
+            report = await run_workload(CommandClient(nc), options.runs, options.workers,
+                                        options.seed)
         finally:
             await nc.close()
         read_side = instance.read_side
         assert read_side is not None, "serve() runs the projectors by default"
         await read_side.wait_for_seq(report.last_seq, timeout_s=30)
-        say(f"{report.commands} commands, {report.last_seq} events, projections caught up "
-            f"in {time.monotonic() - started:.1f}s")
-        show_outcomes(report)
+        say(f"[demo] {report.commands} commands, {report.last_seq} events, projections "
+            f"caught up in {time.monotonic() - started:.1f}s")
+        sections = [_outcomes(report)]
         for title, sql in REPORT_QUERIES:
-            print(f"\n{title}\n{await read_side.render(sql)}")
-    say(f"stopped cleanly after {time.monotonic() - started:.1f}s")
+            result = await read_side.query(sql)
+            sections.append((title, result.columns, result.rows))
+    say(f"[demo] stopped cleanly after {time.monotonic() - started:.1f}s")
+    return sections
 
 
-def show_outcomes(report: DemoReport) -> None:
+def _outcomes(report: DemoReport) -> Section:
     """What the simulated agents saw, from the replies."""
-    print("\nWhat the agents saw")
-    for outcome, count in sorted(report.outcomes.items(), key=lambda kv: -kv[1]):
-        print(f"  {count:5d}  {outcome}")
-
-
-def say(message: str) -> None:
-    """A progress line."""
-    print(f"[demo] {message}", file=sys.stderr, flush=True)
+    counted = sorted(report.outcomes.items(), key=lambda kv: -kv[1])
+    return ("What the agents saw", ("count", "outcome"), [(n, name) for name, n in counted])

@@ -2,29 +2,24 @@
 
 from __future__ import annotations
 
-import argparse
-from typing import Any
+import click
 
-from projections import export
-from services.settings import Settings
+from .context import RunlogCommand, state
 
-from .connect import running_nats_url_or_none
-
-__all__ = ["add_parser", "run"]
+__all__ = ["command"]
 
 
-def add_parser(verbs: Any) -> None:
-    """Registers the verb."""
-    parser = verbs.add_parser(
-        "export", help="write a consistent snapshot (Parquet per table, or a DuckDB copy)")
-    parser.add_argument("name", help="the snapshot's name, under <data dir>/snapshots/")
-    parser.add_argument("--format", choices=("parquet", "duckdb"), default="parquet")
-    parser.set_defaults(run=run)
+@click.command("export", cls=RunlogCommand)
+@click.argument("name")
+@click.option("--format", "fmt", type=click.Choice(("parquet", "duckdb")), default="parquet",
+              help="Parquet file per table, or one DuckDB copy")
+def command(name: str, fmt: str) -> int:
+    """Write a consistent snapshot under <data dir>/snapshots/NAME and print its path."""
+    from projections import export
 
+    from .connect import running_nats_url_or_none
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
-    """Prints where the snapshot was written."""
-    path = export(args.name, db_path=settings.duckdb_path,
-                  nats_url=running_nats_url_or_none(settings), fmt=args.format)
-    print(path)
+    settings = state().settings()
+    click.echo(export(name, db_path=settings.duckdb_path,
+                      nats_url=running_nats_url_or_none(settings), fmt=fmt))
     return 0

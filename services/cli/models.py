@@ -2,44 +2,50 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
-from services.pricing import load_price_file, seed_commands
-from services.settings import Settings
+import click
 
-from .connect import running_nats_url
-from .send import send_command
+from .context import RunlogGroup, state
+from .output import say
 
-__all__ = ["add_parser", "run"]
-
-
-def add_parser(verbs: Any) -> None:
-    """Registers the verb."""
-    parser = verbs.add_parser("models", help="manage model prices")
-    actions = parser.add_subparsers(dest="action", required=True)
-    load = actions.add_parser("load", help="register the prices of a price file (idempotent)")
-    load.add_argument("file", nargs="?", type=Path, help="a price file (default: shipped list)")
-    load.set_defaults(run=run)
+__all__ = ["group"]
 
 
-async def _load(url: str, path: Path | None) -> tuple[int, int]:
-    changed = failed = 0
-    for body in seed_commands(load_price_file(path)):
-        reply = await send_command(url, "runlog.cmd.model.register",
-                                   json.dumps(body).encode(), 10.0)
-        changed += bool(reply.get("ok") and reply.get("events"))
-        failed += not reply.get("ok")
-        if not reply.get("ok"):
-            print(f"{body['model']}: {reply['error']['message']}")
-    return changed, failed
+@click.group("models", cls=RunlogGroup)
+def group() -> None:
+    """Manage model prices."""
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
-    """Sends one ``model.register`` per entry and says how many changed."""
-    changed, failed = asyncio.run(_load(running_nats_url(settings), args.file))
-    print(f"{changed} prices registered, {failed} refused")
+@group.command("load")
+@click.argument("file", required=False, type=click.Path(path_type=Path, dir_okay=False))
+def load(file: Path | None) -> int:
+    """Register the prices of FILE (default: the shipped list); idempotent.
+
+    FILE is JSON: {"models": [{"model", "provider", "input_usd_per_mtok",
+    "output_usd_per_mtok", "effective_from"}, ...]}.
+    """
+    from services.pricing import load_price_file, seed_commands
+
+    bodies = seed_commands(load_price_file(file))  # checked before anything is sent
+    changed, failed = asyncio.run(_register(bodies))
+    click.echo(f"{changed} prices registered, {failed} refused")
     return 1 if failed else 0
+
+
+async def _register(bodies: list[dict[str, Any]]) -> tuple[int, int]:
+    from .connect import connect
+    from .send import request
+
+    changed = failed = 0
+    async with connect(state().settings()) as nc:
+        for body in bodies:
+            reply = await request(nc, "runlog.cmd.model.register", json.dumps(body).encode(), 10.0)
+            changed += bool(reply.get("ok") and reply.get("events"))
+            failed += not reply.get("ok")
+            if not reply.get("ok"):
+                say(f"{body['model']}: {reply['error']['message']}", style="red")
+    return changed, failed

@@ -2,51 +2,77 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
-from typing import Any
+from collections.abc import Callable, Iterator
+from datetime import datetime
 
-from projections import parse_until, replay
-from services.bootstrap import connect_store, nats_server
-from services.lockfile import DataDirLock
-from services.settings import Settings
+import click
 
-from .connect import running_nats_url_or_none
+from .context import RunlogCommand, state
 
-__all__ = ["add_parser", "run"]
+__all__ = ["command"]
 
 
-def add_parser(verbs: Any) -> None:
-    """Registers the verb."""
-    parser = verbs.add_parser(
-        "replay", help="rebuild the read models from the log (or the past, with --until*)")
-    bound = parser.add_mutually_exclusive_group()
-    bound.add_argument("--until-seq", type=int, default=None, metavar="N",
-                       help="build the state as of stream sequence N into a separate file")
-    bound.add_argument("--until", default=None, metavar="TIME",
-                       help="build the state as of an ISO 8601 time into a separate file")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(run=run)
+@click.command("replay", cls=RunlogCommand)
+@click.option("--until-seq", type=click.IntRange(min=1), default=None, metavar="N",
+              help="build the state as of stream sequence N (1 or more) into a separate file")
+@click.option("--until", default=None, metavar="TIME",
+              help="build the state as of an ISO 8601 time into a separate file")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+def command(until_seq: int | None, until: str | None, quiet: bool) -> int:
+    """Rebuild the read models from the log (or the past, with --until-seq / --until)."""
+    from projections import parse_until
+    from services.bootstrap import nats_server
+    from services.lockfile import DataDirLock
 
+    from .connect import running_nats_url_or_none
 
-async def _replay(url: str, settings: Settings, args: argparse.Namespace) -> str:
-    nc, store = await connect_store(url, settings, "runlog-replay")
-    try:
-        result = await replay(store, db_path=settings.duckdb_path, until_seq=args.until_seq,
-                              until=parse_until(args.until) if args.until else None,
-                              progress=not args.quiet)
-    finally:
-        await nc.close()
-    return result.describe()
-
-
-def run(args: argparse.Namespace, settings: Settings) -> int:
-    """Rebuilds against the running service's NATS, or an embedded one when none runs."""
+    if until_seq is not None and until is not None:
+        raise click.UsageError("give --until-seq or --until, not both")
+    moment = parse_until(until) if until is not None else None
+    settings = state().settings()
     url = running_nats_url_or_none(settings)
     with contextlib.ExitStack() as stack:
         if url is None:
             stack.enter_context(DataDirLock(settings.data_dir))
             url = stack.enter_context(nats_server(settings))
-        print(asyncio.run(_replay(url, settings, args)))
+        progress = None if quiet else stack.enter_context(_progress_bar())
+        click.echo(asyncio.run(_replay(url, until_seq, moment, progress)))
     return 0
+
+
+async def _replay(url: str, until_seq: int | None, until: datetime | None,
+                  progress: Callable[[int, int], None] | None) -> str:
+    from projections import replay
+    from services.bootstrap import connect_store
+
+    nc, store = await connect_store(url, state().settings(), "runlog-replay")
+    try:
+        result = await replay(store, db_path=state().settings().duckdb_path,
+                              until_seq=until_seq, until=until, progress=progress)
+    finally:
+        await nc.close()
+    return result.describe()
+
+
+@contextlib.contextmanager
+def _progress_bar() -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar on stderr, fed ``(position, target)`` after each batch."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TimeRemainingColumn,
+    )
+
+    bar = Progress("replay", BarColumn(), TaskProgressColumn(), MofNCompleteColumn(),
+                   TimeRemainingColumn(), console=state().console(stderr=True))
+    task = bar.add_task("replay", total=None)
+
+    def advance(position: int, target: int) -> None:
+        bar.update(task, completed=position, total=max(target, position))
+
+    with bar:
+        yield advance

@@ -1,51 +1,81 @@
-"""``runlog send SUBJECT JSON``: send one command and print the reply."""
+"""``runlog send SUBJECT [BODY | - | @file]``: send one command and print the reply."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
+import sys
+from pathlib import Path
 from typing import Any
 
-import nats
-import nats.errors
+import click
 
 from services.errors import RunlogError
-from services.settings import Settings
 
-from .connect import running_nats_url
+from .context import RunlogCommand, state
+from .output import emit_record, output_option
 
-__all__ = ["add_parser", "run", "send_command"]
-
-
-def add_parser(verbs: Any) -> None:
-    """Registers the verb."""
-    parser = verbs.add_parser("send", help="send one command and print the reply")
-    parser.add_argument("subject", help="e.g. runlog.cmd.run.create (or just run.create)")
-    parser.add_argument("body", nargs="?", default="{}", help="the JSON body")
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait")
-    parser.set_defaults(run=run)
+__all__ = ["command", "read_body", "send_command", "subject_of"]
 
 
-async def send_command(url: str, subject: str, body: bytes, timeout_s: float) -> dict[str, Any]:
-    """Sends one request and returns the decoded reply."""
-    nc = await nats.connect(url, connect_timeout=timeout_s)
+@click.command("send", cls=RunlogCommand)
+@click.argument("subject")
+@click.argument("body", default="{}")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=10.0,
+              help="seconds to wait for the reply")
+@output_option(formats=("json", "jsonl", "table"), default="json")
+def command(subject: str, body: str, timeout: float, output: str) -> int:
+    """Send one command and print the reply; exit 0 when it says ok.
+
+    SUBJECT is e.g. run.create (or runlog.cmd.run.create). BODY is the JSON body
+    itself, `-` to read it from stdin, or @FILE to read it from a file.
+    """
+    reply = asyncio.run(send_command(subject_of(subject), read_body(body), timeout))
+    emit_record(reply, output)
+    return 0 if reply.get("ok") else 1
+
+
+def subject_of(name: str) -> str:
+    """``run.create`` or ``runlog.cmd.run.create`` as the full subject."""
+    return name if name.startswith("runlog.") else f"runlog.cmd.{name}"
+
+
+def read_body(body: str) -> bytes:
+    """The body itself, stdin for ``-``, or a file's bytes for ``@FILE``."""
+    if body == "-":
+        return sys.stdin.buffer.read()
+    if body.startswith("@"):
+        try:
+            return Path(body[1:]).read_bytes()
+        except OSError as error:
+            raise RunlogError(f"cannot read the body from {body[1:]}: "
+                              f"{error.strerror or error}") from None
+    return body.encode()
+
+
+async def send_command(subject: str, body: bytes, timeout_s: float) -> dict[str, Any]:
+    """Sends one request to the running runlog and returns the decoded reply."""
+    from .connect import connect
+
+    async with connect(state().settings()) as nc:
+        return await request(nc, subject, body, timeout_s)
+
+
+async def request(nc: Any, subject: str, body: bytes, timeout_s: float) -> dict[str, Any]:
+    """One request on an open connection; NATS failures become one-line ``RunlogError``s."""
+    import nats.errors
+
     try:
         reply = await nc.request(subject, body, timeout=timeout_s)
     except nats.errors.NoRespondersError:
         raise RunlogError(f"no command service answers on {subject}") from None
     except nats.errors.TimeoutError:
-        raise RunlogError(f"no reply on {subject} within {timeout_s}s") from None
-    finally:
-        await nc.close()
-    decoded: dict[str, Any] = json.loads(reply.data)
+        raise RunlogError(f"no reply on {subject} within {timeout_s:g} s") from None
+    except nats.errors.MaxPayloadError:
+        raise RunlogError(f"payload_too_large: the body is {len(body):,} bytes, more than "
+                          f"this NATS server takes ({nc.max_payload:,})") from None
+    try:
+        decoded: dict[str, Any] = json.loads(reply.data)
+    except ValueError:
+        raise RunlogError(f"the reply on {subject} is not JSON") from None
     return decoded
-
-
-def run(args: argparse.Namespace, settings: Settings) -> int:
-    """Prints the reply; exits 0 when it says ok."""
-    subject = args.subject if args.subject.startswith("runlog.") else f"runlog.cmd.{args.subject}"
-    reply = asyncio.run(send_command(running_nats_url(settings), subject,
-                                     args.body.encode(), args.timeout))
-    print(json.dumps(reply, indent=2))
-    return 0 if reply.get("ok") else 1

@@ -2,26 +2,44 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import signal
-import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
-from services.bootstrap import nats_server, serve
-from services.lockfile import DataDirLock
-from services.settings import Settings
+import click
 
-__all__ = ["add_parser", "run", "wait_for_signal"]
+from .context import RunlogCommand, state
+from .output import say
+
+if TYPE_CHECKING:
+    from rich.status import Status
+
+    from services.settings import Settings
+
+__all__ = ["command", "until_stopped", "wait_for_signal"]
 
 
-def add_parser(verbs: Any) -> None:
-    """Registers the verb."""
-    parser = verbs.add_parser("up", help="run the service (embedded NATS unless RUNLOG_NATS_URL)")
-    parser.add_argument("--no-projectors", action="store_true",
-                        help="serve commands only; another process keeps the read models")
-    parser.set_defaults(run=run)
+@click.command("up", cls=RunlogCommand)
+@click.option("--no-projectors", is_flag=True,
+              help="serve commands only; another process keeps the read models")
+def command(no_projectors: bool) -> int:
+    """Run the service (embedded NATS unless RUNLOG_NATS_URL or --server)."""
+    from services.bootstrap import nats_server
+    from services.lockfile import DataDirLock
+
+    settings = state().settings()
+    starting = state().console(stderr=True).status(
+        f"starting runlog in {settings.data_dir.resolve()}", spinner="dots")
+    starting.start()
+    try:
+        with DataDirLock(settings.data_dir), nats_server(settings) as url:
+            starting.update(f"starting the command service and projectors on NATS {url}")
+            asyncio.run(_serve_until_signal(url, settings, not no_projectors, starting))
+    finally:
+        starting.stop()
+    say("runlog stopped")
+    return 0
 
 
 def wait_for_signal() -> asyncio.Event:
@@ -33,10 +51,11 @@ def wait_for_signal() -> asyncio.Event:
     return stop
 
 
-async def _serve_until_signal(url: str, settings: Settings, projectors: bool) -> None:
+async def _serve_until_signal(url: str, settings: Settings, projectors: bool,
+                              starting: Status) -> None:
     stop = wait_for_signal()
     started = asyncio.Event()
-    serving = asyncio.create_task(_serve(url, settings, projectors, stop, started))
+    serving = asyncio.create_task(_serve(url, settings, projectors, stop, started, starting))
     await until_stopped(serving, stop, started)
 
 
@@ -46,7 +65,7 @@ async def until_stopped(serving: asyncio.Task[None], stop: asyncio.Event,
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
     if not serving.done() and not started.is_set():
-        print("runlog is stopping during start-up", file=sys.stderr, flush=True)
+        say("runlog is stopping during start-up")
         serving.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await serving
@@ -54,18 +73,13 @@ async def until_stopped(serving: asyncio.Task[None], stop: asyncio.Event,
 
 
 async def _serve(url: str, settings: Settings, projectors: bool, stop: asyncio.Event,
-                 started: asyncio.Event) -> None:
+                 started: asyncio.Event, starting: Status) -> None:
+    from services.bootstrap import serve
+
     async with serve(settings, url, projectors=projectors):
         started.set()
-        print(f"runlog is up: NATS {url}, data in {settings.data_dir.resolve()} "
-              "(Ctrl-C to stop)", file=sys.stderr, flush=True)
+        starting.stop()
+        say(f"runlog is up: NATS {url}, data in {settings.data_dir.resolve()} (Ctrl-C to stop)",
+            style="green")
         await stop.wait()
-        print("runlog is stopping", file=sys.stderr, flush=True)
-
-
-def run(args: argparse.Namespace, settings: Settings) -> int:
-    """Holds the data directory, starts NATS if needed, serves until a signal."""
-    with DataDirLock(settings.data_dir), nats_server(settings) as url:
-        asyncio.run(_serve_until_signal(url, settings, not args.no_projectors))
-    print("runlog stopped", file=sys.stderr)
-    return 0
+        say("runlog is stopping")

@@ -95,5 +95,5 @@ def test_the_log_and_command_ids_survive_a_restart(tmp_path: Path) -> None:
 def test_send_without_a_running_service_is_one_line(tmp_path: Path) -> None:
     result = runlog(tmp_path, "send", "run.create", "{}")
     assert result.returncode == 1
-    assert result.stderr.startswith("runlog: runlog is not running")
+    assert result.stderr.startswith("runlog: runlog up is not running")
     assert "Traceback" not in result.stderr

@@ -49,7 +49,7 @@ async def test_replay_equals_live(store: JetStreamEventStore, tmp_path: Path,
         for envelope in history.envelopes:  # one append at a time: many small live batches
             last = await append_all(store, [envelope])
         await read_side.wait_for_seq(last, timeout_s=10)
-    rebuilt = await replay(store, db_path=tmp_path / "replayed.duckdb", progress=False)
+    rebuilt = await replay(store, db_path=tmp_path / "replayed.duckdb")
     assert rebuilt.position == last
     assert dump_tables(live, TABLES) == dump_tables(rebuilt.path, TABLES)
 
@@ -59,10 +59,10 @@ async def test_time_travel_to_a_seq_and_to_a_time(store: JetStreamEventStore, db
     seqs = [await append_all(store, [e]) for e in history.envelopes]
     cut = next(i for i, e in enumerate(history.envelopes)
                if e.type == "RunStarted" and e.aggregate_id == "r2")
-    by_seq = await replay(store, db_path=db_path, until_seq=seqs[cut], progress=False)
+    by_seq = await replay(store, db_path=db_path, until_seq=seqs[cut])
     assert by_seq.path == as_of_path(db_path, until_seq=seqs[cut])
     moment = history.envelopes[cut].occurred_at + timedelta(milliseconds=500)
-    by_time = await replay(store, db_path=db_path, until=moment, progress=False)
+    by_time = await replay(store, db_path=db_path, until=moment)
     assert by_time.position == seqs[cut]
     assert not await asyncio.to_thread(db_path.exists)  # time travel leaves the live file be
     for path in (by_seq.path, by_time.path):
@@ -127,7 +127,7 @@ async def test_replay_while_running_is_done_by_the_owner(
     last = await append_all(store, history.envelopes)
     async with ReadSide(store, db_path, subject_prefix=sql_prefix) as read_side:
         await read_side.wait_for_seq(last, timeout_s=10)
-        result = await replay(store, db_path=db_path, progress=False, subject_prefix=sql_prefix)
+        result = await replay(store, db_path=db_path, subject_prefix=sql_prefix)
         assert result.position == last
         extra = await append_all(store, [history.emit("run", "r9", "RunCreated", "pending",
                                                       run_id="r9", name="after the swap")])
