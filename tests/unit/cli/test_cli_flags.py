@@ -1,4 +1,4 @@
-"""The command line's shared surface: version, global flags on every verb, fast help, one-line errors."""
+"""The command line's shared surface: version, global flags, fast help, one-line errors."""
 
 from __future__ import annotations
 
@@ -54,7 +54,8 @@ def test_a_usage_error_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["replay", "--until-seq", "-5"]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1
-    assert err.startswith("runlog replay: ") and "--until-seq" in err
+    assert err.startswith("runlog replay: ")
+    assert "--until-seq" in err
 
 
 def test_a_bad_setting_names_the_variable_and_the_allowed_values(
