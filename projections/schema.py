@@ -12,6 +12,7 @@ import duckdb
 
 from .columns import Col, ColType, ddl_columns
 from .errors import SchemaMismatch
+from .liveness import BEAT_INTERVAL_S, LIVENESS_TABLE, STALE_AFTER_BEATS
 from .models import Projection, TableDoc
 
 __all__ = [
@@ -54,6 +55,7 @@ SYSTEM_TABLES = (
                  Col("key", ColType.TEXT, doc="schema_version, built_by, until_seq, until"),
                  Col("value", ColType.TEXT, doc="its value"),
              ), ("key",)),
+    LIVENESS_TABLE,
 )
 
 _USAGE_DAILY = """
@@ -73,14 +75,37 @@ SELECT model_id, model, provider, effective_from,
 FROM model_prices
 """
 
+_LIVE = (f"stopped_at IS NULL AND beat_at >= now() - "
+         f"to_seconds({STALE_AFTER_BEATS} * beat_interval_s)")
+
 _HEALTH = f"""
 CREATE OR REPLACE VIEW health AS
-SELECT 'projection' AS component, projection AS name,
-       CASE WHEN stream_head > last_seq THEN 'lagging' ELSE 'ok' END AS status,
-       CAST(stream_head - last_seq AS DOUBLE) AS value,
-       format('at seq {{}} of {{}} ({{}} behind)', last_seq, stream_head,
-              stream_head - last_seq) AS detail,
-       updated_at AS since
+WITH live AS (SELECT coalesce(bool_or({_LIVE}), false) AS running FROM service_liveness)
+SELECT 'service' AS component, 'runlog up' AS name,
+       CASE WHEN {_LIVE} THEN 'ok' ELSE 'down' END AS status,
+       epoch(now() - beat_at) AS value,
+       CASE WHEN stopped_at IS NOT NULL
+                 THEN format('down: stopped at {{}} (pid {{}} on {{}})', stopped_at, pid, host)
+            WHEN {_LIVE}
+                 THEN format('running (pid {{}} on {{}}), last beat {{}} s ago', pid, host,
+                             CAST(epoch(now() - beat_at) AS BIGINT))
+            ELSE format('down: no beat for {{}} s (pid {{}} on {{}} stopped without a word)',
+                        CAST(epoch(now() - beat_at) AS BIGINT), pid, host) END AS detail,
+       beat_at AS since
+FROM service_liveness
+UNION ALL
+SELECT 'service', 'runlog up', 'down', NULL, 'down: no runlog up has served this file', NULL
+WHERE NOT EXISTS (SELECT 1 FROM service_liveness)
+UNION ALL
+SELECT 'projection', projection,
+       CASE WHEN NOT (SELECT running FROM live) THEN 'stale'
+            WHEN stream_head > last_seq THEN 'lagging' ELSE 'ok' END,
+       CAST(stream_head - last_seq AS DOUBLE),
+       format('at seq {{}} of {{}} ({{}} behind){{}}', last_seq, stream_head,
+              stream_head - last_seq,
+              CASE WHEN (SELECT running FROM live) THEN ''
+                   ELSE format(' as of {{}}; nothing projects now', updated_at) END),
+       updated_at
 FROM checkpoints
 UNION ALL
 SELECT 'worker', worker_id, 'stale', epoch(now() - last_heartbeat_at),
@@ -124,16 +149,19 @@ VIEWS = (
                   Col("input_usd_per_mtok", ColType.DOUBLE, doc="USD per million input tokens"),
                   Col("output_usd_per_mtok", ColType.DOUBLE,
                       doc="USD per million output tokens")), kind="view"), _PRICE_PERIODS),
-    (TableDoc("health", "What needs attention: lag per projection (against the stream head "
-              f"seen at its last batch), workers silent for {STALE_HEARTBEAT_S} s or lost, "
-              "open or half-open breakers, skipped events.", (
-                  Col("component", ColType.TEXT, doc="projection, worker, breaker or "
+    (TableDoc("health", "What needs attention: whether a `runlog up` is projecting into "
+              f"this file (down after {STALE_AFTER_BEATS} missed beats of "
+              f"{BEAT_INTERVAL_S:g} s, or at once after a clean stop), lag per projection "
+              "(against the stream head seen at its last batch; stale while nothing "
+              f"projects), workers silent for {STALE_HEARTBEAT_S} s or lost, open or "
+              "half-open breakers, skipped events.", (
+                  Col("component", ColType.TEXT, doc="service, projection, worker, breaker or "
                       "projection_errors"),
                   Col("name", ColType.TEXT, doc="which one"),
-                  Col("status", ColType.TEXT, doc="ok, lagging, stale, lost, open, half_open, "
-                      "errors"),
-                  Col("value", ColType.DOUBLE, doc="events behind, seconds silent, failures "
-                      "or errors"),
+                  Col("status", ColType.TEXT, doc="ok, down, lagging, stale, lost, open, "
+                      "half_open, errors"),
+                  Col("value", ColType.DOUBLE, doc="seconds since the last beat, events "
+                      "behind, seconds silent, failures or errors"),
                   Col("detail", ColType.TEXT, doc="one line for people"),
                   Col("since", ColType.TIME, doc="when it was last seen or happened")),
               kind="view"), _HEALTH),

@@ -22,6 +22,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -31,6 +32,7 @@ from services.store import JetStreamEventStore
 
 from .database import ReadModelDb
 from .errors import ProjectionError, ProjectionHalted, QueryRefused, SchemaMismatch
+from .liveness import BEAT_INTERVAL_S, beat, mark_stopped
 from .query import DEFAULT_LIMIT, DEFAULT_TIMEOUT_S, QueryResult, execute_query
 from .replay import REPLAY_CONFIG, ReplayResult, build_read_models, swap_into_place
 from .responder import Responder
@@ -103,6 +105,7 @@ class ReadSide:
         self._db: ReadModelDb | None = None
         self._projector: Projector | None = None
         self._task: asyncio.Task[None] | None = None
+        self._beating: asyncio.Task[None] | None = None
         self._gate = _Gate()
         self._max_queries = max_concurrent_queries
         self._pool: ThreadPoolExecutor | None = None
@@ -129,11 +132,13 @@ class ReadSide:
         self._projector = Projector(self.store, self._db, self.config)
         self._pool = ThreadPoolExecutor(self._max_queries, "runlog-sql")
         self._task = asyncio.create_task(self._project(), name="runlog-projector")
+        self._beating = asyncio.create_task(self._beat(), name="runlog-liveness")
         await self._responder.start()
 
     async def stop(self) -> None:
         """Stops serving and projecting, and closes the file."""
         await self._responder.stop()
+        await self._stop_beating()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -153,6 +158,30 @@ class ReadSide:
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         await self.stop()
+
+    async def _beat(self) -> None:
+        """Refreshes the file's sign of life (``service_liveness``) while this side runs."""
+        started_at = datetime.now(UTC)
+        while True:
+            try:
+                async with self._gate.shared():
+                    await asyncio.to_thread(beat, self._require_db(), started_at)
+            except Exception as error:  # a missed beat must not stop the read side
+                log.warning("liveness beat failed: %s", error)
+            await asyncio.sleep(BEAT_INTERVAL_S)
+
+    async def _stop_beating(self) -> None:
+        if self._beating is None:
+            return
+        self._beating.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._beating
+        self._beating = None
+        if self._db is not None:
+            try:
+                await asyncio.to_thread(mark_stopped, self._db)
+            except Exception as error:  # the file may already be unusable; health still ages out
+                log.warning("could not record the stop: %s", error)
 
     async def wait_for_seq(self, seq: int, timeout_s: float = 10.0) -> int:
         """Waits until the read models include ``seq`` (read your writes)."""

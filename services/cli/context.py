@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 __all__ = ["COLORS", "CliState", "RunlogCommand", "RunlogGroup", "state"]
 
 COLORS = ("auto", "always", "never")
+_PIPE_WIDTH = 10_000
+"""Output to a pipe or file is not wrapped to a terminal's width: each row stays one line."""
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -51,10 +53,12 @@ class CliState:
             from rich.console import Console
 
             force = True if self.color == "always" else None
-            self._consoles[stderr] = Console(
-                stderr=stderr, force_terminal=force, highlight=False,
-                color_system=None if self.color == "never" else "auto",
-                no_color=self.color == "never")
+            console = Console(stderr=stderr, force_terminal=force, highlight=False,
+                              color_system=None if self.color == "never" else "auto",
+                              no_color=self.color == "never")
+            if not console.is_terminal:
+                console.width = _PIPE_WIDTH
+            self._consoles[stderr] = console
         return self._consoles[stderr]
 
 

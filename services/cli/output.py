@@ -35,14 +35,16 @@ Row = Sequence[Any]
 Section = tuple[str, Sequence[str], Sequence[Row]]
 """A titled table: its title, column names and rows."""
 
-_MAX_CELL = 60
+_MAX_CELL = 80
 
 
-def output_option(formats: Sequence[str] = FORMATS, default: str = "table",
-                  aliases: Sequence[str] = ()) -> Callable[[F], F]:
+def output_option(formats: Sequence[str] = FORMATS, default: str | None = "table",
+                  aliases: Sequence[str] = (), help_default: str | None = None
+                  ) -> Callable[[F], F]:
     """The ``-o/--output`` flag (``aliases`` adds other names for it, e.g. ``--format``)."""
     return click.option("-o", "--output", *aliases, "output", type=click.Choice(formats),
-                        default=default, help="output format")
+                        default=default, show_default=help_default or True,
+                        help="output format")
 
 
 def emit_rows(columns: Sequence[str], rows: Sequence[Row], fmt: str, *,
@@ -116,8 +118,10 @@ def _table(columns: Sequence[str], rows: Sequence[Row], title: str | None) -> Ta
 
     table = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD,
                   show_edge=False, pad_edge=False, header_style="bold")
+    # A terminal clips long cells; a pipe or file gets them whole.
+    max_width = _MAX_CELL if state().console().is_terminal else None
     for name in columns:
-        table.add_column(name, max_width=_MAX_CELL, overflow="ellipsis", no_wrap=True)
+        table.add_column(name, max_width=max_width, overflow="ellipsis", no_wrap=True)
     for row in rows:
         table.add_row(*(Text("NULL", style="dim") if v is None
                         else Text(_text(v, "").replace("\n", " ")) for v in row))
@@ -126,8 +130,6 @@ def _table(columns: Sequence[str], rows: Sequence[Row], title: str | None) -> Ta
 
 def _print_table(table: Table, note: str | None) -> None:
     console = state().console()
-    # Piped output keeps each row on one line, whatever the terminal's width would be.
-    width = None if console.is_terminal else 100_000
-    console.print(table, width=width)
+    console.print(table)
     if note:
-        console.print(note, style="dim", width=width, highlight=False, markup=False)
+        console.print(note, style="dim", highlight=False, markup=False)

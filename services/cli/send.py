@@ -13,26 +13,54 @@ import click
 from services.errors import RunlogError
 
 from .context import RunlogCommand, state
-from .output import emit_record, output_option
+from .output import emit_record, emit_rows, emit_sections, output_option
 
 __all__ = ["command", "read_body", "send_command", "subject_of"]
 
 
 @click.command("send", cls=RunlogCommand)
-@click.argument("subject")
+@click.argument("subject", required=False)
 @click.argument("body", default="{}")
+@click.option("--list", "list_commands", is_flag=True,
+              help="list every command (or SUBJECT's) with its fields, and exit")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=10.0,
               help="seconds to wait for the reply")
-@output_option(formats=("json", "jsonl", "table"), default="json")
-def command(subject: str, body: str, timeout: float, output: str) -> int:
+@output_option(default=None, help_default="json; table with --list")
+def command(subject: str | None, body: str, list_commands: bool, timeout: float,
+            output: str | None) -> int:
     """Send one command and print the reply; exit 0 when it says ok.
 
     SUBJECT is e.g. run.create (or runlog.cmd.run.create). BODY is the JSON body
     itself, `-` to read it from stdin, or @FILE to read it from a file.
+    `runlog send --list` lists every command with its fields.
     """
+    if list_commands:
+        return _list(subject, output or "table")
+    if subject is None:
+        raise click.UsageError("missing SUBJECT (see `runlog send --list`)")
     reply = asyncio.run(send_command(subject_of(subject), read_body(body), timeout))
-    emit_record(reply, output)
+    emit_record(reply, output or "json")
     return 0 if reply.get("ok") else 1
+
+
+def _list(subject: str | None, output: str) -> int:
+    from .catalog import command_docs
+
+    docs = command_docs(subject)
+    if not docs:
+        raise RunlogError(f"no command is served on {subject} (see `runlog send --list`)")
+    if output == "json":
+        emit_record({"commands": [d.to_dict() for d in docs]}, "json")
+        return 0
+    columns = ("field", "type", "required", "default", "rules")
+    if output == "table":
+        emit_sections([(f"{d.subject}: {d.summary}", columns,
+                        [(f.name, f.type, "yes" if f.required else "", f.default, f.rules)
+                         for f in d.fields]) for d in docs], "table")
+    else:
+        emit_rows(("subject", *columns), [(d.subject, f.name, f.type, f.required, f.default,
+                                           f.rules) for d in docs for f in d.fields], output)
+    return 0
 
 
 def subject_of(name: str) -> str:

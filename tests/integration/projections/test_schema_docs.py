@@ -104,7 +104,10 @@ async def test_every_aggregate_fills_its_table(store: JetStreamEventStore, tmp_p
     assert q("SELECT count(*) FROM model_prices").fetchall() == [(2,)]
     assert q("SELECT count(*) FROM model_price_periods WHERE effective_to IS NULL"
              ).fetchall() == [(1,)]
-    assert q("SELECT component, name, status FROM health WHERE component <> 'projection' "
-             "ORDER BY 1").fetchall() == [("breaker", "acme", "open"), ("worker", "w1", "stale")]
+    assert q("SELECT component, name, status FROM health WHERE component NOT IN "
+             "('projection', 'service') ORDER BY 1").fetchall() == [
+                 ("breaker", "acme", "open"), ("worker", "w1", "stale")]
+    assert q("SELECT status, detail FROM health WHERE component = 'service'").fetchall() == [
+        ("down", "down: no runlog up has served this file")]
     assert q("SELECT count(*) FROM projection_errors").fetchall() == [(0,)]
     db.close()
