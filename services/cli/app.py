@@ -4,7 +4,21 @@ from __future__ import annotations
 
 import click
 
-from . import demo, export, health, models, nouns, replay, send, sql, status, tail, trace, up
+from . import (
+    demo,
+    export,
+    health,
+    models,
+    nouns,
+    replay,
+    report,
+    send,
+    sql,
+    status,
+    tail,
+    trace,
+    up,
+)
 from .context import RunlogGroup
 
 __all__ = ["cli"]
@@ -25,6 +39,6 @@ def cli() -> None:
 
 for _verb in (up.command, demo.command, sql.command, send.command, replay.command,
               export.command, models.group, health.command, status.command, tail.command,
-              trace.command,
+              trace.command, report.command,
               *nouns.groups()):
     cli.add_command(_verb)
