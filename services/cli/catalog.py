@@ -50,12 +50,13 @@ def vars_of(doc: FieldDoc) -> dict[str, Any]:
 
 
 def command_docs(only: str | None = None) -> list[CommandDoc]:
-    """Every command (or the one whose subject is ``only``), sorted by subject."""
+    """Every command, or those of ``only`` (a subject or an aggregate), sorted by subject."""
     from events.commands import COMMANDS
 
+    wanted = (only or "").removeprefix("runlog.cmd.")
     return [_doc(f"runlog.cmd.{subject}", cls.model_json_schema())
             for subject, cls in sorted(COMMANDS.items())
-            if only is None or only in (subject, f"runlog.cmd.{subject}")]
+            if not wanted or subject == wanted or subject.startswith(wanted + ".")]
 
 
 def _doc(subject: str, schema: dict[str, Any]) -> CommandDoc:
