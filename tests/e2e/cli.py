@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-__all__ = ["nats_children", "runlog", "start_up", "wait_for_instance"]
+__all__ = ["nats_children", "runlog", "start_up", "stop_up", "wait_for_instance"]
 
 
 def runlog_env(data_dir: Path) -> dict[str, str]:
@@ -29,6 +30,16 @@ def start_up(data_dir: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "services.cli", "up", *args],
                             env=runlog_env(data_dir), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
+
+
+def stop_up(process: subprocess.Popen[str], timeout_s: float = 30) -> None:
+    """Stops ``runlog up`` as Ctrl-C does, and kills it if it does not stop in time."""
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=timeout_s)
+    finally:
+        process.kill()
+        process.wait()
 
 
 def wait_for_instance(data_dir: Path, process: subprocess.Popen[str], timeout_s: float = 60

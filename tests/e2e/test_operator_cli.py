@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,20 +16,11 @@ import pytest
 
 from projections import query
 from services.cli import main
-from tests.e2e.cli import runlog, runlog_env, start_up, wait_for_instance
+from tests.e2e.cli import runlog, runlog_env, start_up, stop_up, wait_for_instance
 
 pytestmark = [pytest.mark.nats, pytest.mark.slow]
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
-
-
-def stop(up: subprocess.Popen[str]) -> None:
-    up.send_signal(signal.SIGINT)
-    try:
-        up.wait(timeout=30)
-    finally:
-        up.kill()
-        up.wait()
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +31,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         wait_for_instance(data_dir, up)
         yield data_dir
     finally:
-        stop(up)
+        stop_up(up)
 
 
 def nats_url(data_dir: Path) -> str:
@@ -235,7 +225,7 @@ def test_health_and_its_view_say_down_once_the_service_stops(tmp_path: Path) -> 
         wait_for_instance(tmp_path, up)
         assert main(["health", "--data-dir", str(tmp_path)]) == 0
     finally:
-        stop(up)
+        stop_up(up)
     down = runlog(tmp_path, "health", "-o", "json")
     assert down.returncode == 2, down.stdout
     assert json.loads(down.stdout)["status"] == "down"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.cli import nats_children, runlog, start_up, wait_for_instance
+from tests.e2e.cli import nats_children, runlog, start_up, stop_up, wait_for_instance
 
 pytestmark = [pytest.mark.nats, pytest.mark.slow]
 
@@ -73,12 +73,7 @@ def send_while_up(data_dir: Path, subject: str, body: Mapping[str, object]
                                                       json.dumps(body)).stdout)
         return reply
     finally:
-        up.send_signal(signal.SIGINT)
-        try:
-            up.wait(timeout=30)
-        finally:
-            up.kill()
-            up.wait()
+        stop_up(up)
 
 
 def test_the_log_and_command_ids_survive_a_restart(tmp_path: Path) -> None:
