@@ -106,6 +106,8 @@ class ReadSide:
         self._projector: Projector | None = None
         self._task: asyncio.Task[None] | None = None
         self._beating: asyncio.Task[None] | None = None
+        self._stop_beating_now = asyncio.Event()
+        self._started_at = datetime.now(UTC)
         self._gate = _Gate()
         self._max_queries = max_concurrent_queries
         self._pool: ThreadPoolExecutor | None = None
@@ -132,6 +134,7 @@ class ReadSide:
         self._projector = Projector(self.store, self._db, self.config)
         self._pool = ThreadPoolExecutor(self._max_queries, "runlog-sql")
         self._task = asyncio.create_task(self._project(), name="runlog-projector")
+        self._stop_beating_now.clear()
         self._beating = asyncio.create_task(self._beat(), name="runlog-liveness")
         await self._responder.start()
 
@@ -160,22 +163,25 @@ class ReadSide:
         await self.stop()
 
     async def _beat(self) -> None:
-        """Refreshes the file's sign of life (``service_liveness``) while this side runs."""
-        started_at = datetime.now(UTC)
-        while True:
-            try:
-                async with self._gate.shared():
-                    await asyncio.to_thread(beat, self._require_db(), started_at)
-            except Exception as error:  # a missed beat must not stop the read side
-                log.warning("liveness beat failed: %s", error)
-            await asyncio.sleep(BEAT_INTERVAL_S)
+        """Refreshes the file's sign of life (``service_liveness``) until ``stop`` asks."""
+        while not self._stop_beating_now.is_set():
+            await self._beat_once()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop_beating_now.wait(), BEAT_INTERVAL_S)
+
+    async def _beat_once(self) -> None:
+        try:
+            async with self._gate.shared():
+                await asyncio.to_thread(beat, self._require_db(), self._started_at)
+        except Exception as error:  # a missed beat must not stop the read side
+            log.warning("liveness beat failed: %s", error)
 
     async def _stop_beating(self) -> None:
+        # Not cancelled: a beat in a worker thread must finish before the file closes.
         if self._beating is None:
             return
-        self._beating.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._beating
+        self._stop_beating_now.set()
+        await self._beating
         self._beating = None
         if self._db is not None:
             try:
@@ -217,6 +223,7 @@ class ReadSide:
             await asyncio.to_thread(swap_into_place, fresh, self.db_path)
             self._db = await asyncio.to_thread(ReadModelDb.open_writer, self.db_path)
             projector.use_database(self._db)
+        await self._beat_once()  # the fresh file knows at once that a service writes it
         return ReplayResult(self.db_path, projector.position, time.monotonic() - started)
 
     async def _catch_up_file(self, path: Path, until_seq: int) -> None:
