@@ -86,3 +86,7 @@ class DomainEvent(BaseModel):
         """Returns the event's own fields as JSON-ready data."""
         return self.model_dump(mode="json")
 
+    def chosen_state(self) -> str | None:
+        """The state this event leads to, where its transition lists several (else None)."""
+        return None
+

@@ -1,8 +1,9 @@
-"""Schema versions and pure upcasters.
+"""Pure upcasters: how an older stored shape of an event type becomes the next one.
 
-A stored event is never rewritten. When an event type's shape changes, its
-``CURRENT_VERSIONS`` entry goes up and an upcaster from the old version is
-registered; every reader upcasts on load, so old and new events read the same.
+A stored event is never rewritten. When an event type's shape changes, its class's
+``schema_version`` goes up (the one source of the version it is written with) and an
+upcaster from the old version is registered here; every reader decodes through
+``events.codec.EventCodec``, which upcasts on load, so old and new events read the same.
 """
 
 from __future__ import annotations
@@ -17,15 +18,10 @@ Upcaster = Callable[[Payload], Payload]
 
 
 class UpcasterRegistry:
-    """Holds the current version of each event type and the upcasters to reach it."""
+    """Holds, per event type, the upcaster from each old version to the next."""
 
     def __init__(self) -> None:
-        self._current: dict[str, int] = {}
         self._upcasters: dict[tuple[str, int], Upcaster] = {}
-
-    def current_version(self, event_type: str) -> int:
-        """Returns the version new events of this type are written with."""
-        return self._current.get(event_type, 1)
 
     def register(self, event_type: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
         """Registers a pure function turning ``from_version`` data into the next version."""
@@ -35,14 +31,19 @@ class UpcasterRegistry:
             if key in self._upcasters:
                 raise ValueError(f"upcaster {event_type} v{from_version} already registered")
             self._upcasters[key] = upcaster
-            self._current[event_type] = max(self.current_version(event_type), from_version + 1)
             return upcaster
 
         return decorate
 
-    def upcast(self, event_type: str, version: int, data: Payload) -> tuple[int, Payload]:
-        """Brings ``data`` written at ``version`` up to the current version."""
-        target = self.current_version(event_type)
+    def require_chain(self, event_type: str, target: int) -> None:
+        """Raises unless an upcaster leads from every version below ``target`` to it."""
+        missing = [v for v in range(1, target) if (event_type, v) not in self._upcasters]
+        if missing:
+            raise ValueError(f"{event_type} is v{target} but has no upcaster from v{missing[0]}")
+
+    def upcast(self, event_type: str, version: int, target: int, data: Payload
+               ) -> tuple[int, Payload]:
+        """Brings ``data`` written at ``version`` up to ``target``."""
         if version > target:
             raise ValueError(f"{event_type} v{version} is newer than this code (v{target})")
         while version < target:

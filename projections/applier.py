@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 import duckdb
 
-from events import UpcasterRegistry, registry
+from events.codec import CODEC, EventCodec
 from services.store import RecordedEvent
 
 from .columns import Col, ColType
@@ -99,12 +99,12 @@ class BatchApplier:
         db: ReadModelDb,
         projections: Sequence[Projection] | None = None,
         strict: bool = False,
-        upcasters: UpcasterRegistry = registry,
+        codec: EventCodec = CODEC,
     ) -> None:
         self.db = db
         self.projections = list(projections) if projections is not None else default_projections()
         self.strict = strict
-        self.upcasters = upcasters
+        self.codec = codec
         stored = db.positions()
         self.positions = {p.name: stored.get(p.name, 0) for p in self.projections}
         self._reset()
@@ -134,7 +134,7 @@ class BatchApplier:
             if record.seq <= floor:
                 continue  # redelivered: already applied
             try:
-                event = decode(record, self.upcasters)
+                event = decode(record, self.codec)
             except DecodeError as error:
                 work.records.append(record)
                 work.failures.append((record.seq, error))

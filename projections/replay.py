@@ -23,7 +23,7 @@ from pathlib import Path
 
 import duckdb
 
-from events import UpcasterRegistry, registry
+from events.codec import CODEC, EventCodec
 from services.store import JetStreamEventStore
 
 from .database import ReadModelDb, is_lock_conflict
@@ -86,7 +86,7 @@ async def build_read_models(
     progress: Progress | None = None,
     config: ProjectorConfig | None = None,
     projections: list[Projection] | None = None,
-    upcasters: UpcasterRegistry = registry,
+    codec: EventCodec = CODEC,
 ) -> ReplayResult:
     """Builds every read model from the log (up to a bound) and moves the file to ``dest``."""
     if until is not None and until.tzinfo is None:
@@ -95,7 +95,7 @@ async def build_read_models(
     building = _fresh(dest.with_name(f"{dest.name}.building-{os.getpid()}"))
     db = ReadModelDb.open_writer(building, projections)
     try:
-        projector = Projector(store, db, config or REPLAY_CONFIG, projections, upcasters,
+        projector = Projector(store, db, config or REPLAY_CONFIG, projections, codec,
                               name="replay")
         position = await projector.catch_up(until_seq, until, progress)
         _record_bounds(db, until_seq, until, position)

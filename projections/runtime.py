@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from events import UpcasterRegistry, registry
+from events.codec import CODEC, EventCodec
 from services.errors import StoreError
 from services.store import JetStreamEventStore, RecordedEvent
 
@@ -65,16 +65,16 @@ class Projector:
         db: ReadModelDb,
         config: ProjectorConfig | None = None,
         projections: Sequence[Projection] | None = None,
-        upcasters: UpcasterRegistry = registry,
+        codec: EventCodec = CODEC,
         name: str = "read_models",
         telemetry: ProjectorTelemetry | None = None,
     ) -> None:
         self.store = store
         self.db = db
         self.config = config or ProjectorConfig()
-        self.applier = BatchApplier(db, projections, self.config.strict, upcasters)
+        self.applier = BatchApplier(db, projections, self.config.strict, codec)
         self._projections = projections
-        self._upcasters = upcasters
+        self._codec = codec
         self.telemetry = telemetry or ProjectorTelemetry(name)
         self._lock = asyncio.Lock()
         self._head = 0
@@ -165,7 +165,7 @@ class Projector:
     def use_database(self, db: ReadModelDb) -> None:
         """Continues in another file (after a swap); call it while ``paused``."""
         self.db = db
-        self.applier = BatchApplier(db, self._projections, self.config.strict, self._upcasters)
+        self.applier = BatchApplier(db, self._projections, self.config.strict, self._codec)
 
     @contextlib.asynccontextmanager
     async def paused(self) -> AsyncIterator[None]:

@@ -16,12 +16,18 @@ import nats.errors
 from faststream.nats import NatsBroker
 from nats.aio.client import Client
 
-from .command_service import AggregateRepository, CommandExecutor, register_command_handlers
+from .command_service import CommandService, ServiceLimits, register_command_handlers
 from .command_service.app import CommandDispatcher
-from .command_service.task_queue import TaskQueueIndex
+from .command_service.telemetry import Executor, MeasuredStore, TracedCommands
 from .embedded_nats import EmbeddedNats
 from .errors import StoreUnavailable
-from .policies import LeaseExpiryPolicy, RunEndPolicy, WorkerLivenessPolicy
+from .policies import (
+    LeaseExpiryPolicy,
+    Policy,
+    RunEndPolicy,
+    WorkerDrainPolicy,
+    WorkerLivenessPolicy,
+)
 from .pricing import load_price_file, seed_commands
 from .read_side import LiveReadSide, start_read_side
 from .settings import Settings
@@ -76,12 +82,12 @@ async def connect_store(url: str, settings: Settings, name: str = "runlog") -> t
     return nc, store
 
 
-def build_broker(url: str, settings: Settings, executor: CommandExecutor | None = None
+def build_broker(url: str, settings: Settings, executor: Executor | None = None
                  ) -> tuple[NatsBroker, CommandDispatcher]:
     """A broker with every command handler registered (connects only when started)."""
     broker = NatsBroker(url, logger=None)
 
-    def current_executor() -> CommandExecutor:
+    def current_executor() -> Executor:
         if executor is None:
             raise RuntimeError("this broker documents the service; it cannot execute")
         return executor
@@ -92,12 +98,12 @@ def build_broker(url: str, settings: Settings, executor: CommandExecutor | None 
 
 @dataclass
 class Instance:
-    """A running runlog: its NATS URL, store and command executor."""
+    """A running runlog: its NATS URL, store and command service."""
 
     url: str
     settings: Settings
     store: JetStreamEventStore
-    executor: CommandExecutor
+    service: CommandService
     broker: NatsBroker
     dispatcher: CommandDispatcher
     read_side: LiveReadSide | None = None
@@ -112,27 +118,42 @@ def _write_instance_file(settings: Settings, url: str) -> Path:
     return path
 
 
+def service_limits(settings: Settings) -> ServiceLimits:
+    """The command service's tunables from the settings."""
+    return ServiceLimits(max_command_bytes=settings.max_command_bytes,
+                         occ_retries=settings.occ_retries, lease_ttl_s=settings.lease_ttl_s)
+
+
+def build_policies(service: CommandService, settings: Settings) -> list[Policy]:
+    """Every policy, each observing the service's log follower and sending through it."""
+    board = service.repos.tasks.board
+    policies: list[Policy] = [
+        LeaseExpiryPolicy(service, board),
+        RunEndPolicy(service, board),
+        WorkerLivenessPolicy(service, timeout_s=settings.worker_timeout_s),
+        WorkerDrainPolicy(service, board),
+    ]
+    for policy in policies:
+        service.observe_log(policy)
+    return policies
+
+
 @contextlib.asynccontextmanager
 async def running_instance(settings: Settings, url: str) -> AsyncIterator[Instance]:
     """Runs the command service against ``url`` until the block exits."""
     nc, store = await connect_store(url, settings)
-    task_index = TaskQueueIndex()
-    await task_index.start(store)
-    executor = CommandExecutor(store, AggregateRepository(store), settings.max_command_bytes,
-                               settings.occ_retries, task_index=task_index,
-                               lease_ttl_s=settings.lease_ttl_s)
-    broker, dispatcher = build_broker(url, settings, executor)
-    policies = [asyncio.create_task(LeaseExpiryPolicy(executor).run()),
-                asyncio.create_task(RunEndPolicy(executor, store).run()),
-                asyncio.create_task(WorkerLivenessPolicy(
-                    executor, store, timeout_s=settings.worker_timeout_s).run())]
+    service = CommandService(MeasuredStore(store), limits=service_limits(settings))
+    policies = build_policies(service, settings)
+    broker, dispatcher = build_broker(url, settings, TracedCommands(service))
+    running: list[asyncio.Task[None]] = []
     try:
-        await task_index.caught_up.wait()
+        await service.start()
+        running = [asyncio.create_task(p.run(), name=p.name) for p in policies]
         await broker.start()
-        yield Instance(url, settings, store, executor, broker, dispatcher)
+        yield Instance(url, settings, store, service, broker, dispatcher)
     finally:
-        await _stop_quietly(broker.stop(), dispatcher.drain(), *map(_cancel, policies),
-                            task_index.stop(), nc.close())
+        await _stop_quietly(broker.stop(), dispatcher.drain(), *map(_cancel, running),
+                            service.stop(), nc.close())
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:
@@ -150,14 +171,14 @@ async def _stop_quietly(*steps: Awaitable[object]) -> None:
             log.warning("shutdown step failed: %s", error)
 
 
-async def seed_prices(executor: CommandExecutor) -> int:
+async def seed_prices(executor: Executor) -> int:
     """Registers the shipped price list; idempotent, so it runs at every start."""
     registered = 0
     for body in seed_commands(load_price_file()):
         reply = await executor.execute("model.register", json.dumps(body).encode())
-        if not reply["ok"]:
-            log.warning("seeding %s refused: %s", body["model"], reply["error"]["message"])
-        registered += bool(reply["ok"] and reply["events"])
+        if not reply.get("ok"):
+            log.warning("seeding %s refused: %s", body["model"], reply.get("error"))
+        registered += bool(reply.get("ok") and reply.get("events"))
     return registered
 
 
@@ -165,7 +186,7 @@ async def seed_prices(executor: CommandExecutor) -> int:
 async def serve(settings: Settings, url: str, projectors: bool = True) -> AsyncIterator[Instance]:
     """The whole runlog: command service, seeded prices and (optionally) the projectors."""
     async with running_instance(settings, url) as instance:
-        await seed_prices(instance.executor)
+        await seed_prices(instance.service)
         async with contextlib.AsyncExitStack() as stack:
             if projectors:
                 instance.read_side = await stack.enter_async_context(

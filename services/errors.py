@@ -29,9 +29,11 @@ class StoreUnavailable(StoreError):
 class ConcurrencyConflict(StoreError):
     """An append expected a different last sequence for its aggregate."""
 
-    def __init__(self, subject: str, message: str) -> None:
+    def __init__(self, subject: str, message: str, actual_last_seq: int | None = None) -> None:
         super().__init__(message)
         self.subject = subject
+        self.actual_last_seq = actual_last_seq
+        """The last sequence the log holds for what was checked, when it said so."""
 
 
 class EmbeddedNatsError(RunlogError):

@@ -40,7 +40,7 @@ class BudgetRaised(_BudgetEvent):
 
 
 class BudgetCharged(_BudgetEvent):
-    """A run spent this (appended with the run's ``UsageRecorded``)."""
+    """(Older logs.) A run spent this (appended with the run's ``UsageRecorded``)."""
 
     run_id: Id
     tokens: int = Field(ge=0)

@@ -72,7 +72,12 @@ class RunCancelled(_RunEvent):
 
 
 class UsageRecorded(_RunEvent):
-    """One model call's usage, priced at the price in effect, price and cost frozen here."""
+    """One model call's usage, priced at the price in effect, price and cost frozen here.
+
+    ``budget_id`` names the shared budget the run draws on: the budget's spending is the
+    sum of these, so one event charges both. (Logs of older versions charge a budget
+    with a separate ``BudgetCharged`` and leave ``budget_id`` out here.)
+    """
 
     run_id: Id
     task_id: Id | None = None
@@ -87,10 +92,15 @@ class UsageRecorded(_RunEvent):
     output_usd_per_mtok: float
     price_effective_from: str
     cost_usd: float
+    budget_id: Id | None = None
 
 
 class RunBudgetExceeded(_RunEvent):
-    """The run's usage crossed its budget; new work for it is refused from now on."""
+    """The run's usage crossed its budget; new work for it is refused from now on.
+
+    Written by older versions beside the crossing ``UsageRecorded``; a run is now over
+    budget as soon as its usage says so.
+    """
 
     run_id: Id
     tokens: int

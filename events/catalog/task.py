@@ -62,10 +62,11 @@ class _TaskEvent(DomainEvent):
 
 
 class TaskSubmitted(_TaskEvent):
-    """A task was submitted for a run; it starts ``queued``.
+    """A task was submitted for a run; it starts ``queued``, or held back by ``hold``.
 
-    When it must wait, the same atomic append adds ``TaskBlocked`` (dependencies)
-    or ``TaskDeferred`` (its workstream is not running).
+    ``hold`` ``blocked``: it waits for its dependencies; ``pending``: for its workstream
+    to run. (Logs written before ``hold`` existed follow a submission with a separate
+    ``TaskBlocked`` or ``TaskDeferred``; both read the same.)
     """
 
     run_id: Id
@@ -77,6 +78,11 @@ class TaskSubmitted(_TaskEvent):
     workstream_id: Id | None = None
     depends_on: list[Id] = Field(default_factory=list)
     submitted_at: datetime
+    hold: Literal["blocked", "pending"] | None = None
+
+    def chosen_state(self) -> str:
+        """``queued``, or the hold it starts in."""
+        return self.hold or "queued"
 
 
 class TaskDeferred(_TaskEvent):
@@ -136,29 +142,39 @@ class TaskSucceeded(_TaskEvent):
 
 
 class TaskRetryScheduled(_TaskEvent):
-    """An attempt failed transiently; the task waits in ``retry_wait`` until ``retry_at``."""
+    """An attempt failed transiently; the task waits in ``retry_wait`` until ``retry_at``.
+
+    ``lease_epoch`` is set when runlog itself ended the attempt (its lease lapsed, its
+    worker was lost): that epoch is void from then on, and its holder is refused.
+    """
 
     worker_id: Id | None = None
     attempt: int
     error_class: ErrorClass
     message: ShortText = ""
     retry_at: datetime
+    lease_epoch: int | None = None
 
 
 class TaskFailed(_TaskEvent):
-    """The task failed for good: a permanent error, or its last attempt failed."""
+    """The task failed for good: a permanent error, or its last attempt failed.
+
+    ``lease_epoch`` as for ``TaskRetryScheduled``.
+    """
 
     worker_id: Id | None = None
     attempt: int
     error_class: ErrorClass
     message: ShortText = ""
+    lease_epoch: int | None = None
 
 
 class TaskLeaseExpired(_TaskEvent):
     """The holder missed its lease; its epoch is void and the attempt counts as failed.
 
-    Always followed in the same append by ``TaskRetryScheduled`` or ``TaskFailed``
-    with ``error_class`` ``lease_expired``.
+    Written by older versions, always followed in the same append by
+    ``TaskRetryScheduled`` or ``TaskFailed`` with ``error_class`` ``lease_expired``;
+    an expiry is now that one event, with its ``lease_epoch``.
     """
 
     worker_id: Id

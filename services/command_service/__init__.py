@@ -1,7 +1,7 @@
-"""The command service: request/reply handlers that validate, decide and append."""
+"""The command service: typed handlers, one unit of work, one retry loop, and the claim index."""
 
-from .aggregates import AggregateRepository
+from .aggregates import Repositories
 from .app import register_command_handlers
-from .executor import CommandExecutor
+from .service import CommandService, ServiceLimits
 
-__all__ = ["AggregateRepository", "CommandExecutor", "register_command_handlers"]
+__all__ = ["CommandService", "Repositories", "ServiceLimits", "register_command_handlers"]

@@ -35,8 +35,8 @@ from events import COMMAND_PREFIX
 from events.base import Command
 from events.commands import COMMANDS
 
-from .executor import CommandExecutor
 from .replies import encode
+from .telemetry import Executor
 
 __all__ = ["CommandDispatcher", "register_command_handlers"]
 
@@ -57,7 +57,7 @@ async def whole_message(msg: NatsMessage) -> NatsMessage:
 class CommandDispatcher:
     """Runs each request in its own task, at most ``max_in_flight`` at once, and replies."""
 
-    def __init__(self, broker: NatsBroker, executor: Callable[[], CommandExecutor],
+    def __init__(self, broker: NatsBroker, executor: Callable[[], Executor],
                  max_in_flight: int = 256) -> None:
         self._broker = broker
         self._executor = executor
@@ -90,7 +90,7 @@ class CommandDispatcher:
 
 
 def register_command_handlers(
-    broker: NatsBroker, executor: Callable[[], CommandExecutor], queue: str,
+    broker: NatsBroker, executor: Callable[[], Executor], queue: str,
     max_in_flight: int = 256,
 ) -> CommandDispatcher:
     """Subscribes one handler per command and the catch-all, all in ``queue``."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from events.errors import ErrorCode
@@ -40,6 +40,6 @@ def error_reply(code: ErrorCode, message: str, details: dict[str, Any] | None = 
                                    "details": details or {}}}
 
 
-def encode(reply: dict[str, Any]) -> bytes:
+def encode(reply: Mapping[str, object]) -> bytes:
     """Serialises a reply."""
     return json.dumps(reply, separators=(",", ":"), default=str).encode()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -13,12 +13,14 @@ from events.ids import new_id
 
 from .replies import CommandFailed
 
-__all__ = ["client_command_id", "derive_id", "parse_command"]
+__all__ = ["client_command_id", "derive_id", "parse_command", "with_ids"]
+
+C = TypeVar("C", bound=Command)
 
 _MAX_REPORTED_ERRORS = 10
 
 
-def parse_command(command_cls: type[Command], body: bytes, max_bytes: int) -> Command:
+def parse_command(command_cls: type[C], body: bytes, max_bytes: int) -> C:
     """Validates ``body`` strictly as ``command_cls``; raises ``CommandFailed`` on any problem.
 
     A missing ``command_id`` is generated (see ``client_command_id`` to tell them apart).
@@ -31,7 +33,7 @@ def parse_command(command_cls: type[Command], body: bytes, max_bytes: int) -> Co
         command = command_cls.model_validate_json(body)
     except ValidationError as error:
         raise _as_failure(error) from None
-    return _with_ids(command)
+    return with_ids(command)
 
 
 def _as_failure(error: ValidationError) -> CommandFailed:
@@ -68,7 +70,7 @@ def derive_id(subject: str, command_id: str) -> str:
     return hashlib.sha256(f"{subject}\0{command_id}".encode()).hexdigest()[:32]
 
 
-def _with_ids(command: Command) -> Command:
+def with_ids(command: C) -> C:
     """Fills a missing command id and, for creates, a missing target id.
 
     The command was validated a moment ago and nothing else holds it, so the ids are

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
@@ -21,7 +20,7 @@ from .checks import action_of
 from .context import Context
 from .machine import DomainError, TransitionTable
 
-__all__ = ["TABLE", "BudgetState", "charge", "decide", "evolve"]
+__all__ = ["TABLE", "BudgetState", "decide", "evolve"]
 
 _N = TypeVar("_N", int, float)
 
@@ -83,24 +82,6 @@ def decide(state: BudgetState | None, command: Command, ctx: Context) -> list[Do
         TABLE.require(state.state, "BudgetClosed", action_of(command), state.budget_id)
         return [BudgetClosed(budget_id=state.budget_id)]
     raise TypeError(f"not a budget command: {type(command).__name__}")
-
-
-def charge(
-    state: BudgetState | None, run_id: str, tokens: int, cost_usd: float, ctx: Context
-) -> list[DomainEvent]:
-    """Returns ``BudgetCharged``, plus ``BudgetExhausted`` when this charge reaches a bound.
-
-    The service appends them in one atomic batch with the run's ``UsageRecorded``,
-    under the budget's optimistic concurrency check, so concurrent charges from
-    any number of replicas add up exactly.
-    """
-    if state is None:
-        raise DomainError(ErrorCode.NOT_FOUND, "the run's budget does not exist")
-    if tokens < 0 or not (math.isfinite(cost_usd) and cost_usd >= 0):
-        raise DomainError(ErrorCode.VALIDATION_FAILED, "a charge needs tokens and cost >= 0")
-    charged = BudgetCharged(budget_id=state.budget_id, run_id=run_id, tokens=tokens,
-                            cost_usd=cost_usd)
-    return [charged, *_exhausted_if_reached(evolve(state, charged))]
 
 
 def _create(state: BudgetState | None, command: CreateBudget) -> list[DomainEvent]:

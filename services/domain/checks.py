@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any
+from typing import Protocol
 
 from events.base import Command
 from events.errors import ErrorCode
@@ -11,7 +11,16 @@ from events.errors import ErrorCode
 from .machine import DomainError
 from .run import RunState
 
-__all__ = ["action_of", "require_dependencies_done", "require_run"]
+__all__ = ["Stateful", "action_of", "require_dependencies_done", "require_run"]
+
+
+class Stateful(Protocol):
+    """An aggregate state with a state name."""
+
+    @property
+    def state(self) -> str:
+        """The state machine's state."""
+        ...
 
 
 def action_of(command: Command) -> str:
@@ -19,9 +28,10 @@ def action_of(command: Command) -> str:
     return command.subject.rsplit(".", 1)[-1]
 
 
-def require_run(run: Any, run_id: str, action: str, allowed: Collection[str]) -> RunState:
+def require_run(run: RunState | None, run_id: str, action: str, allowed: Collection[str]
+                ) -> RunState:
     """Returns the run the service loaded for ``run_id``, or refuses a missing or wrong one."""
-    if not isinstance(run, RunState) or run.run_id != run_id:
+    if run is None or run.run_id != run_id:
         raise DomainError(ErrorCode.NOT_FOUND, f"run {run_id} does not exist")
     if run.state not in allowed:
         raise DomainError(
@@ -36,11 +46,10 @@ def require_dependencies_done(
     aggregate: str,
     owner_id: str,
     depends_on: Sequence[str],
-    related: Any,
+    loaded: Mapping[str, Stateful | None],
     done: Collection[str],
 ) -> None:
-    """Refuses unless every dependency was loaded (``related[id]``) and is in a ``done`` state."""
-    loaded: Mapping[str, Any] = related if isinstance(related, Mapping) else {}
+    """Refuses unless every dependency was loaded (``loaded[id]``) and is in a ``done`` state."""
     for dependency in depends_on:
         found = loaded.get(dependency)
         if found is None:

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING
 
-__all__ = ["Context", "Price"]
+if TYPE_CHECKING:
+    from .budget import BudgetState
+    from .run import RunState
+    from .task import TaskState
+    from .workstream import WorkstreamState
+
+__all__ = ["NO_FACTS", "Context", "Facts", "Price"]
+
+_EMPTY: Mapping[str, None] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,15 +30,35 @@ class Price:
 
 
 @dataclass(frozen=True, slots=True)
-class Context:
-    """The inputs of ``decide`` that are not the aggregate's own state.
+class Facts:
+    """States of other aggregates a rule reads; each rule names the fields it needs.
 
-    ``decide`` stays pure: the service reads the clock and loads the other
-    aggregates a rule depends on, and passes them in here.
+    ``decide`` stays pure: the service loads these and passes them in. A field a
+    rule needs but the service left empty reads as "does not exist".
     """
+
+    run: RunState | None = None
+    """The run a command's target belongs to (task.submit, workstream.create, ...)."""
+    workstream: WorkstreamState | None = None
+    """The workstream a submitted task belongs to."""
+    budget: BudgetState | None = None
+    """The shared budget a submitted task's run draws on."""
+    tasks: Mapping[str, TaskState | None] = field(default_factory=lambda: _EMPTY)
+    """A task's dependencies, by id (task.unblock)."""
+    workstreams: Mapping[str, WorkstreamState | None] = field(default_factory=lambda: _EMPTY)
+    """A workstream's dependencies, by id (workstream.ready)."""
+    held: frozenset[str] = frozenset()
+    """The tasks a worker holds now: its live leases (worker.drain, deregister, mark_lost)."""
+
+
+NO_FACTS = Facts()
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """The inputs of ``decide`` that are not the aggregate's own state."""
 
     now: datetime
     price: Price | None = None
     """For ``usage.record``: the price in effect at ``now`` for the command's model."""
-    related: Any = None
-    """The state of another aggregate a rule needs (the run of a submitted task, ...)."""
+    facts: Facts = NO_FACTS

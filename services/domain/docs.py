@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from events.commands import COMMANDS
 from services.generated_docs import write_or_check
 
-from .machine import TransitionTable
+from .machine import TransitionTable, targets_of
 from .registry import MACHINES, Machine
 
 __all__ = ["DOC_PATH", "main", "render"]
@@ -81,7 +82,7 @@ def render() -> str:
     return "\n".join([*head, *sections]) + "\n"
 
 
-def _section(machine: Machine) -> str:
+def _section(machine: Machine[Any]) -> str:
     table = machine.table
     summary = (sys.modules[machine.decide.__module__].__doc__ or "").strip().splitlines()[0]
     terminal = ", ".join(f"`{s}`" for s in table.states if s in table.terminal) or "none"
@@ -98,7 +99,7 @@ def _section(machine: Machine) -> str:
         "",
         "| from | event | to |",
         "|---|---|---|",
-        *(f"| {source or '(new)'} | `{event}` | {target} |"
+        *(f"| {source or '(new)'} | `{event}` | {' or '.join(targets_of(target))} |"
           for (source, event), target in table.edges.items()),
         "",
         *_mermaid(table),
@@ -112,8 +113,8 @@ def _commands(aggregate: str) -> list[str]:
 
 def _mermaid(table: TransitionTable) -> list[str]:
     edges = [
-        f"    {source or '[*]'} --> {target}: {event}"
-        for (source, event), target in table.edges.items()
+        f"    {source or '[*]'} --> {state}: {event}"
+        for (source, event), target in table.edges.items() for state in targets_of(target)
     ]
     ends = [f"    {state} --> [*]" for state in table.states if state in table.terminal]
     return ["```mermaid", "stateDiagram-v2", *edges, *ends, "```"]

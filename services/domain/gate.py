@@ -57,7 +57,7 @@ _EVENTS: dict[type[Command], Callable[[str, Any], DomainEvent]] = {
 def decide(state: GateState | None, command: Command, ctx: Context) -> list[DomainEvent]:
     """Returns the events a gate command produces, or raises ``DomainError``.
 
-    ``gate.create`` needs ``ctx.related`` = the run's ``RunState``.
+    ``gate.create`` needs ``ctx.facts.run``.
     """
     if isinstance(command, CreateGate):
         return _create(state, command, ctx)
@@ -75,7 +75,7 @@ def _create(state: GateState | None, command: CreateGate, ctx: Context) -> list[
     if state is not None:
         raise DomainError(ErrorCode.ALREADY_EXISTS, f"gate {state.gate_id} already exists")
     assert command.gate_id is not None, "the service assigns an id before deciding"
-    require_run(ctx.related, command.run_id, "gate.create", ("pending", "running"))
+    require_run(ctx.facts.run, command.run_id, "gate.create", ("pending", "running"))
     return [GateCreated(gate_id=command.gate_id, run_id=command.run_id,
                         patch_id=command.patch_id, name=command.name)]
 

@@ -90,7 +90,7 @@ _EVENTS: dict[type[Command], Callable[[str, Any], DomainEvent]] = {
 def decide(state: PatchState | None, command: Command, ctx: Context) -> list[DomainEvent]:
     """Returns the events a patch command produces, or raises ``DomainError``.
 
-    ``patch.propose`` needs ``ctx.related`` = the run's ``RunState``.
+    ``patch.propose`` needs ``ctx.facts.run``.
     """
     if isinstance(command, ProposePatch):
         return _propose(state, command, ctx)
@@ -108,7 +108,7 @@ def _propose(state: PatchState | None, command: ProposePatch, ctx: Context) -> l
     if state is not None:
         raise DomainError(ErrorCode.ALREADY_EXISTS, f"patch {state.patch_id} already exists")
     assert command.patch_id is not None, "the service assigns an id before deciding"
-    require_run(ctx.related, command.run_id, "patch.propose", ("running",))
+    require_run(ctx.facts.run, command.run_id, "patch.propose", ("running",))
     return [PatchProposed(patch_id=command.patch_id, run_id=command.run_id,
                           task_id=command.task_id, title=command.title,
                           files=list(dict.fromkeys(command.files)))]

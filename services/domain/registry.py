@@ -1,32 +1,68 @@
-"""The state machines by aggregate name, for the service and replay to look up."""
+"""The state machines, typed per aggregate, and by name for documentation and replay tests."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from events.base import Command, DomainEvent
 
 from . import breaker, budget, gate, model, patch, run, task, worker, workstream
+from .breaker import BreakerState
+from .budget import BudgetState
 from .context import Context
+from .gate import GateState
 from .machine import TransitionTable
+from .model import ModelState
+from .patch import PatchState
+from .run import RunState
+from .task import TaskState
+from .worker import WorkerState
+from .workstream import WorkstreamState
 
-__all__ = ["MACHINES", "Machine"]
+__all__ = [
+    "BREAKER",
+    "BUDGET",
+    "GATE",
+    "MACHINES",
+    "MODEL",
+    "PATCH",
+    "RUN",
+    "TASK",
+    "WORKER",
+    "WORKSTREAM",
+    "Machine",
+]
+
+S = TypeVar("S")
 
 
 @dataclass(frozen=True)
-class Machine:
+class Machine(Generic[S]):
     """One aggregate type's rules: its table, ``decide`` and ``evolve``."""
 
-    name: str
     table: TransitionTable
-    decide: Callable[[Any, Command, Context], list[DomainEvent]]
-    evolve: Callable[[Any, DomainEvent], Any]
+    decide: Callable[[S | None, Command, Context], list[DomainEvent]]
+    evolve: Callable[[S | None, DomainEvent], S]
+
+    @property
+    def name(self) -> str:
+        """The aggregate type's name (``task``), as in its subjects."""
+        return self.table.aggregate
 
 
-MACHINES: dict[str, Machine] = {
-    module.TABLE.aggregate: Machine(module.TABLE.aggregate, module.TABLE, module.decide,
-                                    module.evolve)
-    for module in (run, workstream, task, worker, breaker, patch, gate, model, budget)
+RUN = Machine[RunState](run.TABLE, run.decide, run.evolve)
+WORKSTREAM = Machine[WorkstreamState](workstream.TABLE, workstream.decide, workstream.evolve)
+TASK = Machine[TaskState](task.TABLE, task.decide, task.evolve)
+WORKER = Machine[WorkerState](worker.TABLE, worker.decide, worker.evolve)
+BREAKER = Machine[BreakerState](breaker.TABLE, breaker.decide, breaker.evolve)
+PATCH = Machine[PatchState](patch.TABLE, patch.decide, patch.evolve)
+GATE = Machine[GateState](gate.TABLE, gate.decide, gate.evolve)
+MODEL = Machine[ModelState](model.TABLE, model.decide, model.evolve)
+BUDGET = Machine[BudgetState](budget.TABLE, budget.decide, budget.evolve)
+
+MACHINES: dict[str, Machine[Any]] = {
+    m.name: m for m in (RUN, WORKSTREAM, TASK, WORKER, BREAKER, PATCH, GATE, MODEL, BUDGET)
 }
+"""Every machine by aggregate name, for generated documentation and whole-domain tests."""

@@ -26,7 +26,7 @@ from events.commands.run import (
 from events.errors import ErrorCode
 
 from .context import Context
-from .machine import DomainError, TransitionTable
+from .machine import DomainError, InvalidHistory, TransitionTable
 
 __all__ = ["TABLE", "RunState", "decide", "evolve"]
 
@@ -121,15 +121,9 @@ def _record_usage(state: RunState, command: RecordUsage, ctx: Context) -> list[D
         input_usd_per_mtok=price.input_usd_per_mtok,
         output_usd_per_mtok=price.output_usd_per_mtok,
         price_effective_from=price.effective_from.isoformat(), cost_usd=round(cost, 12),
+        budget_id=state.budget_id,
     )
-    after = evolve(state, usage)
-    if after.over_budget or not _exceeds(after):
-        return [usage]
-    return [usage, RunBudgetExceeded(
-        run_id=state.run_id, tokens=after.tokens, cost_usd=after.cost_usd,
-        max_tokens=after.budget.max_tokens if after.budget else None,
-        max_cost_usd=after.budget.max_cost_usd if after.budget else None,
-    )]
+    return [usage]
 
 
 def _exceeds(state: RunState) -> bool:
@@ -147,10 +141,12 @@ def evolve(state: RunState | None, event: DomainEvent) -> RunState:
     if isinstance(event, RunCreated):
         return RunState(run_id=event.run_id, state=target, budget=event.budget,
                         budget_id=event.budget_id)
-    assert state is not None
+    if state is None:
+        raise InvalidHistory(f"run: {event.type_name()} before RunCreated")
     if isinstance(event, UsageRecorded):
-        return replace(state, tokens=state.tokens + event.tokens_in + event.tokens_out,
-                       cost_usd=state.cost_usd + event.cost_usd)
+        spent = replace(state, tokens=state.tokens + event.tokens_in + event.tokens_out,
+                        cost_usd=state.cost_usd + event.cost_usd)
+        return replace(spent, over_budget=spent.over_budget or _exceeds(spent))
     if isinstance(event, RunBudgetExceeded):
         return replace(state, over_budget=True)
     return replace(state, state=target)

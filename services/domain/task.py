@@ -6,21 +6,22 @@ succeed or fail the task. A lease is void once ``TaskLeaseExpired`` is written (
 epoch goes up then); until that event, its holder may still finish, so an expiry
 never lets two workers run the same attempt.
 
-``task.claim`` has no task id: the service picks the task with ``is_claimable`` and
-``claim_order`` from its index and appends ``lease(...)`` together with the worker's
-``assign(...)`` (services/domain/worker.py) in one atomic batch.
+``task.claim`` has no task id: ``services/domain/claims.py`` picks the task from the
+board of open tasks and decides its lease, one ``TaskLeased`` event; the worker's slot
+is not an event of its own, since a worker's held tasks are its live leases.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Literal
 
 from events.base import Command, DomainEvent
 from events.catalog.task import (
+    ErrorClass,
     TaskBlocked,
     TaskCancelled,
     TaskDeferred,
@@ -55,7 +56,7 @@ from events.errors import ErrorCode
 from .budget import BudgetState
 from .checks import action_of, require_dependencies_done, require_run
 from .context import Context
-from .machine import DomainError, TransitionTable
+from .machine import DomainError, InvalidHistory, TransitionTable
 from .run import RunState
 from .workstream import WorkstreamState
 
@@ -66,10 +67,8 @@ __all__ = [
     "DEFAULT_LEASE_TTL_S",
     "RETRYABLE",
     "TABLE",
-    "SubmitFacts",
     "TaskState",
     "backoff_s",
-    "claim_order",
     "decide",
     "evolve",
     "expire_lease",
@@ -97,13 +96,15 @@ TABLE = TransitionTable(
     aggregate="task",
     states=("pending", "queued", "blocked", "leased", "running", "retry_wait", *_ENDED),
     edges={
-        (None, "TaskSubmitted"): "queued",
+        (None, "TaskSubmitted"): ("queued", "blocked", "pending"),
         ("queued", "TaskDeferred"): "pending",
         ("pending", "TaskQueued"): "queued",
         ("pending", "TaskBlocked"): "blocked",
         ("queued", "TaskBlocked"): "blocked",
         ("blocked", "TaskUnblocked"): "queued",
         ("queued", "TaskLeased"): "leased",
+        # A retry whose time came is leased directly: one event per claim.
+        ("retry_wait", "TaskLeased"): "leased",
         ("retry_wait", "TaskRequeued"): "queued",
         ("leased", "TaskStarted"): "running",
         # A worker may finish or fail without reporting the start: a quick task
@@ -152,20 +153,6 @@ class TaskState:
         return self.state in _HELD
 
 
-@dataclass(frozen=True, slots=True)
-class SubmitFacts:
-    """What ``task.submit`` needs loaded besides the task (passed as ``ctx.related``).
-
-    ``workstream`` is required when the command names one, ``budget`` when the run
-    draws on a shared budget; a bare ``RunState`` in ``ctx.related`` also works for
-    a task with neither.
-    """
-
-    run: RunState | None
-    workstream: WorkstreamState | None = None
-    budget: BudgetState | None = None
-
-
 def backoff_s(task_id: str, attempt: int) -> float:
     """Seconds to wait after failed attempt ``attempt`` (1-based): exponential, full jitter.
 
@@ -190,109 +177,120 @@ def is_claimable(state: TaskState, kinds: Collection[str], now: datetime) -> boo
     return state.state == "queued"
 
 
-def claim_order(state: TaskState) -> tuple[int, datetime, str]:
-    """Sort key of claimable tasks: higher priority first, then older, then by id."""
-    return (-state.priority, state.submitted_at, state.task_id)
-
-
 def lease(
     state: TaskState, worker_id: str, ctx: Context, lease_ttl_s: float = DEFAULT_LEASE_TTL_S
-) -> list[DomainEvent]:
+) -> TaskLeased:
     """Leases the task to ``worker_id`` until ``now + lease_ttl_s``, with the next epoch.
 
-    A ``retry_wait`` task whose retry time came yields ``TaskRequeued`` then ``TaskLeased``.
+    A ``retry_wait`` task is leased once its retry time has come.
     """
     if not lease_ttl_s > 0:
         raise ValueError("lease_ttl_s must be positive")
-    if state.state == "retry_wait":
-        if state.retry_at is None or state.retry_at > ctx.now:
-            raise DomainError(
-                ErrorCode.INVALID_TRANSITION,
-                f"task {state.task_id} is retry_wait until {state.retry_at}; lease needs queued",
-                {"state": state.state, "retry_at": str(state.retry_at)},
-            )
-        requeued = TaskRequeued(task_id=state.task_id)
-        return [requeued, _leased(evolve(state, requeued), worker_id, ctx, lease_ttl_s)]
+    if state.state == "retry_wait" and (state.retry_at is None or state.retry_at > ctx.now):
+        raise DomainError(
+            ErrorCode.INVALID_TRANSITION,
+            f"task {state.task_id} is retry_wait until {state.retry_at}; lease needs queued",
+            {"state": state.state, "retry_at": str(state.retry_at)},
+        )
     TABLE.require(state.state, "TaskLeased", "lease", state.task_id)
-    return [_leased(state, worker_id, ctx, lease_ttl_s)]
-
-
-def _leased(state: TaskState, worker_id: str, ctx: Context, ttl: float) -> TaskLeased:
     return TaskLeased(task_id=state.task_id, worker_id=worker_id,
                       lease_epoch=state.lease_epoch + 1, attempt=state.attempts + 1,
-                      lease_expires_at=ctx.now + timedelta(seconds=ttl), lease_ttl_s=ttl)
+                      lease_expires_at=ctx.now + timedelta(seconds=lease_ttl_s),
+                      lease_ttl_s=lease_ttl_s)
 
 
 def expire_lease(state: TaskState, ctx: Context) -> list[DomainEvent]:
-    """Voids a lapsed lease: ``TaskLeaseExpired`` then a retry or a failure (``lease_expired``)."""
+    """Voids a lapsed lease: a retry or a failure of class ``lease_expired``, in one event."""
     TABLE.require(state.state, "TaskLeaseExpired", "expire_lease", state.task_id)
-    assert state.worker_id is not None, "a held task has a holder"
-    assert state.lease_expires_at is not None, "a held task has a lease"
-    if state.lease_expires_at >= ctx.now:
-        raise DomainError(
-            ErrorCode.INVALID_TRANSITION,
-            f"task {state.task_id}'s lease runs until {state.lease_expires_at.isoformat()}",
-            {"lease_expires_at": state.lease_expires_at.isoformat()},
-        )
-    expired = TaskLeaseExpired(task_id=state.task_id, worker_id=state.worker_id,
-                               lease_epoch=state.lease_epoch,
-                               lease_expires_at=state.lease_expires_at)
-    message = f"worker {state.worker_id} held no lease after {state.lease_expires_at.isoformat()}"
-    return [expired, *_attempt_failed(evolve(state, expired), "lease_expired", message, ctx)]
+    expires = state.lease_expires_at
+    if expires is None or expires >= ctx.now:
+        until = expires.isoformat() if expires else "its end"
+        raise DomainError(ErrorCode.INVALID_TRANSITION,
+                          f"task {state.task_id}'s lease runs until {until}",
+                          {"lease_expires_at": until})
+    message = f"worker {state.worker_id} held no lease after {expires.isoformat()}"
+    return [revoke(state, "lease_expired", message, ctx)]
+
+
+def revoke(state: TaskState, error_class: ErrorClass, message: str, ctx: Context
+           ) -> DomainEvent:
+    """Ends the holder's attempt from outside (expiry, timeout, lost worker); its epoch is void."""
+    return _attempt_failed(state, error_class, message, ctx, voided=state.lease_epoch)
 
 
 def _attempt_failed(
-    state: TaskState, error_class: str, message: str, ctx: Context
-) -> list[DomainEvent]:
+    state: TaskState, error_class: ErrorClass, message: str, ctx: Context,
+    voided: int | None = None,
+) -> DomainEvent:
     attempt = state.attempts
     if error_class in RETRYABLE and attempt < state.max_attempts:
         retry_at = ctx.now + timedelta(seconds=backoff_s(state.task_id, attempt))
-        return [TaskRetryScheduled(task_id=state.task_id, worker_id=state.worker_id,
-                                   attempt=attempt, error_class=error_class, message=message,
-                                   retry_at=retry_at)]
-    return [TaskFailed(task_id=state.task_id, worker_id=state.worker_id, attempt=attempt,
-                       error_class=error_class, message=message)]
+        return TaskRetryScheduled(task_id=state.task_id, worker_id=state.worker_id,
+                                  attempt=attempt, error_class=error_class, message=message,
+                                  retry_at=retry_at, lease_epoch=voided)
+    return TaskFailed(task_id=state.task_id, worker_id=state.worker_id, attempt=attempt,
+                      error_class=error_class, message=message, lease_epoch=voided)
 
 
 def decide(state: TaskState | None, command: Command, ctx: Context) -> list[DomainEvent]:
     """Returns the events a task command produces, or raises ``DomainError``.
 
-    ``task.submit`` needs ``ctx.related`` = the run's ``RunState`` or a ``SubmitFacts``;
-    ``task.unblock`` of a task with dependencies needs ``ctx.related`` = a mapping of
-    each dependency's id to its ``TaskState`` (or None).
+    ``task.submit`` reads ``ctx.facts`` (run, workstream, budget); ``task.unblock`` of
+    a task with dependencies reads ``ctx.facts.tasks``.
     """
     if isinstance(command, SubmitTask):
-        return _submit(state, command, ctx)
+        return [submit(state, command, ctx)]
     if isinstance(command, ClaimTask):
-        raise TypeError("task.claim is served by is_claimable, claim_order and lease")
+        raise TypeError("task.claim is decided by services.domain.claims")
     if state is None:
         raise DomainError(ErrorCode.NOT_FOUND, f"task {command.target_id()} does not exist")
-    handler = _HANDLERS.get(type(command))
-    if handler is None:
-        raise TypeError(f"not a task command: {type(command).__name__}")
-    return handler(state, command, ctx)
+    return [_decide_existing(state, command, ctx)]
 
 
-def _submit(state: TaskState | None, command: SubmitTask, ctx: Context) -> list[DomainEvent]:
+def _decide_existing(state: TaskState, command: Command, ctx: Context) -> DomainEvent:
+    match command:
+        case StartTask() | HeartbeatTask() | SucceedTask() | FailTask():
+            return _by_holder(state, command, ctx)
+        case ExpireTaskLease():
+            return _expire(state, command, ctx)
+        case CancelTask():
+            return _checked(state, command, TaskCancelled(
+                task_id=state.task_id, reason=command.reason,
+                worker_id=state.worker_id if state.held else None))
+        case UnblockTask():
+            return _unblock(state, command, ctx)
+        case BlockTask():
+            return _checked(state, command, TaskBlocked(task_id=state.task_id,
+                                                        reason=command.reason))
+        case DeferTask():
+            return _checked(state, command, TaskDeferred(task_id=state.task_id))
+        case QueueTask():
+            return _checked(state, command, TaskQueued(task_id=state.task_id))
+    raise TypeError(f"not a task command: {type(command).__name__}")
+
+
+def submit(state: TaskState | None, command: SubmitTask, ctx: Context) -> TaskSubmitted:
+    """Submits a task of a running run with room in its budgets, queued or held back."""
     if state is not None:
         raise DomainError(ErrorCode.ALREADY_EXISTS, f"task {state.task_id} already exists")
-    assert command.task_id is not None, "the service assigns an id before deciding"
+    if command.task_id is None:
+        raise ValueError("the service assigns a task_id before deciding")
     if command.task_id in command.depends_on:
         raise DomainError(ErrorCode.VALIDATION_FAILED,
                           f"task {command.task_id} cannot depend on itself")
-    facts = ctx.related if isinstance(ctx.related, SubmitFacts) else SubmitFacts(ctx.related)
+    facts = ctx.facts
     run = require_run(facts.run, command.run_id, "task.submit", ("running",))
     run.require_room()
     _require_budget_room(run, facts.budget)
     workstream = _require_workstream(command, facts.workstream)
-    submitted = TaskSubmitted(
+    depends_on = list(dict.fromkeys(command.depends_on))
+    return TaskSubmitted(
         task_id=command.task_id, run_id=command.run_id, kind=command.kind,
         priority=command.priority, resource=command.resource,
         max_attempts=command.max_attempts, payload=command.payload,
-        workstream_id=command.workstream_id,
-        depends_on=list(dict.fromkeys(command.depends_on)), submitted_at=ctx.now,
+        workstream_id=command.workstream_id, depends_on=depends_on, submitted_at=ctx.now,
+        hold=_initial_hold(depends_on, workstream),
     )
-    return [submitted, *_initial_hold(submitted, workstream)]
 
 
 def _require_budget_room(run: RunState, budget: BudgetState | None) -> None:
@@ -325,14 +323,13 @@ def _require_workstream(
     return workstream
 
 
-def _initial_hold(
-    submitted: TaskSubmitted, workstream: WorkstreamState | None
-) -> list[DomainEvent]:
-    if submitted.depends_on:
-        return [TaskBlocked(task_id=submitted.task_id, reason="waiting for dependencies")]
+def _initial_hold(depends_on: list[str], workstream: WorkstreamState | None
+                  ) -> Literal["blocked", "pending"] | None:
+    if depends_on:
+        return "blocked"
     if workstream is not None and workstream.state != "running":
-        return [TaskDeferred(task_id=submitted.task_id)]
-    return []
+        return "pending"
+    return None
 
 
 def _require_lease(state: TaskState, worker_id: str, lease_epoch: int) -> None:
@@ -344,41 +341,39 @@ def _require_lease(state: TaskState, worker_id: str, lease_epoch: int) -> None:
         )
 
 
-def _checked(state: TaskState, command: Command, event: DomainEvent) -> list[DomainEvent]:
+def _checked(state: TaskState, command: Command, event: DomainEvent) -> DomainEvent:
     TABLE.require(state.state, event.type_name(), action_of(command), state.task_id)
-    return [event]
+    return event
 
 
-def _start(state: TaskState, command: StartTask, ctx: Context) -> list[DomainEvent]:
+def _by_holder(state: TaskState, command: StartTask | HeartbeatTask | SucceedTask | FailTask,
+               ctx: Context) -> DomainEvent:
     _require_lease(state, command.worker_id, command.lease_epoch)
-    return _checked(state, command, TaskStarted(
-        task_id=state.task_id, worker_id=command.worker_id, lease_epoch=command.lease_epoch))
+    match command:
+        case StartTask():
+            return _checked(state, command, TaskStarted(
+                task_id=state.task_id, worker_id=command.worker_id,
+                lease_epoch=command.lease_epoch))
+        case HeartbeatTask():
+            return _checked(state, command, _heartbeat(state, command, ctx))
+        case SucceedTask():
+            return _checked(state, command, TaskSucceeded(
+                task_id=state.task_id, worker_id=command.worker_id,
+                lease_epoch=command.lease_epoch, attempt=state.attempts, result=command.result))
+        case FailTask():
+            TABLE.require(state.state, "TaskFailed", action_of(command), state.task_id)
+            return _attempt_failed(state, command.error_class, command.message, ctx)
 
 
-def _heartbeat(state: TaskState, command: HeartbeatTask, ctx: Context) -> list[DomainEvent]:
-    _require_lease(state, command.worker_id, command.lease_epoch)
+def _heartbeat(state: TaskState, command: HeartbeatTask, ctx: Context) -> TaskHeartbeatReceived:
     extended = ctx.now + timedelta(seconds=state.lease_ttl_s)
     # A lease never shrinks, even if this replica's clock is behind the one that granted it.
     expires = max(extended, state.lease_expires_at) if state.lease_expires_at else extended
-    return _checked(state, command, TaskHeartbeatReceived(
-        task_id=state.task_id, worker_id=command.worker_id, lease_epoch=command.lease_epoch,
-        lease_expires_at=expires))
+    return TaskHeartbeatReceived(task_id=state.task_id, worker_id=command.worker_id,
+                                 lease_epoch=command.lease_epoch, lease_expires_at=expires)
 
 
-def _succeed(state: TaskState, command: SucceedTask, ctx: Context) -> list[DomainEvent]:
-    _require_lease(state, command.worker_id, command.lease_epoch)
-    return _checked(state, command, TaskSucceeded(
-        task_id=state.task_id, worker_id=command.worker_id, lease_epoch=command.lease_epoch,
-        attempt=state.attempts, result=command.result))
-
-
-def _fail(state: TaskState, command: FailTask, ctx: Context) -> list[DomainEvent]:
-    _require_lease(state, command.worker_id, command.lease_epoch)
-    TABLE.require(state.state, "TaskFailed", action_of(command), state.task_id)
-    return _attempt_failed(state, command.error_class, command.message, ctx)
-
-
-def _expire(state: TaskState, command: ExpireTaskLease, ctx: Context) -> list[DomainEvent]:
+def _expire(state: TaskState, command: ExpireTaskLease, ctx: Context) -> DomainEvent:
     if state.lease_epoch != command.lease_epoch:
         raise DomainError(
             ErrorCode.LEASE_MISMATCH,
@@ -386,39 +381,20 @@ def _expire(state: TaskState, command: ExpireTaskLease, ctx: Context) -> list[Do
             f"not {command.lease_epoch}",
             {"lease_epoch": state.lease_epoch},
         )
-    return expire_lease(state, ctx)
+    return expire_lease(state, ctx)[0]
 
 
-def _cancel(state: TaskState, command: CancelTask, ctx: Context) -> list[DomainEvent]:
-    holder = state.worker_id if state.held else None
-    return _checked(state, command, TaskCancelled(
-        task_id=state.task_id, reason=command.reason, worker_id=holder))
-
-
-def _unblock(state: TaskState, command: UnblockTask, ctx: Context) -> list[DomainEvent]:
-    events = _checked(state, command, TaskUnblocked(task_id=state.task_id))
-    require_dependencies_done("task", state.task_id, state.depends_on, ctx.related,
+def _unblock(state: TaskState, command: UnblockTask, ctx: Context) -> DomainEvent:
+    event = _checked(state, command, TaskUnblocked(task_id=state.task_id))
+    require_dependencies_done("task", state.task_id, state.depends_on, ctx.facts.tasks,
                               ("succeeded",))
-    return events
-
-
-_HANDLERS: dict[type[Command], Callable[[TaskState, Any, Context], list[DomainEvent]]] = {
-    StartTask: _start,
-    HeartbeatTask: _heartbeat,
-    SucceedTask: _succeed,
-    FailTask: _fail,
-    ExpireTaskLease: _expire,
-    CancelTask: _cancel,
-    UnblockTask: _unblock,
-    BlockTask: lambda s, c, _: _checked(s, c, TaskBlocked(task_id=s.task_id, reason=c.reason)),
-    DeferTask: lambda s, c, _: _checked(s, c, TaskDeferred(task_id=s.task_id)),
-    QueueTask: lambda s, c, _: _checked(s, c, TaskQueued(task_id=s.task_id)),
-}
+    return event
 
 
 def evolve(state: TaskState | None, event: DomainEvent) -> TaskState:
     """Returns the task's state after ``event`` (which must fit the table)."""
-    target = TABLE.next_state(state.state if state else None, event.type_name())
+    target = TABLE.next_state(state.state if state else None, event.type_name(),
+                              event.chosen_state())
     if isinstance(event, TaskSubmitted):
         return TaskState(
             task_id=event.task_id, run_id=event.run_id, kind=event.kind, state=target,
@@ -426,25 +402,37 @@ def evolve(state: TaskState | None, event: DomainEvent) -> TaskState:
             max_attempts=event.max_attempts, resource=event.resource,
             workstream_id=event.workstream_id, depends_on=tuple(event.depends_on),
         )
-    assert state is not None
-    changes = _CHANGES.get(type(event))
-    return replace(state, state=target, **(changes(state, event) if changes else {}))
+    if state is None:
+        raise InvalidHistory(f"task: {event.type_name()} before TaskSubmitted")
+    return _changed(replace(state, state=target), event)
 
 
-_Changes = Callable[[TaskState, Any], dict[str, Any]]
+def _changed(state: TaskState, event: DomainEvent) -> TaskState:
+    """The fields an event changes besides the state name."""
+    match event:
+        case TaskLeased():
+            return replace(state, worker_id=event.worker_id, lease_epoch=event.lease_epoch,
+                           attempts=event.attempt, lease_expires_at=event.lease_expires_at,
+                           lease_ttl_s=event.lease_ttl_s, retry_at=None)
+        case TaskHeartbeatReceived():
+            return replace(state, lease_expires_at=event.lease_expires_at)
+        case TaskLeaseExpired():
+            return replace(state, lease_epoch=event.lease_epoch + 1, lease_expires_at=None)
+        case TaskRetryScheduled():
+            return replace(state, retry_at=event.retry_at, last_error_class=event.error_class,
+                           lease_expires_at=None, lease_epoch=_epoch(state, event.lease_epoch))
+        case TaskFailed():
+            return replace(state, last_error_class=event.error_class, lease_expires_at=None,
+                           lease_epoch=_epoch(state, event.lease_epoch))
+        case TaskRequeued():
+            return replace(state, retry_at=None)
+        case TaskSucceeded():
+            return replace(state, lease_expires_at=None)
+        case TaskCancelled():
+            return replace(state, lease_expires_at=None, retry_at=None)
+    return state
 
-_CHANGES: dict[type[DomainEvent], _Changes] = {
-    TaskLeased: lambda s, e: {
-        "worker_id": e.worker_id, "lease_epoch": e.lease_epoch, "attempts": e.attempt,
-        "lease_expires_at": e.lease_expires_at, "lease_ttl_s": e.lease_ttl_s, "retry_at": None,
-    },
-    TaskHeartbeatReceived: lambda s, e: {"lease_expires_at": e.lease_expires_at},
-    TaskLeaseExpired: lambda s, e: {"lease_epoch": e.lease_epoch + 1, "lease_expires_at": None},
-    TaskRetryScheduled: lambda s, e: {
-        "retry_at": e.retry_at, "last_error_class": e.error_class, "lease_expires_at": None,
-    },
-    TaskFailed: lambda s, e: {"last_error_class": e.error_class, "lease_expires_at": None},
-    TaskRequeued: lambda s, e: {"retry_at": None},
-    TaskSucceeded: lambda s, e: {"lease_expires_at": None},
-    TaskCancelled: lambda s, e: {"lease_expires_at": None, "retry_at": None},
-}
+
+def _epoch(state: TaskState, voided: int | None) -> int:
+    # The epoch runlog ended is void: its holder is refused with lease_mismatch.
+    return state.lease_epoch if voided is None else max(state.lease_epoch, voided + 1)

@@ -100,8 +100,8 @@ _EVENTS: dict[type[Command], _Build] = {
 def decide(state: WorkstreamState | None, command: Command, ctx: Context) -> list[DomainEvent]:
     """Returns the events a workstream command produces, or raises ``DomainError``.
 
-    ``workstream.create`` needs ``ctx.related`` = the run's ``RunState``;
-    ``workstream.ready`` of a workstream with dependencies needs ``ctx.related`` =
+    ``workstream.create`` needs ``ctx.facts.run``;
+    ``workstream.ready`` of a workstream with dependencies needs ``ctx.facts.workstreams`` =
     a mapping of each dependency's id to its ``WorkstreamState`` (or None).
     """
     if isinstance(command, CreateWorkstream):
@@ -115,7 +115,7 @@ def decide(state: WorkstreamState | None, command: Command, ctx: Context) -> lis
     TABLE.require(state.state, event.type_name(), action_of(command), state.workstream_id)
     if isinstance(command, MarkWorkstreamReady):
         require_dependencies_done("workstream", state.workstream_id, state.depends_on,
-                                  ctx.related, DONE)
+                                  ctx.facts.workstreams, DONE)
     return [event]
 
 
@@ -129,7 +129,7 @@ def _create(
     if command.workstream_id in command.depends_on:
         raise DomainError(ErrorCode.VALIDATION_FAILED,
                           f"workstream {command.workstream_id} cannot depend on itself")
-    require_run(ctx.related, command.run_id, "workstream.create", ("pending", "running"))
+    require_run(ctx.facts.run, command.run_id, "workstream.create", ("pending", "running"))
     depends_on = list(dict.fromkeys(command.depends_on))  # duplicates say nothing more
     return [WorkstreamCreated(workstream_id=command.workstream_id, run_id=command.run_id,
                               name=command.name, depends_on=depends_on)]

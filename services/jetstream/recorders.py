@@ -24,6 +24,7 @@ from eventsourcing.persistence import (
 
 from services.errors import ConcurrencyConflict, StoreUnavailable
 from services.store import AppendResult, OutgoingMessage
+from services.store.records import expecting
 
 from .codec import (
     NOTIFICATION_ID_HEADER,
@@ -110,11 +111,12 @@ class JetStreamRecorder:
         raise IntegrityError("gave up after repeated concurrent writes to the same originators")
 
     async def _send(self, append: _Append, expected: dict[str, int]) -> AppendResult:
+        messages = expecting(append.messages, expected)
         try:
-            return await self.log.store.append_messages(append.messages, expected)
+            return await self.log.store.append(messages)
         except StoreUnavailable:
             # Same message ids: if the first try landed, the store answers with its positions.
-            return await self.log.store.append_messages(append.messages, expected)
+            return await self.log.store.append(messages)
 
     async def _expected(self, append: _Append) -> dict[str, int]:
         subjects = list(append.floors)

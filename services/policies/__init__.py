@@ -4,8 +4,11 @@ Every command a policy sends has a deterministic id, so replicas racing on the
 same trigger, or a restart repeating one, write it once.
 """
 
+from .base import CommandSender, Policy
 from .lease_expiry import LeaseExpiryPolicy
 from .run_end import RunEndPolicy
+from .worker_drain import WorkerDrainPolicy
 from .worker_liveness import WorkerLivenessPolicy
 
-__all__ = ["LeaseExpiryPolicy", "RunEndPolicy", "WorkerLivenessPolicy"]
+__all__ = ["CommandSender", "LeaseExpiryPolicy", "Policy", "RunEndPolicy", "WorkerDrainPolicy",
+           "WorkerLivenessPolicy"]

@@ -2,50 +2,43 @@
 
 Without it a crashed worker would hold its task (and its slot) forever: the
 double-execution-or-leak failure every job queue must avoid. The old holder's
-later start/heartbeat/succeed/fail carry a stale epoch and are refused.
+later start/heartbeat/succeed/fail carry a void epoch and are refused.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import logging
+from collections.abc import Callable
+from datetime import datetime
 
 from events import utc_now
-from services.command_service import CommandExecutor
+from events.commands.task import ExpireTaskLease
+from services.domain.claims import TaskBoard
 
+from .base import CommandSender, Policy
 from .ids import policy_command_id
 
 __all__ = ["LeaseExpiryPolicy"]
 
-log = logging.getLogger(__name__)
 
+class LeaseExpiryPolicy(Policy):
+    """Every ``interval_s``, expires the lapsed leases on the board of open tasks."""
 
-class LeaseExpiryPolicy:
-    """Every ``interval_s``, expires the lapsed leases the claim index knows of."""
+    name = "lease-expiry"
 
-    def __init__(self, executor: CommandExecutor, interval_s: float = 1.0) -> None:
-        self._executor = executor
-        self._interval_s = interval_s
+    def __init__(self, sender: CommandSender, board: TaskBoard, interval_s: float = 1.0,
+                 clock: Callable[[], datetime] = utc_now) -> None:
+        super().__init__(sender, interval_s)
+        self._board = board
+        self._clock = clock
 
-    async def run(self) -> None:
-        """Runs until cancelled."""
-        while True:
-            await asyncio.sleep(self._interval_s)
-            await self.sweep()
-
-    async def sweep(self) -> int:
+    async def act(self) -> int:
         """Expires every lease lapsed by now; returns how many it expired."""
         expired = 0
-        for task_id, epoch, expires_at in self._executor.task_index.lapsed_leases(utc_now()):
-            # The id names the expiry it saw: a heartbeat this index had not seen yet makes
-            # the expiry refused, and the later, real lapse must not get that answer again.
-            body = {"task_id": task_id, "lease_epoch": epoch,
-                    "command_id": policy_command_id("expire", task_id, epoch, expires_at)}
-            reply = await self._executor.execute("task.expire_lease", json.dumps(body).encode())
-            if reply["ok"]:
-                expired += 1
-            else:
-                log.info("lease of %s (epoch %d) not expired: %s", task_id, epoch,
-                         reply["error"]["message"])
+        for task in self._board.lapsed_leases(self._clock()):
+            # The id names the expiry it saw: a heartbeat this replica had not seen yet
+            # makes the expiry refused, and the later, real lapse must not get that answer.
+            expired += await self.issue(ExpireTaskLease(
+                task_id=task.task_id, lease_epoch=task.lease_epoch,
+                command_id=policy_command_id("expire", task.task_id, task.lease_epoch,
+                                             task.lease_expires_at)))
         return expired

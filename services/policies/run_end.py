@@ -1,80 +1,67 @@
 """When a run ends, its unfinished tasks are cancelled, so no worker spends money on them.
 
-The policy follows the run events through a durable JetStream consumer: the
-server keeps its position across restarts, and replicas share it (each event is
-handled by one of them). Each cancel's command id is derived from the task and
-the sequence of the run's ending event, so a redelivery writes nothing new.
-
-The open tasks come from the claim index, which follows the task events: a task
-submitted in the same instant the run ended may be missed (its submit was
-decided while the run was still running); it then stays claimable until it
-ends on its own.
+It notes every run that ends as the log passes, and cancels the run's open tasks on
+the board, each cancel's id derived from the run and the task. A task submitted in
+the very instant its run ended (decided while the run still ran) is caught too: its
+submission is noted, and a task of an ended run is cancelled like the others.
 """
 
 from __future__ import annotations
 
-import json
-import logging
+from collections import OrderedDict
 
-import nats.errors
-import nats.js.errors
-from nats.aio.msg import Msg
-from nats.js import api
+from events.codec import StoredEvent
+from events.commands.task import CancelTask
+from services.domain.claims import TaskBoard
 
-from services.command_service import CommandExecutor
-from services.store import JetStreamEventStore
-
+from .base import CommandSender, Policy
 from .ids import policy_command_id
 
 __all__ = ["RUN_ENDINGS", "RunEndPolicy"]
 
-log = logging.getLogger(__name__)
-
 RUN_ENDINGS = frozenset({"RunSucceeded", "RunFailed", "RunCancelled"})
+_ENDED_KEPT = 100_000
 
 
-class RunEndPolicy:
+class RunEndPolicy(Policy):
     """Cancels the open tasks of every run that ends."""
 
-    durable = "runlog-policy-run-end"
+    name = "run-end"
+    aggregates = frozenset({"run", "task"})
 
-    def __init__(self, executor: CommandExecutor, store: JetStreamEventStore) -> None:
-        self._executor = executor
-        self._store = store
+    def __init__(self, sender: CommandSender, board: TaskBoard, interval_s: float = 1.0
+                 ) -> None:
+        super().__init__(sender, interval_s)
+        self._board = board
+        self._ended: OrderedDict[str, str] = OrderedDict()
+        self._due: set[str] = set()
 
-    async def run(self) -> None:
-        """Consumes run events until cancelled."""
-        subscription = await self._store.js.pull_subscribe(
-            f"{self._store.subject_prefix}.run.*", durable=self.durable,
-            stream=self._store.stream,
-            config=api.ConsumerConfig(ack_policy=api.AckPolicy.EXPLICIT, ack_wait=30,
-                                      max_ack_pending=1000))
-        while True:
-            try:
-                messages = await subscription.fetch(100, timeout=1.0)
-            except nats.errors.TimeoutError:
-                continue
-            for msg in messages:
-                await self._handle(msg)
+    def note(self, stored: StoredEvent) -> bool:
+        """Remembers ended runs; a task of one (or the ending itself) makes the run due."""
+        if stored.type in RUN_ENDINGS:
+            self._ended[stored.aggregate_id] = stored.type
+            while len(self._ended) > _ENDED_KEPT:
+                self._ended.popitem(last=False)
+            self._due.add(stored.aggregate_id)
+            return True
+        if stored.type == "TaskSubmitted" and stored.data.get("run_id") in self._ended:
+            self._due.add(str(stored.data["run_id"]))
+            return True
+        return False
 
-    async def _handle(self, msg: Msg) -> None:
-        event = json.loads(msg.data)
-        if event.get("type") in RUN_ENDINGS:
-            await self._executor.task_index.caught_up.wait()
-            await self.cancel_open_tasks(str(event["aggregate_id"]), msg.metadata.sequence.stream,
-                                         str(event["type"]))
-        # Acked only once handled: a crash before this redelivers the event.
-        await msg.ack()
+    async def act(self) -> int:
+        """Cancels every open task of the runs that ended since the last time."""
+        due, self._due = self._due, set()
+        cancelled = 0
+        for run_id in sorted(due):
+            cancelled += await self.cancel_open_tasks(run_id, self._ended.get(run_id, "ended"))
+        return cancelled
 
-    async def cancel_open_tasks(self, run_id: str, seq: int, ending: str) -> int:
+    async def cancel_open_tasks(self, run_id: str, ending: str) -> int:
         """Cancels every open task of ``run_id``; returns how many it cancelled."""
         cancelled = 0
-        for task_id in self._executor.task_index.open_tasks(run_id):
-            body = {"task_id": task_id, "reason": f"run {run_id} ended ({ending})",
-                    "command_id": policy_command_id("run-end", seq, task_id)}
-            reply = await self._executor.execute("task.cancel", json.dumps(body).encode())
-            cancelled += bool(reply["ok"] and reply["events"])
-            if not reply["ok"] and reply["error"]["code"] != "invalid_transition":
-                log.warning("cancelling %s after %s: %s", task_id, ending,
-                            reply["error"]["message"])
+        for task_id in self._board.open_tasks(run_id):
+            cancelled += await self.issue(CancelTask(
+                task_id=task_id, reason=f"run {run_id} ended ({ending})",
+                command_id=policy_command_id("run-end", run_id, task_id)))
         return cancelled

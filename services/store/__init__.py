@@ -1,15 +1,22 @@
-"""The event store: JetStream as the log, KV as the snapshot cache."""
+"""The event store: a port, JetStream and in-memory adapters, and KV snapshots."""
 
-from .event_store import EXPECTED_SEQ_HEADER, JetStreamEventStore
-from .feed import EventFeed
-from .records import AppendResult, OutgoingMessage, RecordedEvent
+from .feed import JetStreamFeed
+from .jetstream import EXPECTED_SEQ_HEADER, EXPECTED_SUBJECT_HEADER, JetStreamEventStore
+from .memory import InMemoryEventStore
+from .port import EventFeed, EventStore
+from .records import AppendResult, Expectation, OutgoingMessage, RecordedEvent
 from .snapshots import Snapshot, SnapshotStore
 
 __all__ = [
     "EXPECTED_SEQ_HEADER",
+    "EXPECTED_SUBJECT_HEADER",
     "AppendResult",
     "EventFeed",
+    "EventStore",
+    "Expectation",
+    "InMemoryEventStore",
     "JetStreamEventStore",
+    "JetStreamFeed",
     "OutgoingMessage",
     "RecordedEvent",
     "Snapshot",

@@ -21,7 +21,7 @@ from nats.aio.msg import Msg
 
 from .records import RecordedEvent
 
-__all__ = ["EventFeed", "stream_seq_of"]
+__all__ = ["JetStreamFeed", "stream_seq_of"]
 
 
 def stream_seq_of(msg: Msg) -> int:
@@ -31,7 +31,7 @@ def stream_seq_of(msg: Msg) -> int:
     return int(tokens[5] if len(tokens) == 9 else tokens[7])
 
 
-class EventFeed:
+class JetStreamFeed:
     """Events of one ordered consumer, in stream order, in micro-batches."""
 
     def __init__(self, subscription: Any) -> None:

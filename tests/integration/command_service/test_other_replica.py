@@ -9,11 +9,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from services.command_service.task_queue import TaskQueueIndex
 
 from events import utc_now
 from services.bootstrap import Instance
 from services.command_service import AggregateRepository, CommandExecutor
-from services.command_service.task_queue import TaskQueueIndex
 from services.store import JetStreamEventStore
 from tests.integration.command_service.conftest import ServiceClient, wait_past
 from tests.support.nats_server import wait_until

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,7 +10,10 @@ from typing import Any
 from events.base import Command, DomainEvent
 from events.catalog import EVENT_TYPES
 from services.domain import MACHINES, Context
+from services.domain.context import Facts
 from services.domain.run import RunState
+from services.domain.task import TaskState
+from services.domain.workstream import WorkstreamState
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 LATER = NOW + timedelta(hours=1)
@@ -57,9 +60,24 @@ SAMPLE_FIELDS: dict[str, Any] = {
 }
 
 
-def ctx(now: datetime = NOW, related: Any = None) -> Context:
-    """A decision context at ``now``."""
-    return Context(now=now, related=related)
+def ctx(now: datetime = NOW, related: object = None, held: Iterable[str] = ()) -> Context:
+    """A decision context at ``now``, with ``related`` facts (see ``facts_of``)."""
+    return Context(now=now, facts=facts_of(related, held))
+
+
+def facts_of(related: object = None, held: Iterable[str] = ()) -> Facts:
+    """Facts from a shorthand: a run, ``Facts`` as is, or dependencies by id."""
+    held_tasks = frozenset(held)
+    if isinstance(related, Facts):
+        return replace(related, held=held_tasks or related.held)
+    if isinstance(related, RunState):
+        return Facts(run=related, held=held_tasks)
+    if isinstance(related, Mapping):
+        tasks = {k: v for k, v in related.items() if v is None or isinstance(v, TaskState)}
+        streams = {k: v for k, v in related.items()
+                   if v is None or isinstance(v, WorkstreamState)}
+        return Facts(tasks=tasks, workstreams=streams, held=held_tasks)
+    return Facts(held=held_tasks)
 
 
 def sample_event(type_name: str) -> DomainEvent:

@@ -1,4 +1,4 @@
-"""Shared budgets: charges, crossing a bound, raising and closing."""
+"""Shared budgets: charges (their runs' usage), crossing a bound, raising and closing."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ from typing import Any
 
 import pytest
 
+from events.catalog.budget import BudgetCharged
 from events.commands.budget import CloseBudget, CreateBudget, RaiseBudget
 from events.commands.run import CreateRun
 from events.errors import ErrorCode
 from services.domain import DomainError
-from services.domain.budget import BudgetState, charge, decide
+from services.domain.budget import BudgetState, decide
+from services.domain.charges import SpendBoard
 
 from .support import ctx, fold, play, types
 
@@ -41,56 +43,56 @@ def test_a_zero_budget_is_exhausted_at_once() -> None:
     assert types(events) == ["BudgetCreated", "BudgetExhausted"]
 
 
+def _spent(state: BudgetState, *charges: tuple[int, float]) -> BudgetState:
+    """The budget as the service sees it: with its runs' usage counted."""
+    board = SpendBoard()
+    for tokens, cost in charges:
+        board.charge(state.budget_id, tokens, cost)
+    return board.view(state)
+
+
 def test_charges_below_the_bounds() -> None:
-    state = fold("budget", charge(_active(), "r1", 100, 1.0, ctx()), _active())
-    assert (state.state, state.tokens, state.cost_usd) == ("active", 100, 1.0)
+    state = _spent(_active(), (100, 1.0))
+    assert (state.state, state.tokens, state.cost_usd, state.reached()) == (
+        "active", 100, 1.0, False)
+    state.require_room()
 
 
 @pytest.mark.parametrize(("tokens", "cost"), [(1000, 0.0), (0, 10.0), (5000, 50.0)])
-def test_a_charge_reaching_a_bound_exhausts(tokens: int, cost: float) -> None:
-    events = charge(_active(), "r1", tokens, cost, ctx())
-    assert types(events) == ["BudgetCharged", "BudgetExhausted"]
-    state = fold("budget", events, _active())
-    assert state.state == "exhausted"
+def test_charges_reaching_a_bound_exhaust(tokens: int, cost: float) -> None:
+    state = _spent(_active(), (tokens, cost))
+    assert state.reached()
     refused = _refused(state.require_room)
     assert (refused.code, refused.message) == (ErrorCode.BUDGET_EXCEEDED,
                                                "budget team is exhausted")
 
 
-def test_charges_after_exhaustion_are_still_recorded() -> None:
-    state = fold("budget", charge(_active(), "r1", 1000, 0.0, ctx()), _active())
-    events = charge(state, "r2", 5, 0.1, ctx())
-    assert types(events) == ["BudgetCharged"]
-    assert fold("budget", events, state).tokens == 1005
-
-
 def test_concurrent_charges_add_up_exactly() -> None:
-    state = _active()
-    for _ in range(10):
-        state = fold("budget", charge(state, "r1", 99, 0.99, ctx()), state)
-    assert (state.tokens, state.state) == (990, "active")
-    state = fold("budget", charge(state, "r2", 10, 0.0, ctx()), state)
-    assert state.state == "exhausted"
+    state = _spent(_active(), *[(99, 0.99)] * 10)
+    assert (state.tokens, state.reached()) == (990, False)
+    assert _spent(_active(), *[(99, 0.99)] * 10, (10, 0.0)).reached()
 
 
-def test_charge_refusals() -> None:
-    assert _refused(charge, None, "r1", 1, 0.0, ctx()).code == ErrorCode.NOT_FOUND
-    assert _refused(charge, _active(), "r1", -1, 0.0, ctx()).code == ErrorCode.VALIDATION_FAILED
-    assert _refused(charge, _active(), "r1", 1, float("nan"), ctx()).code == \
-        ErrorCode.VALIDATION_FAILED
+def test_older_logs_charges_fold_into_the_budget() -> None:
+    charged = BudgetCharged(budget_id="team", run_id="r1", tokens=600, cost_usd=1.0)
+    state = fold("budget", [charged], _active())
+    assert (state.tokens, state.state) == (600, "active")
+    assert _spent(state, (400, 0.0)).reached()
 
 
 def test_raise_reopens_an_exhausted_budget() -> None:
-    state = fold("budget", charge(_active(), "r1", 1000, 0.0, ctx()), _active())
-    raised = play("budget", [RaiseBudget(budget_id="team", max_tokens=2000)], state=state)
+    exhausted = fold("budget", decide(None, CREATE.model_copy(update={"max_tokens": 0}),
+                                      ctx()))
+    assert exhausted.state == "exhausted"
+    raised = play("budget", [RaiseBudget(budget_id="team", max_tokens=2000)], state=exhausted)
     assert (raised.state, raised.max_tokens, raised.max_cost_usd) == ("active", 2000, 10.0)
-    raised.require_room()
+    _spent(raised, (1000, 0.0)).require_room()
 
 
 def test_raise_that_is_not_enough_stays_exhausted() -> None:
-    state = fold("budget", charge(_active(), "r1", 1000, 20.0, ctx()), _active())
-    events = decide(state, RaiseBudget(budget_id="team", max_tokens=5000), ctx())
-    assert types(events) == ["BudgetRaised", "BudgetExhausted"]
+    raised = play("budget", [RaiseBudget(budget_id="team", max_tokens=5000)], state=_active())
+    assert not _spent(raised, (1000, 0.0)).reached()
+    assert _spent(raised, (1000, 20.0)).reached()  # its cost bound (10.0) is still passed
 
 
 @pytest.mark.parametrize("command", [
@@ -116,7 +118,6 @@ def test_close() -> None:
         ErrorCode.INVALID_TRANSITION
     assert _refused(decide, closed, RaiseBudget(budget_id="team", max_tokens=5000),
                     ctx()).code == ErrorCode.INVALID_TRANSITION
-    assert types(charge(closed, "r1", 1, 0.01, ctx())) == ["BudgetCharged"]
 
 
 def test_unknown_budget() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from events.catalog.task import ERROR_CLASSES, TaskLeased, TaskRetryScheduled
+from events.catalog.task import ERROR_CLASSES, TaskBlocked, TaskLeased, TaskRetryScheduled
 from events.commands.task import (
     BlockTask,
     CancelTask,
@@ -26,13 +26,12 @@ from events.commands.task import (
 from events.errors import ErrorCode
 from services.domain import DomainError
 from services.domain.budget import BudgetState
+from services.domain.context import Facts
 from services.domain.task import (
     BACKOFF_CAP_S,
     RETRYABLE,
-    SubmitFacts,
     TaskState,
     backoff_s,
-    claim_order,
     decide,
     expire_lease,
     is_claimable,
@@ -59,7 +58,7 @@ def _submitted(command: SubmitTask = SUBMIT) -> TaskState:
 
 def _leased(state: TaskState | None = None, worker: str = "w1") -> TaskState:
     state = state or _submitted()
-    leased: TaskState = fold("task", lease(state, worker, ctx(), TTL), state)
+    leased: TaskState = fold("task", [lease(state, worker, ctx(), TTL)], state)
     return leased
 
 
@@ -106,11 +105,11 @@ def test_submit_checks_the_shared_budget() -> None:
     run = running_run(budget_id="team")
     budget = BudgetState(budget_id="team", name="team", state="active", max_tokens=10)
     assert _refused(None, SUBMIT, run).code == ErrorCode.NOT_FOUND
-    spent = SubmitFacts(run=run, budget=replace(budget, tokens=10))
+    spent = Facts(run=run, budget=replace(budget, tokens=10))
     assert _refused(None, SUBMIT, spent).code == ErrorCode.BUDGET_EXCEEDED
-    closed = SubmitFacts(run=run, budget=replace(budget, state="closed"))
+    closed = Facts(run=run, budget=replace(budget, state="closed"))
     assert _refused(None, SUBMIT, closed).code == ErrorCode.BUDGET_EXCEEDED
-    events = decide(None, SUBMIT, ctx(related=SubmitFacts(run=run, budget=budget)))
+    events = decide(None, SUBMIT, ctx(related=Facts(run=run, budget=budget)))
     assert types(events) == ["TaskSubmitted"]
 
 
@@ -121,8 +120,13 @@ def test_submit_twice() -> None:
 def test_submit_with_dependencies_waits_blocked() -> None:
     command = SUBMIT.model_copy(update={"depends_on": ["t0"]})
     events = decide(None, command, ctx(related=running_run()))
-    assert types(events) == ["TaskSubmitted", "TaskBlocked"]
+    assert types(events) == ["TaskSubmitted"]
     assert fold("task", events).state == "blocked"
+
+
+def test_older_logs_submit_then_block_in_two_events() -> None:
+    submitted = decide(None, SUBMIT, ctx(related=running_run()))
+    assert fold("task", [*submitted, TaskBlocked(task_id="t1")]).state == "blocked"
 
 
 def test_submit_cannot_depend_on_itself() -> None:
@@ -142,7 +146,7 @@ def _workstream(state: str, run_id: str = "r1") -> WorkstreamState:
 def test_submit_to_a_workstream_refused(workstream: WorkstreamState | None,
                                         code: ErrorCode) -> None:
     command = SUBMIT.model_copy(update={"workstream_id": "ws1"})
-    facts = SubmitFacts(run=running_run(), workstream=workstream)
+    facts = Facts(run=running_run(), workstream=workstream)
     assert _refused(None, command, facts).code == code
 
 
@@ -151,7 +155,7 @@ def test_submit_to_a_workstream_refused(workstream: WorkstreamState | None,
 ])
 def test_submit_to_a_workstream(workstream_state: str, expected: str) -> None:
     command = SUBMIT.model_copy(update={"workstream_id": "ws1"})
-    facts = SubmitFacts(run=running_run(), workstream=_workstream(workstream_state))
+    facts = Facts(run=running_run(), workstream=_workstream(workstream_state))
     assert fold("task", decide(None, command, ctx(related=facts))).state == expected
 
 
@@ -164,13 +168,11 @@ def test_claim_is_not_decided() -> None:
 
 
 def test_lease_grants_the_next_epoch() -> None:
-    events = lease(_submitted(), "w1", ctx(), TTL)
-    assert types(events) == ["TaskLeased"]
-    leased = events[0]
+    leased = lease(_submitted(), "w1", ctx(), TTL)
     assert isinstance(leased, TaskLeased)
     assert (leased.lease_epoch, leased.attempt) == (1, 1)
     assert leased.lease_expires_at == NOW + timedelta(seconds=TTL)
-    state = fold("task", events, _submitted())
+    state = fold("task", [leased], _submitted())
     assert (state.state, state.worker_id, state.attempts) == ("leased", "w1", 1)
 
 
@@ -178,7 +180,7 @@ def test_lease_refused_unless_claimable() -> None:
     with pytest.raises(DomainError) as refused:
         lease(_running(), "w2", ctx(), TTL)
     assert refused.value.code == ErrorCode.INVALID_TRANSITION
-    assert refused.value.message == "task t1 is running; lease needs queued"
+    assert refused.value.message == "task t1 is running; lease needs queued/retry_wait"
 
 
 def test_lease_ttl_must_be_positive() -> None:
@@ -193,9 +195,7 @@ def test_retry_wait_leases_only_once_due() -> None:
     with pytest.raises(DomainError) as early:
         lease(waiting, "w2", ctx(now=waiting.retry_at - timedelta(microseconds=1)), TTL)
     assert early.value.code == ErrorCode.INVALID_TRANSITION
-    events = lease(waiting, "w2", ctx(now=waiting.retry_at), TTL)
-    assert types(events) == ["TaskRequeued", "TaskLeased"]
-    again = fold("task", events, waiting)
+    again = fold("task", [lease(waiting, "w2", ctx(now=waiting.retry_at), TTL)], waiting)
     assert (again.state, again.worker_id, again.lease_epoch, again.attempts) == (
         "leased", "w2", 2, 2)
 
@@ -209,14 +209,6 @@ def test_is_claimable() -> None:
     waiting = replace(queued, state="retry_wait", retry_at=LATER)
     assert not is_claimable(waiting, [], NOW)
     assert is_claimable(waiting, [], LATER)
-
-
-def test_claim_order_prefers_priority_then_age() -> None:
-    first = _submitted()
-    urgent = replace(first, task_id="t2", priority=9, submitted_at=LATER)
-    younger = replace(first, task_id="t3", submitted_at=LATER)
-    ordered = sorted([younger, first, urgent], key=claim_order)
-    assert [t.task_id for t in ordered] == ["t2", "t1", "t3"]
 
 
 # -- the holder's commands --------------------------------------------------------------
@@ -337,9 +329,9 @@ def _lapsed() -> Any:
 @pytest.mark.parametrize("holder", [_leased, _running])
 def test_expired_lease_retries(holder: Any) -> None:
     events = expire_lease(holder(), _lapsed())
-    assert types(events) == ["TaskLeaseExpired", "TaskRetryScheduled"]
-    assert isinstance(events[1], TaskRetryScheduled)
-    assert events[1].error_class == "lease_expired"
+    assert types(events) == ["TaskRetryScheduled"]
+    assert isinstance(events[0], TaskRetryScheduled)
+    assert (events[0].error_class, events[0].lease_epoch) == ("lease_expired", 1)
     after = fold("task", events, holder())
     assert (after.state, after.lease_epoch) == ("retry_wait", 2)
 
@@ -348,7 +340,7 @@ def test_expired_lease_voids_the_old_holder() -> None:
     after = fold("task", expire_lease(_running(), _lapsed()), _running())
     late = SucceedTask(task_id="t1", worker_id="w1", lease_epoch=1)
     assert _refused(after, late).code == ErrorCode.LEASE_MISMATCH
-    released = fold("task", lease(after, "w2", ctx(now=LATER), TTL), after)
+    released = fold("task", [lease(after, "w2", ctx(now=LATER), TTL)], after)
     assert (released.worker_id, released.lease_epoch) == ("w2", 3)
     assert _refused(released, late).code == ErrorCode.LEASE_MISMATCH
 
@@ -356,7 +348,7 @@ def test_expired_lease_voids_the_old_holder() -> None:
 def test_expired_lease_on_the_last_attempt_fails() -> None:
     state = replace(_running(), max_attempts=1)
     events = expire_lease(state, _lapsed())
-    assert types(events) == ["TaskLeaseExpired", "TaskFailed"]
+    assert types(events) == ["TaskFailed"]
     assert fold("task", events, state).state == "failed"
 
 
@@ -372,7 +364,7 @@ def test_expire_lease_command_checks_the_epoch() -> None:
         decide(_running(), stale, _lapsed())
     assert refused.value.code == ErrorCode.LEASE_MISMATCH
     current = ExpireTaskLease(task_id="t1", lease_epoch=1)
-    assert types(decide(_running(), current, _lapsed()))[0] == "TaskLeaseExpired"
+    assert types(decide(_running(), current, _lapsed())) == ["TaskRetryScheduled"]
     with pytest.raises(DomainError) as unheld:
         decide(_submitted(), ExpireTaskLease(task_id="t1", lease_epoch=1), _lapsed())
     assert unheld.value.code == ErrorCode.LEASE_MISMATCH

@@ -8,6 +8,7 @@ yields several events, one atomic batch.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -16,16 +17,18 @@ import nats.js.errors
 from nats.aio.client import Client
 from nats.js import api
 
-from events import EVENT_PREFIX, EventEnvelope, event_msg_id, event_subject
+from events import EVENT_PREFIX, event_subject
 from services.errors import ConcurrencyConflict, StoreError, StoreUnavailable
 
 from .direct_get import DirectGetter
-from .feed import EventFeed
+from .feed import JetStreamFeed
 from .records import AppendResult, OutgoingMessage, RecordedEvent
 
-__all__ = ["EXPECTED_SEQ_HEADER", "JetStreamEventStore"]
+__all__ = ["EXPECTED_SEQ_HEADER", "EXPECTED_SUBJECT_HEADER", "JetStreamEventStore"]
 
 EXPECTED_SEQ_HEADER = "Nats-Expected-Last-Subject-Sequence"
+EXPECTED_SUBJECT_HEADER = "Nats-Expected-Last-Subject-Sequence-Subject"
+_WRONG_LAST = re.compile(r"wrong last sequence: (\d+)")
 _CONFLICT_CODES = frozenset({10071, 10164})
 _DUPLICATE_IN_BATCH = 10201
 _MAX_BATCH = 1000
@@ -84,55 +87,33 @@ class JetStreamEventStore:
 
     # -- writing ------------------------------------------------------------------
 
-    async def append(
-        self,
-        events: Sequence[EventEnvelope],
-        expected_last_seq: int,
-        headers: dict[str, str] | None = None,
-    ) -> AppendResult:
-        """Appends one aggregate's events if its last sequence is still ``expected_last_seq``."""
-        if not events:
-            raise ValueError("append needs at least one event")
-        first = events[0]
-        subject = event_subject(first.aggregate, first.aggregate_id, self.subject_prefix)
-        messages = [
-            OutgoingMessage(subject, e.to_json(), event_msg_id(e.command_id, i), headers or {})
-            for i, e in enumerate(events)
-        ]
-        return await self.append_messages(messages, {subject: expected_last_seq})
-
-    async def append_messages(
-        self, messages: Sequence[OutgoingMessage], expected: dict[str, int] | None = None
-    ) -> AppendResult:
-        """Appends messages all-or-nothing, checking each subject's expected last sequence.
+    async def append(self, messages: Sequence[OutgoingMessage]) -> AppendResult:
+        """Appends messages all-or-nothing, each checked against its expectation.
 
         A retry of an append that already landed answers with the original positions.
         """
+        if not messages:
+            raise ValueError("append needs at least one message")
         if len(messages) > _MAX_BATCH:
             raise StoreError(f"an atomic append holds at most {_MAX_BATCH} messages")
-        expected = expected or {}
         try:
             if len(messages) == 1:
-                return await self._publish_one(messages[0], expected)
-            return await self._publish_batch(messages, expected)
+                return await self._publish_one(messages[0])
+            return await self._publish_batch(messages)
         except _Rejected as rejected:
             return await self._resolve_rejection(messages, rejected)
-        except nats.errors.Error as error:
+        except (nats.errors.Error, TimeoutError) as error:
             raise _translate(error, messages[0].subject) from error
 
-    async def _publish_one(self, msg: OutgoingMessage, expected: dict[str, int]) -> AppendResult:
-        headers = {**msg.headers, "Nats-Msg-Id": msg.msg_id}
-        if msg.subject in expected:
-            headers[EXPECTED_SEQ_HEADER] = str(expected[msg.subject])
+    async def _publish_one(self, msg: OutgoingMessage) -> AppendResult:
+        headers = {**msg.headers, "Nats-Msg-Id": msg.msg_id, **_expect_headers(msg)}
         try:
             ack = await self.js.publish(msg.subject, msg.payload, headers=headers)
         except nats.js.errors.BadRequestError as error:
             raise _Rejected(error.err_code or 0, error.description or "") from error
         return AppendResult(ack.seq, ack.seq, duplicate=bool(ack.duplicate))
 
-    async def _publish_batch(
-        self, messages: Sequence[OutgoingMessage], expected: dict[str, int]
-    ) -> AppendResult:
+    async def _publish_batch(self, messages: Sequence[OutgoingMessage]) -> AppendResult:
         batch_id = messages[0].msg_id[:64]
         checked: set[str] = set()
         for index, msg in enumerate(messages, start=1):
@@ -143,8 +124,8 @@ class JetStreamEventStore:
                 "Nats-Batch-Sequence": str(index),
             }
             # JetStream accepts the expected-sequence header only on a subject's first message.
-            if msg.subject in expected and msg.subject not in checked:
-                headers[EXPECTED_SEQ_HEADER] = str(expected[msg.subject])
+            if msg.subject not in checked:
+                headers.update(_expect_headers(msg))
                 checked.add(msg.subject)
             if index < len(messages):
                 await self.nc.publish(msg.subject, msg.payload, headers=headers)
@@ -162,7 +143,8 @@ class JetStreamEventStore:
         if stored is not None and stored.msg_id == last.msg_id:
             return AppendResult(stored.seq - len(messages) + 1, stored.seq, duplicate=True)
         if rejected.code in _CONFLICT_CODES or rejected.code == _DUPLICATE_IN_BATCH:
-            raise ConcurrencyConflict(last.subject, f"{last.subject}: {rejected.description}")
+            raise ConcurrencyConflict(last.subject, f"{last.subject}: {rejected.description}",
+                                      _actual_last_seq(rejected.description))
         raise StoreError(f"append to {last.subject} refused: {rejected.description}")
 
     # -- reading ------------------------------------------------------------------
@@ -211,7 +193,7 @@ class JetStreamEventStore:
 
     async def subscribe(
         self, from_seq: int = 1, subjects: str | None = None, max_pending: int = 200_000
-    ) -> EventFeed:
+    ) -> JetStreamFeed:
         """Starts a live feed of events from ``from_seq`` on, through an ordered consumer."""
         config = api.ConsumerConfig(
             deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
@@ -228,7 +210,7 @@ class JetStreamEventStore:
             )
         except (nats.errors.Error, TimeoutError) as error:
             raise _translate(error, self.stream) from error
-        return EventFeed(subscription)
+        return JetStreamFeed(subscription)
 
 
 class _Rejected(Exception):
@@ -238,6 +220,21 @@ class _Rejected(Exception):
         super().__init__(description)
         self.code = code
         self.description = description
+
+
+def _expect_headers(msg: OutgoingMessage) -> dict[str, str]:
+    if msg.expect is None:
+        return {}
+    headers = {EXPECTED_SEQ_HEADER: str(msg.expect.last_seq)}
+    if msg.expect.subject_filter is not None:
+        headers[EXPECTED_SUBJECT_HEADER] = msg.expect.subject_filter
+    return headers
+
+
+def _actual_last_seq(description: str) -> int | None:
+    """The sequence the server holds as last, from its refusal ("wrong last sequence: 42")."""
+    found = _WRONG_LAST.search(description)
+    return int(found.group(1)) if found else None
 
 
 def _batch_result(reply: dict[str, Any], count: int) -> AppendResult:

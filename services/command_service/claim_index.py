@@ -1,0 +1,104 @@
+"""The task repository and the board of open tasks: the claim index of this replica.
+
+Every task event passes through here, from this replica's own writes and from the log
+follower, so the board holds every open task; claims, lease expiry and the run-end
+policy read it. Open tasks stay in memory (a board cannot forget one); ended ones go
+to the repository's bounded cache and are read back from the log when needed.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from events import events_filter
+from events.base import DomainEvent
+from events.catalog.task import TaskLeased
+from events.codec import EventCodec, StoredEvent
+from services.domain.claims import TaskBoard
+from services.domain.registry import TASK
+from services.domain.task import TaskState
+from services.store import EventStore
+
+from .partition import Partition
+from .repositories import Loaded, Repository
+
+__all__ = ["TaskRepository"]
+
+_ENDED = frozenset({"succeeded", "failed", "cancelled"})
+_CLAIMS_KEPT = 100_000
+"""Claim command ids remembered for answering retried claims; older retries fall back to
+JetStream's duplicate window."""
+
+
+class TaskRepository(Repository[TaskState]):
+    """Tasks: open ones pinned in memory and filed on the board, ended ones cached."""
+
+    def __init__(self, store: EventStore, codec: EventCodec, max_entries: int = 50_000,
+                 max_bytes: int = 64 * 1024 * 1024) -> None:
+        super().__init__(TASK, store, codec, max_entries, max_bytes)
+        self.board = TaskBoard()
+        self.partition = Partition(events_filter("task", store.subject_prefix))
+        self._open: dict[str, Loaded[TaskState]] = {}
+        self._order: dict[str, int] = {}
+        self._claims: OrderedDict[str, str] = OrderedDict()
+
+    def apply(self, loaded: Loaded[TaskState], event: DomainEvent, seq: int, command_id: str,
+              size: int) -> None:
+        """Applies one event; a lease also records which task its claim's command got."""
+        super().apply(loaded, event, seq, command_id, size)
+        if isinstance(event, TaskLeased):
+            self._claims[command_id] = loaded.aggregate_id
+            while len(self._claims) > _CLAIMS_KEPT:
+                self._claims.popitem(last=False)
+
+    def claimed_by(self, command_id: str) -> str | None:
+        """The task a claim with this command id leased, when this replica saw it."""
+        return self._claims.get(command_id)
+
+    def cached(self, aggregate_id: str) -> Loaded[TaskState] | None:
+        """The task as this replica knows it, or None."""
+        return self._open.get(aggregate_id) or super().cached(aggregate_id)
+
+    def open_tasks(self) -> list[Loaded[TaskState]]:
+        """Every open task."""
+        return list(self._open.values())
+
+    async def get(self, aggregate_id: str) -> Loaded[TaskState]:
+        """An open task from memory; an ended one from the cache or the log."""
+        found = self._open.get(aggregate_id)
+        return found if found is not None else await super().get(aggregate_id)
+
+    def observe(self, stored: StoredEvent) -> None:
+        """Folds every task event, including those of tasks this replica never loaded."""
+        self.partition.saw(stored.seq)
+        known = self.cached(stored.aggregate_id)
+        if known is not None and stored.seq <= known.last_seq:
+            return
+        if known is None and stored.type != "TaskSubmitted":
+            return  # an ended task's late event, not cached: the log holds it
+        fresh: Loaded[TaskState] = known.copy() if known else Loaded("task", stored.aggregate_id)
+        self.fold(fresh, stored)
+        self.remember(fresh)
+
+    def remember(self, loaded: Loaded[TaskState]) -> None:
+        """Keeps an open task pinned and on the board; an ended one leaves both."""
+        state = loaded.state
+        if state is None:
+            return
+        self.partition.saw(loaded.last_seq)
+        order = self._order.setdefault(loaded.aggregate_id, loaded.last_seq)
+        self.board.put(state, order)
+        if state.state in _ENDED:
+            self._open.pop(loaded.aggregate_id, None)
+            self._order.pop(loaded.aggregate_id, None)
+            super().remember(loaded)
+            return
+        self._open[loaded.aggregate_id] = loaded
+        if self.on_change is not None:
+            self.on_change(loaded)
+
+    def forget(self, aggregate_id: str) -> None:
+        """Drops an ended task from the cache; an open one stays (the board needs it)."""
+        if aggregate_id not in self._open:
+            super().forget(aggregate_id)
+

@@ -1,0 +1,57 @@
+"""Run commands, and ``usage.record`` (usage is a fact about a run)."""
+
+from __future__ import annotations
+
+from events.commands.run import (
+    CancelRun,
+    CreateRun,
+    FailRun,
+    RecordUsage,
+    StartRun,
+    SucceedRun,
+)
+from events.errors import ErrorCode
+from events.ids import model_aggregate_id
+from services.domain import DomainError, model, run
+
+from ..routes import AnyRoute, Outcome, Route, target_of
+from ..unit_of_work import UnitOfWork
+from .common import on_target
+
+__all__ = ["ROUTES"]
+
+
+async def create_run(uow: UnitOfWork, command: CreateRun) -> Outcome:
+    """Creates a run; a ``budget_id`` must name a budget, or its usage could never be charged."""
+    loaded = await uow.get(uow.repos.runs, target_of(command))
+    if command.budget_id and (await uow.get(uow.repos.budgets, command.budget_id)).state is None:
+        raise DomainError(ErrorCode.NOT_FOUND, f"budget {command.budget_id} does not exist; "
+                          "create it with budget.create", {"budget_id": command.budget_id})
+    uow.record(uow.repos.runs, loaded, run.decide(loaded.state, command, uow.context()))
+    return Outcome(loaded)
+
+
+async def record_usage(uow: UnitOfWork, command: RecordUsage) -> Outcome:
+    """Prices one model call at the price in effect now; one event charges run and budget."""
+    loaded = await uow.get(uow.repos.runs, command.run_id)
+    prices = await uow.get(uow.repos.models, model_aggregate_id(command.model))
+    price = model.price_at(prices.state, uow.now)
+    if price is None:
+        raise DomainError(ErrorCode.NOT_FOUND,
+                          f"model {command.model} has no price in effect; register it with "
+                          "model.register", {"model": command.model})
+    uow.record(uow.repos.runs, loaded,
+               run.decide(loaded.state, command, uow.context(price=price)))
+    return Outcome(loaded)
+
+
+_lifecycle = on_target(lambda repos: repos.runs, run.decide)
+
+ROUTES: tuple[AnyRoute, ...] = (
+    Route(CreateRun, create_run),
+    Route(StartRun, _lifecycle),
+    Route(SucceedRun, _lifecycle),
+    Route(FailRun, _lifecycle),
+    Route(CancelRun, _lifecycle),
+    Route(RecordUsage, record_usage),
+)

@@ -1,0 +1,154 @@
+"""Task commands: submit (with its run's facts), claim (decided on the board), the holder's.
+
+Every task write shares the task partition of the log (``Lane.TASK``); a claim is
+decided on all of it (``Lane.CLAIM``): see services/command_service/partition.py.
+"""
+
+from __future__ import annotations
+
+from events.catalog.task import TaskLeased
+from events.codec import DecodeError
+from events.commands.task import (
+    BlockTask,
+    CancelTask,
+    ClaimTask,
+    DeferTask,
+    ExpireTaskLease,
+    FailTask,
+    HeartbeatTask,
+    QueueTask,
+    StartTask,
+    SubmitTask,
+    SucceedTask,
+    UnblockTask,
+)
+from events.errors import ErrorCode
+from services.domain import DomainError, claims, task
+from services.domain.context import Facts
+from services.domain.task import TaskState
+from services.domain.worker import WorkerState
+
+from ..routes import AnyRoute, Lane, Outcome, Recognised, ReplyFields, Route, target_of
+from ..unit_of_work import Committed, UnitOfWork
+from .common import load_run, on_target
+
+__all__ = ["ROUTES"]
+
+
+async def submit_task(uow: UnitOfWork, command: SubmitTask) -> Outcome:
+    """Submits a task; the rules read its run, workstream and shared budget."""
+    repos = uow.repos
+    loaded = await uow.get(repos.tasks, target_of(command))
+    run = await load_run(uow, command.run_id)
+    workstream = ((await uow.get(repos.workstreams, command.workstream_id)).state
+                  if command.workstream_id else None)
+    budget_id = run.budget_id if run else None
+    budget = (await uow.get(repos.budgets, budget_id)).state if budget_id else None
+    facts = Facts(run=run, workstream=workstream,
+                  budget=repos.spend.view(budget) if budget else None)
+    uow.record(repos.tasks, loaded, task.decide(loaded.state, command, uow.context(facts)))
+    return Outcome(loaded)
+
+
+async def unblock_task(uow: UnitOfWork, command: UnblockTask) -> Outcome:
+    """Queues a blocked task again once every task it depends on has succeeded."""
+    loaded = await uow.get(uow.repos.tasks, command.task_id)
+    depends_on = loaded.state.depends_on if loaded.state else ()
+    dependencies = {d: (await uow.get(uow.repos.tasks, d)).state for d in depends_on}
+    facts = Facts(tasks=dependencies)
+    uow.record(uow.repos.tasks, loaded, task.decide(loaded.state, command, uow.context(facts)))
+    return Outcome(loaded)
+
+
+async def claim_task(uow: UnitOfWork, command: ClaimTask) -> Outcome:
+    """Leases the best claimable task to the worker: one ``TaskLeased``, guarded by the board."""
+    repos = uow.repos
+    worker = await uow.get(repos.workers, command.worker_id)
+    if worker.state is None:
+        raise DomainError(ErrorCode.NOT_FOUND,
+                          f"worker {command.worker_id} is not registered; worker.register first")
+    kinds = _claim_kinds(command, worker.state)
+    decided = claims.claim(repos.tasks.board, worker.state, kinds, uow.context(),
+                           uow.lease_ttl_s)
+    if decided is None:
+        return Outcome(worker, _no_task)
+    loaded = await uow.get(repos.tasks, decided.task.task_id)
+    uow.record(repos.tasks, loaded, [decided.leased], partition=repos.tasks.partition)
+
+    async def extra(committed: Committed | None) -> ReplyFields:
+        del committed
+        return {"task": await _task_view(uow, decided.task, decided.leased)}
+
+    return Outcome(loaded, extra)
+
+
+def _claim_kinds(command: ClaimTask, worker: WorkerState) -> list[str]:
+    if not command.kinds:
+        return list(worker.kinds)
+    outside = [k for k in command.kinds if worker.kinds and k not in worker.kinds]
+    if outside:
+        raise DomainError(ErrorCode.VALIDATION_FAILED,
+                          f"worker {command.worker_id} is not registered for kinds {outside}",
+                          {"registered": list(worker.kinds)})
+    return list(command.kinds)
+
+
+async def _no_task(committed: Committed | None) -> ReplyFields:
+    del committed
+    return {"task": None}
+
+
+async def recognise_claim(uow: UnitOfWork, command: ClaimTask) -> Recognised | None:
+    """A retried claim: the same task and lease as the first reply, read from the log."""
+    task_id = uow.repos.tasks.claimed_by(command.command_id or "")
+    if task_id is None:
+        return None
+    loaded = await uow.get(uow.repos.tasks, task_id)
+    record = loaded.commands.get(command.command_id or "")
+    leased = await _lease_written_by(uow, task_id, command.command_id or "")
+    if record is None or leased is None or loaded.state is None:
+        return None
+    return Recognised(task_id, record, {"task": await _task_view(uow, loaded.state, leased)})
+
+
+async def _lease_written_by(uow: UnitOfWork, task_id: str, command_id: str
+                            ) -> TaskLeased | None:
+    for recorded in await uow.store.read_subject(uow.repos.tasks.subject(task_id)):
+        try:
+            stored = uow.codec.decode(recorded.payload, recorded.seq)
+            if stored.type == "TaskLeased" and stored.command_id == command_id:
+                event = uow.codec.typed(stored)
+                return event if isinstance(event, TaskLeased) else None
+        except DecodeError:
+            continue
+    return None
+
+
+async def _task_view(uow: UnitOfWork, state: TaskState, lease: TaskLeased) -> ReplyFields:
+    """What a worker needs to run the task it claimed."""
+    submitted = await uow.store.first_on_subject(uow.repos.tasks.subject(state.task_id))
+    payload = uow.codec.decode(submitted.payload).data.get("payload", {}) if submitted else {}
+    return {
+        "task_id": state.task_id, "run_id": state.run_id, "kind": state.kind,
+        "priority": state.priority, "payload": payload, "lease_epoch": lease.lease_epoch,
+        "attempt": lease.attempt, "lease_expires_at": lease.lease_expires_at.isoformat(),
+        "max_attempts": state.max_attempts,
+    }
+
+
+_on_task = on_target(lambda repos: repos.tasks, task.decide)
+
+ROUTES: tuple[AnyRoute, ...] = (
+    Route(SubmitTask, submit_task, Lane.TASK),
+    Route(ClaimTask, claim_task, Lane.CLAIM, recognise=recognise_claim),
+    Route(StartTask, _on_task, Lane.TASK),
+    Route(HeartbeatTask, _on_task, Lane.TASK),
+    Route(SucceedTask, _on_task, Lane.TASK),
+    Route(FailTask, _on_task, Lane.TASK),
+    Route(CancelTask, _on_task, Lane.TASK),
+    Route(ExpireTaskLease, _on_task, Lane.TASK),
+    Route(BlockTask, _on_task, Lane.TASK),
+    Route(UnblockTask, unblock_task, Lane.TASK),
+    Route(DeferTask, _on_task, Lane.TASK),
+    Route(QueueTask, _on_task, Lane.TASK),
+)

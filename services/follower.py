@@ -1,0 +1,125 @@
+"""The one log follower: reads the whole log in order and hands each event to every observer.
+
+Everything in this process that must know the log beyond its own writes rides on it:
+the repositories' caches, the board of open tasks (the claim index), the budget
+spending, and every policy. It is an ordered JetStream consumer from ``start_seq``
+(the position of a checkpoint, 1 without one).
+
+Delivery and acks: an ordered consumer has no acks and nothing is redelivered by the
+server; the follower itself never skips: each event reaches every observer exactly
+once per process, in stream order. After a restart it starts again from its
+checkpoint, so observers see events after the checkpoint again: they are idempotent
+by sequence (a repository skips an event at or below an aggregate's last sequence),
+and policies act through commands with ids derived from their trigger.
+
+An event the codec cannot read is logged and skipped (the read models record it in
+``projection_errors``); the follower's position still moves past it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Protocol
+
+from events.codec import DecodeError, EventCodec, StoredEvent
+from services.errors import StoreError
+from services.store import EventFeed, EventStore, RecordedEvent
+
+__all__ = ["LogFollower", "Observer"]
+
+log = logging.getLogger(__name__)
+
+
+class Observer(Protocol):
+    """Something kept current by the log follower."""
+
+    def wants(self, aggregate: str) -> bool:
+        """Whether events of this aggregate type concern it (checked before decoding)."""
+        ...
+
+    def observe(self, stored: StoredEvent) -> None:
+        """Takes one event, in stream order; must not block."""
+        ...
+
+
+class LogFollower:
+    """Follows the log from ``start_seq`` and feeds every observer, in order."""
+
+    def __init__(self, store: EventStore, codec: EventCodec, observers: Sequence[Observer],
+                 start_seq: int = 1) -> None:
+        self._store = store
+        self._codec = codec
+        self._observers = list(observers)
+        self._start_seq = start_seq
+        self.position = start_seq - 1
+        """The stream sequence of the last event handed out (or passed over)."""
+        self._head = 0
+        self._moved = asyncio.Condition()
+        self._feed: EventFeed | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._prefix_len = len(store.subject_prefix) + 1
+
+    def add(self, observer: Observer) -> None:
+        """Adds an observer; it sees events from the follower's position on."""
+        self._observers.append(observer)
+
+    async def start(self) -> None:
+        """Subscribes and starts following; ``caught_up`` then waits for the head."""
+        self._head = await self._store.last_seq()
+        self._feed = await self._store.subscribe(self._start_seq)
+        self._task = asyncio.create_task(self._follow(self._feed), name="log-follower")
+
+    async def caught_up(self, timeout_s: float | None = None) -> None:
+        """Waits until every event that was on the log at start has been handed out."""
+        await self.reached(self._head, timeout_s)
+
+    async def reached(self, seq: int, timeout_s: float | None = None) -> None:
+        """Waits until the follower has handed out stream sequence ``seq``."""
+        if self.position >= seq:
+            return
+        async with self._moved:
+            await asyncio.wait_for(self._moved.wait_for(lambda: self.position >= seq),
+                                   timeout_s)
+
+    async def _follow(self, feed: EventFeed) -> None:
+        while True:
+            try:
+                batch = await feed.next_batch(max_size=2000, linger_s=0.002)
+            except StoreError as error:
+                log.warning("log follower stopped: %s", error)
+                return
+            for recorded in batch:
+                self._hand_out(recorded)
+            async with self._moved:
+                self._moved.notify_all()
+
+    def _hand_out(self, recorded: RecordedEvent) -> None:
+        self.position = recorded.seq
+        aggregate = recorded.subject[self._prefix_len:].partition(".")[0]
+        wanting = [o for o in self._observers if o.wants(aggregate)]
+        if not wanting:
+            return
+        try:
+            stored = self._codec.decode(recorded.payload, recorded.seq, recorded.headers,
+                                        recorded.subject)
+        except DecodeError as error:
+            log.warning("log follower skipped seq %d: %s", recorded.seq, error)
+            return
+        for observer in wanting:
+            try:
+                observer.observe(stored)
+            except Exception:
+                # One observer's bug must not starve the others of the log.
+                log.exception("%s failed on seq %d", type(observer).__name__, recorded.seq)
+
+    async def stop(self) -> None:
+        """Stops following."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._feed is not None:
+            await self._feed.close()
