@@ -61,12 +61,15 @@ class EventCodec:
         fields = event.model_dump_json()
         return (envelope[:-1] + ("}" if fields == "{}" else "," + fields[1:])).encode()
 
-    def encode_raw(self, event_type: str, head: EventHead, fields: Mapping[str, Any]) -> bytes:
-        """The flat JSON of an event given as a type name and plain fields."""
+    def encode_raw(self, event_type: str, head: EventHead, fields: Mapping[str, Any],
+                   schema_version: int | None = None) -> bytes:
+        """The flat JSON of an event given as a type name and plain fields (at a version)."""
         clash = ENVELOPE_FIELDS.intersection(fields)
         if clash:
             raise ValueError(f"event fields shadow envelope fields: {sorted(clash)}")
         body = self._head(event_type, head) | dict(fields)
+        if schema_version is not None:
+            body["schema_version"] = schema_version
         return json.dumps(body, separators=(",", ":"), default=str).encode()
 
     def _head(self, event_type: str, head: EventHead) -> dict[str, Any]:

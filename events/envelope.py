@@ -153,7 +153,7 @@ class EventEnvelope(BaseModel):
 
     def to_json(self) -> bytes:
         """Serialises the event for the log, through the one codec."""
-        return _codec().encode_raw(self.type, self.head(), self.data)
+        return _codec().encode_raw(self.type, self.head(), self.data, self.schema_version)
 
     def head(self) -> EventHead:
         """The envelope fields as the codec writes them."""

@@ -1,4 +1,4 @@
-"""The projector's view of the log: the store's ordered-consumer feed of every event subject.
+"""The projector's view of the log: the store's ordered feed of every event subject.
 
 The feed lets JetStream flow control slow the server down for a slow projector (see
 ``services.store.feed``); the projector still checks that sequences are contiguous
@@ -7,14 +7,11 @@ The feed lets JetStream flow control slow the server down for a slow projector (
 
 from __future__ import annotations
 
-from services.store import EventFeed, JetStreamEventStore
+from services.store.port import EventFeed, EventStore
 
-__all__ = ["LogFeed", "open_feed"]
-
-LogFeed = EventFeed
+__all__ = ["open_feed"]
 
 
-async def open_feed(store: JetStreamEventStore, from_seq: int, max_pending: int = 200_000
-                    ) -> EventFeed:
-    """Starts an ordered consumer at ``from_seq`` over every event subject of the stream."""
+async def open_feed(store: EventStore, from_seq: int, max_pending: int = 200_000) -> EventFeed:
+    """Starts a feed at ``from_seq`` over every event subject of the log."""
     return await store.subscribe(from_seq, max_pending=max_pending)

@@ -19,12 +19,12 @@ from typing import TypeVar
 
 from events.codec import CODEC, EventCodec
 from services.errors import StoreError
-from services.store import JetStreamEventStore, RecordedEvent
+from services.store import EventFeed, JetStreamEventStore, RecordedEvent
 
 from .applier import BatchApplier, BatchResult
 from .database import ReadModelDb, checkpoint_positions
 from .errors import WaitTimeout
-from .feed import LogFeed, open_feed
+from .feed import open_feed
 from .models import Projection
 from .telemetry import ProjectorTelemetry
 
@@ -109,7 +109,7 @@ class Projector:
                 await feed.close()
         return self.position
 
-    async def _follow(self, feed: LogFeed, target: int | None = None,
+    async def _follow(self, feed: EventFeed, target: int | None = None,
                       until: datetime | None = None, progress: Progress | None = None) -> bool:
         """Applies batches; returns False on a gap (read again), True once done."""
         fresh = True
@@ -173,7 +173,7 @@ class Projector:
         async with self._lock:
             yield
 
-    async def _open_feed(self) -> LogFeed:
+    async def _open_feed(self) -> EventFeed:
         return await open_feed(self.store, self.position + 1, self.config.max_pending)
 
     async def _apply(self, records: list[RecordedEvent], head: int,

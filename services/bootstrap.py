@@ -18,7 +18,7 @@ from nats.aio.client import Client
 
 from .command_service import CommandService, ServiceLimits, register_command_handlers
 from .command_service.app import CommandDispatcher
-from .command_service.telemetry import Executor, MeasuredStore, TracedCommands
+from .command_service.telemetry import Executor, MeasuredStore, SpanSteps, TracedCommands
 from .embedded_nats import EmbeddedNats
 from .errors import StoreUnavailable
 from .policies import (
@@ -31,11 +31,13 @@ from .policies import (
 from .pricing import load_price_file, seed_commands
 from .read_side import LiveReadSide, start_read_side
 from .settings import Settings
-from .store import JetStreamEventStore
+from .store import EventStore, JetStreamEventStore
 
 __all__ = [
     "Instance",
     "build_broker",
+    "build_policies",
+    "command_service",
     "connect_nats",
     "connect_store",
     "nats_server",
@@ -139,21 +141,34 @@ def build_policies(service: CommandService, settings: Settings) -> list[Policy]:
 
 
 @contextlib.asynccontextmanager
-async def running_instance(settings: Settings, url: str) -> AsyncIterator[Instance]:
-    """Runs the command service against ``url`` until the block exits."""
-    nc, store = await connect_store(url, settings)
-    service = CommandService(MeasuredStore(store), limits=service_limits(settings))
+async def command_service(store: EventStore, settings: Settings) -> AsyncIterator[CommandService]:
+    """The command service and its policies on ``store``, caught up with the log."""
+    service = CommandService(MeasuredStore(store), limits=service_limits(settings),
+                             hooks=SpanSteps())
     policies = build_policies(service, settings)
-    broker, dispatcher = build_broker(url, settings, TracedCommands(service))
     running: list[asyncio.Task[None]] = []
     try:
         await service.start()
         running = [asyncio.create_task(p.run(), name=p.name) for p in policies]
-        await broker.start()
-        yield Instance(url, settings, store, service, broker, dispatcher)
+        yield service
     finally:
-        await _stop_quietly(broker.stop(), dispatcher.drain(), *map(_cancel, running),
-                            service.stop(), nc.close())
+        await _stop_quietly(*map(_cancel, running), service.stop())
+
+
+@contextlib.asynccontextmanager
+async def running_instance(settings: Settings, url: str) -> AsyncIterator[Instance]:
+    """Runs the command service against ``url`` until the block exits."""
+    nc, store = await connect_store(url, settings)
+    try:
+        async with command_service(store, settings) as service:
+            broker, dispatcher = build_broker(url, settings, TracedCommands(service))
+            try:
+                await broker.start()
+                yield Instance(url, settings, store, service, broker, dispatcher)
+            finally:
+                await _stop_quietly(broker.stop(), dispatcher.drain())
+    finally:
+        await _stop_quietly(nc.close())
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

@@ -27,7 +27,7 @@ __all__ = ["Repositories"]
 class _CommandIndex(Protocol):
     """A repository seen only for retried commands and the follower."""
 
-    def record_of(self, aggregate_id: str, command_id: str) -> CommandRecord | None: ...
+    async def record_of(self, aggregate_id: str, command_id: str) -> CommandRecord | None: ...
 
     def observe(self, stored: StoredEvent) -> None: ...
 
@@ -60,11 +60,11 @@ class Repositories:
     def _by_name(self, aggregate: str) -> _CommandIndex | None:
         return self._indexes.get(aggregate)
 
-    def record_of(self, aggregate: str, aggregate_id: str, command_id: str
-                  ) -> CommandRecord | None:
-        """What ``command_id`` wrote to a cached aggregate, if this replica knows it wrote."""
+    async def record_of(self, aggregate: str, aggregate_id: str, command_id: str
+                        ) -> CommandRecord | None:
+        """What ``command_id`` wrote to an aggregate, as far as this replica knows."""
         repo = self._by_name(aggregate)
-        return repo.record_of(aggregate_id, command_id) if repo is not None else None
+        return await repo.record_of(aggregate_id, command_id) if repo is not None else None
 
     async def reload(self, aggregate: str, aggregate_id: str) -> None:
         """Brings one cached aggregate up to date with the log (loading it if need be)."""
@@ -93,4 +93,4 @@ class Repositories:
         budget_id = stored.data.get("budget_id")
         if isinstance(budget_id, str):
             tokens = int(stored.data["tokens_in"]) + int(stored.data["tokens_out"])
-            self.spend.charge(budget_id, tokens, float(stored.data["cost_usd"]))
+            self.spend.charge(stored.seq, budget_id, tokens, float(stored.data["cost_usd"]))

@@ -84,6 +84,7 @@ class TaskRepository(Repository[TaskState]):
         """Keeps an open task pinned and on the board; an ended one leaves both."""
         state = loaded.state
         if state is None:
+            super().remember(loaded)  # not submitted (yet): cached like any other
             return
         self.partition.saw(loaded.last_seq)
         order = self._order.setdefault(loaded.aggregate_id, loaded.last_seq)

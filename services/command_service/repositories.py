@@ -103,10 +103,9 @@ class Repository(Generic[S]):
     def __iter__(self) -> Iterator[Loaded[S]]:
         return iter(list(self._cache.values()))
 
-    def record_of(self, aggregate_id: str, command_id: str) -> CommandRecord | None:
-        """What ``command_id`` wrote to the cached aggregate, if anything."""
-        loaded = self.cached(aggregate_id)
-        return loaded.commands.get(command_id) if loaded is not None else None
+    async def record_of(self, aggregate_id: str, command_id: str) -> CommandRecord | None:
+        """What ``command_id`` wrote to the aggregate (loaded if need be), if anything."""
+        return (await self.get(aggregate_id)).commands.get(command_id)
 
     async def get(self, aggregate_id: str) -> Loaded[S]:
         """Returns the aggregate, from the cache when it is there."""
@@ -116,8 +115,9 @@ class Repository(Generic[S]):
             return cached
         loaded: Loaded[S] = Loaded(self.aggregate, aggregate_id)
         await self._catch_up(loaded)
-        if loaded.exists:
-            self.remember(loaded)
+        # An aggregate that does not exist yet is cached too: its creation is usually the
+        # next command, and the follower folds it in if another replica writes it first.
+        self.remember(loaded)
         return loaded
 
     async def reload(self, aggregate_id: str) -> Loaded[S]:
@@ -128,8 +128,7 @@ class Repository(Generic[S]):
         current = self._cache.get(aggregate_id)
         if current is not None and current.last_seq > fresh.last_seq:
             return current
-        if fresh.exists:
-            self.remember(fresh)
+        self.remember(fresh)
         return fresh
 
     async def _catch_up(self, loaded: Loaded[S]) -> None:

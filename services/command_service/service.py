@@ -10,12 +10,14 @@ policies through ``send``, with typed commands: both take the same path.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from events import utc_now
 from events.base import Command
@@ -34,7 +36,7 @@ from .requests import client_command_id, parse_command, with_ids
 from .routes import Lane, Outcome, Recognised, Route, target_of
 from .unit_of_work import Committed, UnitOfWork
 
-__all__ = ["CommandService", "Reply", "ServiceLimits"]
+__all__ = ["CommandService", "Reply", "ServiceLimits", "StepHooks"]
 
 log = logging.getLogger(__name__)
 
@@ -60,16 +62,35 @@ class ServiceLimits:
         self.catch_up_timeout_s = catch_up_timeout_s
 
 
+class StepHooks(Protocol):
+    """Middleware around the steps of a command (telemetry makes them spans)."""
+
+    def step(self, name: str) -> AbstractContextManager[object]:
+        """A context around one step: ``validate``, ``decide``."""
+        ...
+
+
+class _NoHooks:
+    def step(self, name: str) -> AbstractContextManager[object]:
+        del name
+        return _NOTHING
+
+
+_NOTHING = contextlib.nullcontext()
+
+
 class CommandService:
     """Every command subject's application service, on one event store."""
 
     def __init__(self, store: EventStore, codec: EventCodec = CODEC,
                  limits: ServiceLimits | None = None,
-                 clock: Callable[[], datetime] = utc_now) -> None:
+                 clock: Callable[[], datetime] = utc_now,
+                 hooks: StepHooks | None = None) -> None:
         self.store = store
         self.codec = codec
         self.limits = limits or ServiceLimits()
         self.clock = clock
+        self.hooks: StepHooks = hooks or _NoHooks()
         self.repos = Repositories(store, codec)
         self.follower = LogFollower(store, codec, [self.repos])
         self.remembered = RememberedReplies()
@@ -110,7 +131,8 @@ class CommandService:
 
     def parse(self, command_cls: type[C], body: bytes) -> C:
         """Validates a body strictly; raises ``CommandFailed`` with the reason."""
-        return parse_command(command_cls, body, self.limits.max_command_bytes)
+        with self.hooks.step("validate"):
+            return parse_command(command_cls, body, self.limits.max_command_bytes)
 
     def filled(self, command: C) -> C:
         """The command with a missing command id (and create target) filled in."""
@@ -184,7 +206,8 @@ class CommandService:
         if route.lane is Lane.CLAIM:
             await self._board_complete()
         try:
-            outcome = await route.handle(uow, command)
+            with self.hooks.step("decide"):
+                outcome = await route.handle(uow, command)
         except DomainError:
             if may_reread and await uow.moved():
                 return None
@@ -204,7 +227,7 @@ class CommandService:
         if route.recognise is not None:
             return await route.recognise(uow, command)
         target = target_of(command)
-        record = self.repos.record_of(command.aggregate, target, command_id)
+        record = await self.repos.record_of(command.aggregate, target, command_id)
         if record is None:
             return None
         extra = await route.replay(uow, command, record) if route.replay else {}

@@ -10,8 +10,10 @@ measured ~13% of a command); the caller's trace context then travels on as is.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 from opentelemetry import metrics, trace
@@ -20,7 +22,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from services.store import AppendResult, EventFeed, EventStore, OutgoingMessage, RecordedEvent
 from services.telemetry import extract_context, inject_context
 
-__all__ = ["Executor", "MeasuredStore", "TracedCommands", "tracing_enabled"]
+__all__ = ["Executor", "MeasuredStore", "SpanSteps", "TracedCommands", "tracing_enabled"]
 
 meter = metrics.get_meter("runlog.commands")
 command_counter = meter.create_counter("runlog.commands", description="Commands handled")
@@ -29,6 +31,7 @@ command_duration = meter.create_histogram("runlog.command.duration", unit="ms",
 append_duration = meter.create_histogram("runlog.append.duration", unit="ms",
                                          description="Time to append a command's events")
 _SERVER_FAULTS = frozenset({"internal", "unavailable"})
+_NO_SPAN = contextlib.nullcontext()
 
 Reply = Mapping[str, object]
 
@@ -51,6 +54,18 @@ def _outcome(reply: Reply) -> str:
     if reply.get("ok") or not isinstance(error, Mapping):
         return "ok"
     return str(error.get("code", "internal"))
+
+
+class SpanSteps:
+    """The command service's step hooks as child spans (validate, decide), when tracing is on."""
+
+    def __init__(self, provider: trace.TracerProvider | None = None) -> None:
+        self._tracing = tracing_enabled(provider)
+        self._tracer = (provider or trace.get_tracer_provider()).get_tracer("runlog.commands")
+
+    def step(self, name: str) -> AbstractContextManager[object]:
+        """A span around one step of a command, or nothing at all."""
+        return self._tracer.start_as_current_span(name) if self._tracing else _NO_SPAN
 
 
 class TracedCommands:

@@ -6,6 +6,7 @@ the budget; nothing keeps a running total that could drift from the usage itself
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 
 from .budget import BudgetState
@@ -21,14 +22,27 @@ class Spent:
     cost_usd: float = 0.0
 
 
+_SEEN_KEPT = 100_000
+
+
 class SpendBoard:
-    """What every shared budget has been charged, folded from its runs' usage."""
+    """What every shared budget has been charged, folded from its runs' usage.
+
+    A usage may reach it twice, as this replica's own write and again from the log:
+    each is counted once, by its sequence.
+    """
 
     def __init__(self) -> None:
         self._spent: dict[str, Spent] = {}
+        self._seen: OrderedDict[int, None] = OrderedDict()
 
-    def charge(self, budget_id: str, tokens: int, cost_usd: float) -> None:
-        """Adds one usage of a run drawing on ``budget_id``."""
+    def charge(self, seq: int, budget_id: str, tokens: int, cost_usd: float) -> None:
+        """Adds the usage at ``seq`` of a run drawing on ``budget_id`` (once)."""
+        if seq in self._seen:
+            return
+        self._seen[seq] = None
+        while len(self._seen) > _SEEN_KEPT:
+            self._seen.popitem(last=False)
         spent = self._spent.get(budget_id, Spent())
         self._spent[budget_id] = Spent(spent.tokens + tokens, spent.cost_usd + cost_usd)
 

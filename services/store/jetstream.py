@@ -17,7 +17,7 @@ import nats.js.errors
 from nats.aio.client import Client
 from nats.js import api
 
-from events import EVENT_PREFIX, event_subject
+from events import EVENT_PREFIX
 from services.errors import ConcurrencyConflict, StoreError, StoreUnavailable
 
 from .direct_get import DirectGetter
@@ -148,13 +148,6 @@ class JetStreamEventStore:
         raise StoreError(f"append to {last.subject} refused: {rejected.description}")
 
     # -- reading ------------------------------------------------------------------
-
-    async def read(
-        self, aggregate: str, aggregate_id: str, from_seq: int = 1
-    ) -> list[RecordedEvent]:
-        """Returns one aggregate's events from stream sequence ``from_seq`` on, in order."""
-        return await self.read_subject(event_subject(aggregate, aggregate_id, self.subject_prefix),
-                                       from_seq)
 
     async def read_subject(self, subject: str, from_seq: int = 1) -> list[RecordedEvent]:
         """Returns the messages of one subject by batch direct get."""

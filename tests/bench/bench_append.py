@@ -26,6 +26,7 @@ if __package__ in (None, ""):  # run as a script: make the project root importab
 from events import EventEnvelope, utc_now
 from services.store import JetStreamEventStore
 from tests.bench.common import Timer, private_nats, summary
+from tests.support.log import append_events
 
 CONCURRENCY = 64
 AGGREGATES = 1000
@@ -56,8 +57,8 @@ async def store_round(store: JetStreamEventStore, appends: int) -> float:
         for i in range(appends // CONCURRENCY):
             aggregate_id = owned[i % len(owned)]
             versions[aggregate_id] = versions.get(aggregate_id, 0) + 1
-            result = await store.append([event(aggregate_id, versions[aggregate_id])],
-                                        last_seq.get(aggregate_id, 0))
+            result = await append_events(store, [event(aggregate_id, versions[aggregate_id])],
+                                         last_seq.get(aggregate_id, 0))
             last_seq[aggregate_id] = result.last_seq
 
     with Timer() as timer:
@@ -85,7 +86,7 @@ async def latency(nc: Client, store: JetStreamEventStore, samples: int) -> tuple
     last = 0
     for version in range(1, samples + 1):
         with Timer() as t:
-            last = (await store.append([event("lat", version)], last)).last_seq
+            last = (await append_events(store, [event("lat", version)], last)).last_seq
         store_lat.append(t.seconds)
         with Timer() as t:
             await js.publish(f"{store.subject_prefix}.run.rawlat", event("rawlat", 1).to_json())

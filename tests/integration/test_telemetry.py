@@ -34,6 +34,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.util._once import Once
 
+from events import event_subject
 from services import telemetry
 from services.bootstrap import Instance, serve
 from services.settings import Settings
@@ -84,7 +85,8 @@ async def send(nc: Client, subject: str, body: dict[str, Any],
 async def event_headers(instance: Instance, aggregate: str, aggregate_id: str
                         ) -> list[dict[str, str]]:
     """The headers of every event one aggregate has in the log."""
-    return [dict(e.headers) for e in await instance.store.read(aggregate, aggregate_id)]
+    subject = event_subject(aggregate, aggregate_id)
+    return [dict(e.headers) for e in await instance.store.read_subject(subject)]
 
 
 def uninstall_tracer_provider() -> None:

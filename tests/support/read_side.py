@@ -123,7 +123,7 @@ async def append_all(store: JetStreamEventStore, envelopes: Iterable[EventEnvelo
     """Appends events one by one (acked); returns the last stream sequence."""
     last = 0
     for envelope in envelopes:
-        last = (await store.append_messages([_message(store, envelope, headers=headers)])
+        last = (await store.append([_message(store, envelope, headers=headers)])
                 ).last_seq
     return last
 
@@ -132,7 +132,7 @@ async def append_raw(store: JetStreamEventStore, envelope: EventEnvelope, payloa
     """Appends a hand-made body on an event's subject (a poison event), under a fresh msg id."""
     subject = event_subject(envelope.aggregate, envelope.aggregate_id, store.subject_prefix)
     message = OutgoingMessage(subject, payload, uuid.uuid4().hex)
-    return (await store.append_messages([message])).last_seq
+    return (await store.append([message])).last_seq
 
 
 async def publish_fast(store: JetStreamEventStore,

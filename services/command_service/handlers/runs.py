@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from events.base import DomainEvent
+from events.catalog.run import UsageRecorded
 from events.commands.run import (
     CancelRun,
     CreateRun,
@@ -15,7 +17,7 @@ from events.ids import model_aggregate_id
 from services.domain import DomainError, model, run
 
 from ..routes import AnyRoute, Outcome, Route, target_of
-from ..unit_of_work import UnitOfWork
+from ..unit_of_work import Committed, UnitOfWork
 from .common import on_target
 
 __all__ = ["ROUTES"]
@@ -40,9 +42,19 @@ async def record_usage(uow: UnitOfWork, command: RecordUsage) -> Outcome:
         raise DomainError(ErrorCode.NOT_FOUND,
                           f"model {command.model} has no price in effect; register it with "
                           "model.register", {"model": command.model})
-    uow.record(uow.repos.runs, loaded,
-               run.decide(loaded.state, command, uow.context(price=price)))
+    events = run.decide(loaded.state, command, uow.context(price=price))
+    uow.record(uow.repos.runs, loaded, events)
+    uow.after_commit.append(lambda committed: _charge_budget(uow, events, committed))
     return Outcome(loaded)
+
+
+async def _charge_budget(uow: UnitOfWork, events: list[DomainEvent], committed: Committed
+                         ) -> None:
+    """This replica's next decisions see its own usage on the shared budget at once."""
+    for event, written in zip(events, committed.written, strict=True):
+        if isinstance(event, UsageRecorded) and event.budget_id is not None:
+            uow.repos.spend.charge(written.seq, event.budget_id,
+                                   event.tokens_in + event.tokens_out, event.cost_usd)
 
 
 _lifecycle = on_target(lambda repos: repos.runs, run.decide)

@@ -13,10 +13,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from projections import ReadModelDb, ReadSide
-from projections.feed import LogFeed
 from projections.runtime import Projector, ProjectorConfig, wait_for_checkpoint
 from projections.telemetry import ProjectorTelemetry
-from services.store import JetStreamEventStore, RecordedEvent
+from services.store import JetStreamEventStore, JetStreamFeed, RecordedEvent
 from tests.support.read_side import EventLog, append_all, dump_tables
 
 pytestmark = pytest.mark.nats
@@ -141,15 +140,15 @@ async def test_events_a_feed_loses_are_read_again(
 ) -> None:
     last = await append_all(store, history.envelopes)
     lost: list[int] = []
-    read = LogFeed.next_batch
+    read = JetStreamFeed.next_batch
 
-    async def lossy(feed: LogFeed, max_size: int, linger_s: float) -> list[RecordedEvent]:
+    async def lossy(feed: JetStreamFeed, max_size: int, linger_s: float) -> list[RecordedEvent]:
         batch = await read(feed, max_size, linger_s)
         if not lost and len(batch) > 3:
             lost.append(batch.pop(2).seq)  # what a client dropping a message looks like
         return batch
 
-    monkeypatch.setattr(LogFeed, "next_batch", lossy)
+    monkeypatch.setattr(JetStreamFeed, "next_batch", lossy)
     db = ReadModelDb.open_writer(db_path)
     assert await Projector(store, db, ProjectorConfig(batch_size=10)).catch_up() == last
     assert lost

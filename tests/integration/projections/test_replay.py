@@ -6,12 +6,15 @@ import asyncio
 import uuid
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import duckdb
 import pytest
 
 from events import EventEnvelope, UpcasterRegistry, utc_now
+from events.catalog import EVENT_TYPES
+from events.catalog.run import RunCreated
+from events.codec import EventCodec
 from projections import (
     ReadModelDb,
     ReadSide,
@@ -84,6 +87,12 @@ def old_run_created(run_id: str, title: str) -> EventEnvelope:
     )
 
 
+class _RunCreatedV2(RunCreated):
+    """RunCreated whose v1 called its name ``title``."""
+
+    schema_version: ClassVar[int] = 2
+
+
 async def test_old_schema_events_are_upcast_on_replay(store: JetStreamEventStore,
                                                       db_path: Path) -> None:
     upcasters = UpcasterRegistry()
@@ -99,7 +108,8 @@ async def test_old_schema_events_are_upcast_on_replay(store: JetStreamEventStore
         to_state="pending", data={"run_id": "new", "name": "written today"},
     )
     await append_all(store, [old_run_created("old", "written long ago"), current])
-    result = await build_read_models(store, db_path, upcasters=upcasters)
+    codec = EventCodec({**EVENT_TYPES, "RunCreated": _RunCreatedV2}, upcasters)
+    result = await build_read_models(store, db_path, codec=codec)
     assert result.position == 2
     con = duckdb.connect(str(db_path), read_only=True)
     assert con.execute("SELECT run_id, name FROM runs ORDER BY 1").fetchall() == [

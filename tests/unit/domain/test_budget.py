@@ -46,8 +46,9 @@ def test_a_zero_budget_is_exhausted_at_once() -> None:
 def _spent(state: BudgetState, *charges: tuple[int, float]) -> BudgetState:
     """The budget as the service sees it: with its runs' usage counted."""
     board = SpendBoard()
-    for tokens, cost in charges:
-        board.charge(state.budget_id, tokens, cost)
+    for seq, (tokens, cost) in enumerate(charges, start=1):
+        board.charge(seq, state.budget_id, tokens, cost)
+        board.charge(seq, state.budget_id, tokens, cost)  # the log's copy of an own write
     return board.view(state)
 
 

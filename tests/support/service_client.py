@@ -1,38 +1,50 @@
-"""Fixtures of the command service tests: the real service in-process on its own stream."""
+"""A client of the command service for tests, over NATS or straight into an in-memory service.
+
+``ServiceClient`` holds everything a test says to the service and reads back from the
+log; ``NatsServiceClient`` sends real NATS requests to a running service and reads its
+JetStream stream, ``InProcessClient`` calls ``CommandService.execute`` on an
+``InMemoryEventStore`` (service-layer tests in milliseconds).
+"""
 
 from __future__ import annotations
 
+import abc
+import asyncio
 import contextlib
 import json
+import math
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import nats
 import nats.js.errors
-import pytest
-import pytest_asyncio
 from nats.aio.client import Client
 
 from events import COMMAND_PREFIX, EVENT_PREFIX, utc_now
-from services.bootstrap import Instance, serve
-from services.command_service import AggregateRepository
+from events.codec import CODEC
+from services.bootstrap import Instance, command_service, seed_prices, serve
+from services.command_service import CommandService
+from services.command_service.repositories import Repository
+from services.domain import MACHINES
 from services.domain.task import backoff_s
 from services.settings import Settings
-from services.store import JetStreamEventStore
+from services.store import EventStore, InMemoryEventStore, JetStreamEventStore
 from tests.support.nats_server import unique_stream_name, wait_until
 
 __all__ = [
     "ERROR_CODES",
     "STREAM_PREFIX",
+    "InProcessClient",
+    "NatsServiceClient",
     "ServiceClient",
     "assert_each_task_leased_once",
     "assert_ok_shape",
     "fresh_stream",
     "launch",
+    "memory_service",
     "task_id_with_backoff",
     "wait_past",
 ]
@@ -65,16 +77,20 @@ def assert_ok_shape(reply: dict[str, Any], *extra: str) -> None:
 
 
 def assert_each_task_leased_once(events: list[dict[str, Any]]) -> None:
-    """One TaskLeased per (task, epoch), one WorkerTaskAssigned per task, same holders."""
+    """One TaskLeased per (task, epoch), and no task held by two workers at once."""
     leased = Counter((e["task_id"], e["lease_epoch"]) for e in events if e["type"] == "TaskLeased")
     assert all(n == 1 for n in leased.values()), leased
-    holders = {e["task_id"]: e["worker_id"] for e in events if e["type"] == "TaskLeased"}
-    assigned = Counter(e["task_id"] for e in events if e["type"] == "WorkerTaskAssigned")
-    assert set(assigned) == set(holders)
-    assert all(n == 1 for n in assigned.values()), assigned
+    holder: dict[str, str] = {}
     for event in events:
-        if event["type"] == "WorkerTaskAssigned":
-            assert holders[event["task_id"]] == event["worker_id"]
+        if event.get("aggregate") != "task":
+            continue
+        task_id = event["task_id"]
+        if event["type"] == "TaskLeased":
+            assert task_id not in holder, f"{task_id} leased to {event['worker_id']} while " \
+                                          f"{holder.get(task_id)} held it"
+            holder[task_id] = event["worker_id"]
+        elif event.get("to_state") not in ("leased", "running"):
+            holder.pop(task_id, None)
 
 
 def _assert_error_shape(reply: dict[str, Any], code: str) -> dict[str, Any]:
@@ -89,18 +105,21 @@ def _assert_error_shape(reply: dict[str, Any], code: str) -> dict[str, Any]:
     return dict(error)
 
 
-@dataclass
-class ServiceClient:
-    """Sends commands to the service as any NATS client does, and reads the stream back."""
+class ServiceClient(abc.ABC):
+    """Sends commands to the service as any client does, and reads the log back."""
 
-    nc: Client
-    stream: str
+    store: EventStore
 
-    async def send(self, subject: str, body: object, timeout_s: float = 10.0) -> dict[str, Any]:
+    @abc.abstractmethod
+    async def request(self, subject: str, data: bytes, timeout_s: float,
+                      headers: dict[str, str] | None = None) -> bytes:
+        """Sends one request to ``runlog.cmd.<subject>``; returns the reply's body."""
+
+    async def send(self, subject: str, body: object, timeout_s: float = 10.0,
+                   headers: dict[str, str] | None = None) -> dict[str, Any]:
         """Requests ``runlog.cmd.<subject>`` with ``body`` (bytes as is, else JSON)."""
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        msg = await self.nc.request(f"{COMMAND_PREFIX}.{subject}", data, timeout=timeout_s)
-        reply = json.loads(msg.data)
+        reply = json.loads(await self.request(subject, data, timeout_s, headers))
         assert isinstance(reply, dict), reply
         return reply
 
@@ -135,25 +154,14 @@ class ServiceClient:
         assert reply["events"] == ["RunCreated"], reply
 
     async def last_seq(self) -> int:
-        """The stream's last sequence."""
-        info = await self.nc.jetstream().stream_info(self.stream)
-        return int(info.state.last_seq)
+        """The log's last sequence."""
+        return await self.store.last_seq()
 
     async def events(self, subjects: str = f"{EVENT_PREFIX}.>") -> list[dict[str, Any]]:
         """Every event on ``subjects`` so far, each with its stream sequence as ``seq``."""
-        js = self.nc.jetstream()
-        sub = await js.subscribe(subjects, stream=self.stream, ordered_consumer=True)
         found: list[dict[str, Any]] = []
-        try:
-            info = await sub.consumer_info()
-            # Some may already be delivered to this client; the server counts both.
-            delivered = info.delivered.consumer_seq if info.delivered else 0
-            total = (delivered or 0) + (info.num_pending or 0)
-            while len(found) < total:
-                msg = await sub.next_msg(timeout=5)
-                found.append(json.loads(msg.data) | {"seq": msg.metadata.sequence.stream})
-        finally:
-            await sub.unsubscribe()
+        async for batch in self.store.read_all(subjects=subjects):
+            found.extend(json.loads(e.payload) | {"seq": e.seq} for e in batch)
         return found
 
     async def events_of(self, aggregate: str, aggregate_id: str) -> list[dict[str, Any]]:
@@ -166,8 +174,15 @@ class ServiceClient:
 
     async def state_of(self, aggregate: str, aggregate_id: str) -> Any:
         """The aggregate's state folded from the log alone (no service cache involved)."""
-        store = JetStreamEventStore(self.nc, stream=self.stream)
-        return (await AggregateRepository(store).load(aggregate, aggregate_id)).state
+        repository: Repository[Any] = Repository(MACHINES[aggregate], self.store, CODEC)
+        return (await repository.get(aggregate_id)).state
+
+    async def budget_spent(self, budget_id: str) -> tuple[int, float]:
+        """Tokens and cost charged to a shared budget, summed from the usage on the log."""
+        usage = [e for e in await self.events(f"{EVENT_PREFIX}.run.*")
+                 if e["type"] == "UsageRecorded" and e.get("budget_id") == budget_id]
+        return (sum(e["tokens_in"] + e["tokens_out"] for e in usage),
+                math.fsum(e["cost_usd"] for e in usage))
 
     async def running_run(self, run_id: str, **fields: object) -> None:
         """Creates and starts a run."""
@@ -191,6 +206,56 @@ class ServiceClient:
         reply = await self.ok("task.claim", {"worker_id": worker_id, **fields}, "task")
         task: dict[str, Any] | None = reply["task"]
         return task
+
+
+class NatsServiceClient(ServiceClient):
+    """A client over NATS request/reply, reading the service's JetStream stream."""
+
+    def __init__(self, nc: Client, stream: str) -> None:
+        self.nc = nc
+        self.stream = stream
+        self.store = JetStreamEventStore(nc, stream=stream)
+
+    async def request(self, subject: str, data: bytes, timeout_s: float,
+                      headers: dict[str, str] | None = None) -> bytes:
+        """A NATS request to ``runlog.cmd.<subject>``."""
+        msg = await self.nc.request(f"{COMMAND_PREFIX}.{subject}", data, timeout=timeout_s,
+                                    headers=headers)
+        return bytes(msg.data)
+
+
+class InProcessClient(ServiceClient):
+    """A client calling a command service in this process directly (no NATS request)."""
+
+    def __init__(self, store: EventStore, service: CommandService) -> None:
+        self.store = store
+        self.service = service
+
+    async def request(self, subject: str, data: bytes, timeout_s: float,
+                      headers: dict[str, str] | None = None) -> bytes:
+        """The service's reply to ``runlog.cmd.<subject>``, encoded as NATS would carry it."""
+        reply = await asyncio.wait_for(self.service.execute(subject, data, headers), timeout_s)
+        return json.dumps(reply, default=str).encode()
+
+    def held_by(self, worker_id: str) -> frozenset[str]:
+        """The tasks a worker holds now (its live leases), as this service's board says."""
+        return self.service.repos.tasks.board.held_by(worker_id)
+
+    async def caught_up(self) -> None:
+        """Waits until this service's log follower has read everything on the log."""
+        await self.service.follower.reached(await self.last_seq(), timeout_s=5)
+
+
+@contextlib.asynccontextmanager
+async def memory_service(store: EventStore | None = None,
+                         settings: Settings | None = None
+                         ) -> AsyncIterator[InProcessClient]:
+    """A command service (policies on, prices seeded) on ``store``, an in-memory log by default."""
+    log = store if store is not None else InMemoryEventStore()
+    async with command_service(log, settings or Settings(data_dir=Path(".runlog-unused"))
+                               ) as service:
+        await seed_prices(service)
+        yield InProcessClient(log, service)
 
 
 def task_id_with_backoff(low_s: float, high_s: float, prefix: str = "t") -> str:
@@ -236,36 +301,3 @@ async def fresh_stream(nc: Client, nats_url: str, data_dir: Path) -> AsyncIterat
         yield settings
     finally:
         await _delete_streams(nc, [settings.stream])
-
-
-@pytest.fixture
-async def service_settings(nc: Client, nats_url: str, tmp_path: Path) -> AsyncIterator[Settings]:
-    """Settings of a service on a fresh stream of this test."""
-    async with fresh_stream(nc, nats_url, tmp_path / "runlog") as settings:
-        yield settings
-
-
-@pytest.fixture
-async def service(service_settings: Settings) -> AsyncIterator[Instance]:
-    """The command service running in this event loop until the test ends."""
-    async with launch(service_settings) as instance:
-        yield instance
-
-
-@pytest.fixture
-async def client(nc: Client, service: Instance) -> ServiceClient:
-    """A client of the running service."""
-    return ServiceClient(nc, service.settings.stream)
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def shared_client(nats_url: str, tmp_path_factory: pytest.TempPathFactory
-                        ) -> AsyncIterator[ServiceClient]:
-    """One service shared by a module whose tests run in its loop (``loop_scope="module"``)."""
-    nc = await nats.connect(nats_url)
-    try:
-        async with fresh_stream(nc, nats_url, tmp_path_factory.mktemp("runlog")) as settings, \
-                launch(settings):
-            yield ServiceClient(nc, settings.stream)
-    finally:
-        await nc.close()

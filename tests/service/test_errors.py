@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
-from nats.aio.client import Client
+from pathlib import Path
 
 from events import EventEnvelope, event_subject, utc_now
 from services.settings import Settings
-from services.store import JetStreamEventStore
-from tests.integration.command_service.conftest import (
-    ServiceClient,
-    launch,
-)
+from services.store import Expectation, OutgoingMessage
+from tests.support.service_client import ServiceClient, memory_service
 
-pytestmark = pytest.mark.nats
 
 async def test_not_found(client: ServiceClient) -> None:
     """Commands on aggregates that do not exist name what is missing."""
@@ -104,12 +99,10 @@ async def test_lease_mismatch_for_a_wrong_epoch_or_a_wrong_worker(client: Servic
     await client.ok("task.succeed", {"task_id": "t1", "worker_id": "w1", "lease_epoch": 1})
 
 
-async def test_conflict_when_another_writer_keeps_winning(nc: Client,
-                                                          service_settings: Settings) -> None:
+async def test_conflict_when_another_writer_keeps_winning(tmp_path: Path) -> None:
     """With no retries left, a write that lost to another replica's is refused as conflict."""
-    settings = service_settings.model_copy(update={"occ_retries": 0})
-    async with launch(settings):
-        client = ServiceClient(nc, settings.stream)
+    settings = Settings(data_dir=tmp_path, occ_retries=0)
+    async with memory_service(settings=settings) as client:
         await client.ok("run.create", {"run_id": "r1", "name": "n"})
         await _start_behind_the_services_back(client, "r1")
         error = await client.refused("run.cancel", {"run_id": "r1"}, "conflict")
@@ -129,12 +122,13 @@ async def test_a_stale_cache_is_refreshed_and_the_command_redecided(client: Serv
 
 
 async def _start_behind_the_services_back(client: ServiceClient, run_id: str) -> None:
-    """Appends RunStarted the way another replica would."""
-    store = JetStreamEventStore(client.nc, stream=client.stream)
+    """Appends RunStarted the way another replica would (before this one's follower reads it)."""
+    store = client.store
     last = await store.last_on_subject(event_subject("run", run_id))
     assert last is not None
     started = EventEnvelope(type="RunStarted", schema_version=1, event_id="other-replica",
                             aggregate="run", aggregate_id=run_id, version=2,
                             occurred_at=utc_now(), command_id="other-replica-start",
                             from_state="pending", to_state="running", data={"run_id": run_id})
-    await store.append([started], last.seq)
+    await store.append([OutgoingMessage(event_subject("run", run_id), started.to_json(),
+                                        "other-replica-start:0", {}, Expectation(last.seq))])

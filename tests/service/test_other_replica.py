@@ -3,46 +3,45 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from services.command_service.task_queue import TaskQueueIndex
 
 from events import utc_now
-from services.bootstrap import Instance
-from services.command_service import AggregateRepository, CommandExecutor
-from services.store import JetStreamEventStore
-from tests.integration.command_service.conftest import ServiceClient, wait_past
 from tests.support.nats_server import wait_until
-
-pytestmark = pytest.mark.nats
+from tests.support.service_client import (
+    InProcessClient,
+    ServiceClient,
+    memory_service,
+    wait_past,
+)
 
 
 class OtherReplica:
-    """A second command executor on the same stream, with its own cache and claim index."""
+    """A second command service on the same log, with its own caches and board."""
 
-    def __init__(self, executor: CommandExecutor) -> None:
-        self.executor = executor
+    def __init__(self, client: InProcessClient) -> None:
+        self.client = client
 
     async def ok(self, subject: str, body: dict[str, Any]) -> dict[str, Any]:
         """Runs a command there; it must succeed."""
-        reply = await self.executor.execute(subject, json.dumps(body).encode())
+        reply = await self.client.send(subject, body)
         assert reply["ok"] is True, reply
         return reply
 
 
 @pytest.fixture
-async def other(client: ServiceClient, service: Instance) -> AsyncIterator[OtherReplica]:
+async def other(client: InProcessClient) -> AsyncIterator[OtherReplica]:
     """The other replica, started after the service (whose cache these tests make stale)."""
-    store = JetStreamEventStore(client.nc, stream=client.stream)
-    index = TaskQueueIndex()
-    await index.start(store)
-    await index.caught_up.wait()
-    yield OtherReplica(CommandExecutor(store, AggregateRepository(store), task_index=index))
-    await index.stop()
+    async with memory_service(client.store) as replica:
+        yield OtherReplica(replica)
+
+
+async def caught_up(client: InProcessClient) -> None:
+    """Waits until this replica's follower has read the whole log."""
+    await client.service.follower.reached(await client.last_seq(), timeout_s=5)
 
 
 async def test_a_breaker_opened_elsewhere_is_not_acquired_here(client: ServiceClient,
@@ -113,10 +112,10 @@ async def test_a_retry_here_of_a_claim_made_elsewhere_gets_its_reply(
     await client.running_run("r1")
     await other.ok("worker.register", {"worker_id": "w1", "kinds": ["llm"]})
     await client.submit("t1")
-    index = other.executor.task_index
+    board = other.client.service.repos.tasks.board
 
     async def indexed() -> int:
-        return len(index)
+        return len(board)
 
     await wait_until(indexed, lambda n: n == 1)
     body = {"worker_id": "w1", "command_id": "claim-elsewhere"}

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
-from tests.integration.command_service.conftest import ServiceClient
-
-pytestmark = pytest.mark.nats
+from tests.support.service_client import ServiceClient
 
 
 async def test_a_retried_empty_claim_stays_empty(client: ServiceClient) -> None:
