@@ -12,7 +12,6 @@ decided again.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
 
 __all__ = ["RememberedReplies"]
 
@@ -23,18 +22,19 @@ class RememberedReplies:
     """A bounded map from client command ids to the no-write replies they got."""
 
     def __init__(self, capacity: int = 100_000) -> None:
-        self._replies: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+        self._replies: OrderedDict[tuple[str, str], dict[str, object]] = OrderedDict()
         self._capacity = capacity
 
-    def get(self, subject: str, command_id: str) -> dict[str, Any] | None:
+    def get(self, subject: str, command_id: str) -> dict[str, object] | None:
         """The reply given to this command id on this subject, if it wrote nothing."""
         return self._replies.get((subject, command_id))
 
-    def keep(self, subject: str, command_id: str, reply: dict[str, Any]) -> None:
+    def keep(self, subject: str, command_id: str, reply: dict[str, object]) -> None:
         """Remembers ``reply`` when it is definitive and wrote nothing."""
         if reply["ok"] and reply.get("events"):
             return  # the log answers this one
-        if not reply["ok"] and reply["error"]["code"] in _TRANSIENT:
+        error = reply.get("error")
+        if isinstance(error, dict) and error.get("code") in _TRANSIENT:
             return
         self._replies[(subject, command_id)] = reply
         self._replies.move_to_end((subject, command_id))

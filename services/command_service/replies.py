@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from events.errors import ErrorCode
 
@@ -14,7 +13,7 @@ __all__ = ["CommandFailed", "error_reply", "ok_reply"]
 class CommandFailed(Exception):
     """A command refused before or instead of writing; becomes an error reply."""
 
-    def __init__(self, code: ErrorCode, message: str, details: dict[str, Any] | None = None):
+    def __init__(self, code: ErrorCode, message: str, details: dict[str, object] | None = None):
         super().__init__(message)
         self.code = code
         self.message = message
@@ -23,18 +22,18 @@ class CommandFailed(Exception):
 
 def ok_reply(
     aggregate_id: str, version: int, seq: int, event_types: Sequence[str],
-    extra: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+    extra: dict[str, object] | None = None,
+) -> dict[str, object]:
     """Builds a success reply; ``seq`` is the position to wait for when reading your write."""
-    reply: dict[str, Any] = {
+    reply: dict[str, object] = {
         "ok": True, "id": aggregate_id, "version": version, "seq": seq,
         "events": list(event_types),
     }
     return reply | (extra or {})
 
 
-def error_reply(code: ErrorCode, message: str, details: dict[str, Any] | None = None
-                ) -> dict[str, Any]:
+def error_reply(code: ErrorCode, message: str, details: dict[str, object] | None = None
+                ) -> dict[str, object]:
     """Builds a failure reply (nothing was written)."""
     return {"ok": False, "error": {"code": str(code), "message": message,
                                    "details": details or {}}}

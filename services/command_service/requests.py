@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from pydantic import ValidationError
 
@@ -53,7 +53,7 @@ def _summary(error: ValidationError) -> str:
     return f"{where}: {first['msg']}{more}"
 
 
-def _details(error: ValidationError) -> list[dict[str, Any]]:
+def _details(error: ValidationError) -> list[dict[str, object]]:
     return [
         {"loc": [str(p) for p in e["loc"]], "msg": e["msg"], "type": e["type"]}
         for e in error.errors()[:_MAX_REPORTED_ERRORS]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
 
 from events.base import Command, DomainEvent
 from events.catalog.breaker import (
@@ -31,7 +30,7 @@ from events.commands.breaker import (
 from events.errors import ErrorCode
 
 from .context import Context
-from .machine import DomainError, TransitionTable
+from .machine import DomainError, InvalidHistory, TransitionTable
 
 __all__ = [
     "DEFAULT_COOLDOWN_S",
@@ -176,24 +175,28 @@ def evolve(state: BreakerState | None, event: DomainEvent) -> BreakerState:
     """Returns the breaker's state after ``event`` (which must fit the table)."""
     target = TABLE.next_state(state.state if state else None, event.type_name())
     if state is None:
-        assert isinstance(event, BreakerConfigured)
+        if not isinstance(event, BreakerConfigured):
+            raise InvalidHistory(f"breaker: {event.type_name()} before BreakerConfigured")
         return BreakerState(breaker_id=event.breaker_id, state=target,
                             failure_threshold=event.failure_threshold,
                             cooldown_s=event.cooldown_s)
-    return replace(state, state=target, **_changes(event))
+    return _changed(replace(state, state=target), event)
 
 
-def _changes(event: DomainEvent) -> dict[str, Any]:
-    if isinstance(event, BreakerConfigured):
-        return {"failure_threshold": event.failure_threshold, "cooldown_s": event.cooldown_s}
-    if isinstance(event, BreakerFailureRecorded):
-        return {"consecutive_failures": event.consecutive_failures}
-    if isinstance(event, BreakerOpened):
-        return {"consecutive_failures": event.consecutive_failures, "open_until": event.until,
-                "probe_id": None, "probe_deadline": None}
-    if isinstance(event, BreakerHalfOpened):
-        return {"probe_id": event.probe_id, "probe_deadline": event.probe_deadline}
-    if isinstance(event, BreakerSuccessRecorded | BreakerClosed | BreakerReset):
-        return {"consecutive_failures": 0, "open_until": None, "probe_id": None,
-                "probe_deadline": None}
-    return {}
+def _changed(state: BreakerState, event: DomainEvent) -> BreakerState:
+    """The fields an event changes besides the state name."""
+    match event:
+        case BreakerConfigured():
+            return replace(state, failure_threshold=event.failure_threshold,
+                           cooldown_s=event.cooldown_s)
+        case BreakerFailureRecorded():
+            return replace(state, consecutive_failures=event.consecutive_failures)
+        case BreakerOpened():
+            return replace(state, consecutive_failures=event.consecutive_failures,
+                           open_until=event.until, probe_id=None, probe_deadline=None)
+        case BreakerHalfOpened():
+            return replace(state, probe_id=event.probe_id, probe_deadline=event.probe_deadline)
+        case BreakerSuccessRecorded() | BreakerClosed() | BreakerReset():
+            return replace(state, consecutive_failures=0, open_until=None, probe_id=None,
+                           probe_deadline=None)
+    return state

@@ -18,7 +18,7 @@ from events.errors import ErrorCode
 
 from .checks import action_of
 from .context import Context
-from .machine import DomainError, TransitionTable
+from .machine import DomainError, InvalidHistory, TransitionTable
 
 __all__ = ["TABLE", "BudgetState", "decide", "evolve"]
 
@@ -87,7 +87,8 @@ def decide(state: BudgetState | None, command: Command, ctx: Context) -> list[Do
 def _create(state: BudgetState | None, command: CreateBudget) -> list[DomainEvent]:
     if state is not None:
         raise DomainError(ErrorCode.ALREADY_EXISTS, f"budget {state.budget_id} already exists")
-    assert command.budget_id is not None, "the service assigns an id before deciding"
+    if command.budget_id is None:
+        raise ValueError("the service assigns a budget_id before deciding")
     created = BudgetCreated(budget_id=command.budget_id, name=command.name,
                             max_cost_usd=command.max_cost_usd, max_tokens=command.max_tokens)
     return [created, *_exhausted_if_reached(evolve(None, created))]
@@ -126,7 +127,8 @@ def evolve(state: BudgetState | None, event: DomainEvent) -> BudgetState:
     if isinstance(event, BudgetCreated):
         return BudgetState(budget_id=event.budget_id, name=event.name, state=target,
                            max_cost_usd=event.max_cost_usd, max_tokens=event.max_tokens)
-    assert state is not None
+    if state is None:
+        raise InvalidHistory(f"budget: {event.type_name()} before BudgetCreated")
     if isinstance(event, BudgetCharged):
         return replace(state, tokens=state.tokens + event.tokens,
                        cost_usd=state.cost_usd + event.cost_usd)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
 
 from events.base import Command, DomainEvent
 from events.catalog.gate import GateCreated, GateFailed, GatePassed, GateStarted, GateWaived
@@ -13,7 +11,7 @@ from events.errors import ErrorCode
 
 from .checks import action_of, require_run
 from .context import Context
-from .machine import DomainError, TransitionTable
+from .machine import DomainError, InvalidHistory, TransitionTable
 
 __all__ = ["CLEARED", "TABLE", "GateState", "decide", "evolve"]
 
@@ -46,12 +44,18 @@ class GateState:
     patch_id: str | None = None
 
 
-_EVENTS: dict[type[Command], Callable[[str, Any], DomainEvent]] = {
-    StartGate: lambda i, c: GateStarted(gate_id=i),
-    PassGate: lambda i, c: GatePassed(gate_id=i),
-    FailGate: lambda i, c: GateFailed(gate_id=i, reason=c.reason),
-    WaiveGate: lambda i, c: GateWaived(gate_id=i, reason=c.reason, by=c.by),
-}
+def _event_of(gate_id: str, command: Command) -> DomainEvent:
+    """The event a command on an existing gate asks for."""
+    match command:
+        case StartGate():
+            return GateStarted(gate_id=gate_id)
+        case PassGate():
+            return GatePassed(gate_id=gate_id)
+        case FailGate():
+            return GateFailed(gate_id=gate_id, reason=command.reason)
+        case WaiveGate():
+            return GateWaived(gate_id=gate_id, reason=command.reason, by=command.by)
+    raise TypeError(f"not a gate command: {type(command).__name__}")
 
 
 def decide(state: GateState | None, command: Command, ctx: Context) -> list[DomainEvent]:
@@ -63,10 +67,7 @@ def decide(state: GateState | None, command: Command, ctx: Context) -> list[Doma
         return _create(state, command, ctx)
     if state is None:
         raise DomainError(ErrorCode.NOT_FOUND, f"gate {command.target_id()} does not exist")
-    build = _EVENTS.get(type(command))
-    if build is None:
-        raise TypeError(f"not a gate command: {type(command).__name__}")
-    event = build(state.gate_id, command)
+    event = _event_of(state.gate_id, command)
     TABLE.require(state.state, event.type_name(), action_of(command), state.gate_id)
     return [event]
 
@@ -74,7 +75,8 @@ def decide(state: GateState | None, command: Command, ctx: Context) -> list[Doma
 def _create(state: GateState | None, command: CreateGate, ctx: Context) -> list[DomainEvent]:
     if state is not None:
         raise DomainError(ErrorCode.ALREADY_EXISTS, f"gate {state.gate_id} already exists")
-    assert command.gate_id is not None, "the service assigns an id before deciding"
+    if command.gate_id is None:
+        raise ValueError("the service assigns a gate_id before deciding")
     require_run(ctx.facts.run, command.run_id, "gate.create", ("pending", "running"))
     return [GateCreated(gate_id=command.gate_id, run_id=command.run_id,
                         patch_id=command.patch_id, name=command.name)]
@@ -86,5 +88,6 @@ def evolve(state: GateState | None, event: DomainEvent) -> GateState:
     if isinstance(event, GateCreated):
         return GateState(gate_id=event.gate_id, run_id=event.run_id, name=event.name,
                          state=target, patch_id=event.patch_id)
-    assert state is not None
+    if state is None:
+        raise InvalidHistory(f"gate: {event.type_name()} before GateCreated")
     return replace(state, state=target)

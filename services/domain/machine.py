@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from events.errors import ErrorCode
 
@@ -19,7 +18,7 @@ def targets_of(target: Target) -> tuple[str, ...]:
 class DomainError(Exception):
     """A command the rules refuse; it carries the reply's error code."""
 
-    def __init__(self, code: ErrorCode, message: str, details: dict[str, Any] | None = None):
+    def __init__(self, code: ErrorCode, message: str, details: dict[str, object] | None = None):
         super().__init__(message)
         self.code = code
         self.message = message

@@ -17,7 +17,7 @@ from events.catalog.model import ModelPriceSet, ModelRegistered
 from events.commands.model import RegisterModel
 
 from .context import Context, Price
-from .machine import TransitionTable
+from .machine import InvalidHistory, TransitionTable
 
 __all__ = ["TABLE", "ModelState", "decide", "evolve", "price_at"]
 
@@ -75,8 +75,8 @@ def evolve(state: ModelState | None, event: DomainEvent) -> ModelState:
     target = TABLE.next_state(state.state if state else None, event.type_name())
     if isinstance(event, ModelRegistered):
         return ModelState(model=event.model, provider=event.provider, state=target)
-    assert state is not None
-    assert isinstance(event, ModelPriceSet)
+    if state is None or not isinstance(event, ModelPriceSet):
+        raise InvalidHistory(f"model: {event.type_name()} does not follow its history")
     # A price with an effective date already listed corrects that entry.
     kept = [p for p in state.prices if p.effective_from != event.effective_from]
     prices = sorted([*kept, _as_price(event)], key=lambda p: p.effective_from)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
 
 from events.base import Command, DomainEvent
 from events.catalog.patch import (
@@ -35,7 +33,7 @@ from events.errors import ErrorCode
 
 from .checks import action_of, require_run
 from .context import Context
-from .machine import DomainError, TransitionTable
+from .machine import DomainError, InvalidHistory, TransitionTable
 
 __all__ = ["TABLE", "PatchState", "decide", "evolve"]
 
@@ -74,17 +72,28 @@ class PatchState:
     files: tuple[str, ...] = ()
 
 
-_EVENTS: dict[type[Command], Callable[[str, Any], DomainEvent]] = {
-    ValidatePatch: lambda i, c: PatchValidationStarted(patch_id=i),
-    AcceptPatch: lambda i, c: PatchValidated(patch_id=i),
-    RejectPatch: lambda i, c: PatchRejected(patch_id=i, reason=c.reason),
-    ApplyPatch: lambda i, c: PatchApplyStarted(patch_id=i),
-    MarkPatchApplied: lambda i, c: PatchApplied(patch_id=i),
-    TestPatch: lambda i, c: PatchTestStarted(patch_id=i),
-    VerifyPatch: lambda i, c: PatchVerified(patch_id=i),
-    CommitPatch: lambda i, c: PatchCommitted(patch_id=i, commit=c.commit),
-    RollBackPatch: lambda i, c: PatchRolledBack(patch_id=i, reason=c.reason),
-}
+def _event_of(patch_id: str, command: Command) -> DomainEvent:
+    """The event a command on an existing patch asks for."""
+    match command:
+        case ValidatePatch():
+            return PatchValidationStarted(patch_id=patch_id)
+        case AcceptPatch():
+            return PatchValidated(patch_id=patch_id)
+        case RejectPatch():
+            return PatchRejected(patch_id=patch_id, reason=command.reason)
+        case ApplyPatch():
+            return PatchApplyStarted(patch_id=patch_id)
+        case MarkPatchApplied():
+            return PatchApplied(patch_id=patch_id)
+        case TestPatch():
+            return PatchTestStarted(patch_id=patch_id)
+        case VerifyPatch():
+            return PatchVerified(patch_id=patch_id)
+        case CommitPatch():
+            return PatchCommitted(patch_id=patch_id, commit=command.commit)
+        case RollBackPatch():
+            return PatchRolledBack(patch_id=patch_id, reason=command.reason)
+    raise TypeError(f"not a patch command: {type(command).__name__}")
 
 
 def decide(state: PatchState | None, command: Command, ctx: Context) -> list[DomainEvent]:
@@ -96,10 +105,7 @@ def decide(state: PatchState | None, command: Command, ctx: Context) -> list[Dom
         return _propose(state, command, ctx)
     if state is None:
         raise DomainError(ErrorCode.NOT_FOUND, f"patch {command.target_id()} does not exist")
-    build = _EVENTS.get(type(command))
-    if build is None:
-        raise TypeError(f"not a patch command: {type(command).__name__}")
-    event = build(state.patch_id, command)
+    event = _event_of(state.patch_id, command)
     TABLE.require(state.state, event.type_name(), action_of(command), state.patch_id)
     return [event]
 
@@ -107,7 +113,8 @@ def decide(state: PatchState | None, command: Command, ctx: Context) -> list[Dom
 def _propose(state: PatchState | None, command: ProposePatch, ctx: Context) -> list[DomainEvent]:
     if state is not None:
         raise DomainError(ErrorCode.ALREADY_EXISTS, f"patch {state.patch_id} already exists")
-    assert command.patch_id is not None, "the service assigns an id before deciding"
+    if command.patch_id is None:
+        raise ValueError("the service assigns a patch_id before deciding")
     require_run(ctx.facts.run, command.run_id, "patch.propose", ("running",))
     return [PatchProposed(patch_id=command.patch_id, run_id=command.run_id,
                           task_id=command.task_id, title=command.title,
@@ -120,5 +127,6 @@ def evolve(state: PatchState | None, event: DomainEvent) -> PatchState:
     if isinstance(event, PatchProposed):
         return PatchState(patch_id=event.patch_id, run_id=event.run_id, state=target,
                           title=event.title, task_id=event.task_id, files=tuple(event.files))
-    assert state is not None
+    if state is None:
+        raise InvalidHistory(f"patch: {event.type_name()} before PatchProposed")
     return replace(state, state=target)

@@ -90,7 +90,8 @@ def decide(state: RunState | None, command: Command, ctx: Context) -> list[Domai
 def _create(state: RunState | None, command: CreateRun) -> list[DomainEvent]:
     if state is not None:
         raise DomainError(ErrorCode.ALREADY_EXISTS, f"run {state.run_id} already exists")
-    assert command.run_id is not None, "the service assigns a run_id before deciding"
+    if command.run_id is None:
+        raise ValueError("the service assigns a run_id before deciding")
     return [RunCreated(run_id=command.run_id, name=command.name, labels=command.labels,
                        budget=command.budget, budget_id=command.budget_id)]
 

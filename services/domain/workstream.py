@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
 
 from events.base import Command, DomainEvent
 from events.catalog.workstream import (
@@ -37,7 +35,7 @@ from events.errors import ErrorCode
 
 from .checks import action_of, require_dependencies_done, require_run
 from .context import Context
-from .machine import DomainError, TransitionTable
+from .machine import DomainError, InvalidHistory, TransitionTable
 
 __all__ = ["DONE", "TABLE", "WorkstreamState", "decide", "evolve"]
 
@@ -81,20 +79,30 @@ class WorkstreamState:
     depends_on: tuple[str, ...] = ()
 
 
-_Build = Callable[[str, Any], DomainEvent]
-
-_EVENTS: dict[type[Command], _Build] = {
-    MarkWorkstreamReady: lambda i, c: WorkstreamMarkedReady(workstream_id=i),
-    StartWorkstream: lambda i, c: WorkstreamStarted(workstream_id=i),
-    PauseWorkstream: lambda i, c: WorkstreamPaused(workstream_id=i),
-    ResumeWorkstream: lambda i, c: WorkstreamResumed(workstream_id=i),
-    BlockWorkstream: lambda i, c: WorkstreamBlocked(workstream_id=i, reason=c.reason),
-    UnblockWorkstream: lambda i, c: WorkstreamUnblocked(workstream_id=i),
-    SucceedWorkstream: lambda i, c: WorkstreamSucceeded(workstream_id=i),
-    FailWorkstream: lambda i, c: WorkstreamFailed(workstream_id=i, reason=c.reason),
-    CancelWorkstream: lambda i, c: WorkstreamCancelled(workstream_id=i, reason=c.reason),
-    SkipWorkstream: lambda i, c: WorkstreamSkipped(workstream_id=i, reason=c.reason),
-}
+def _event_of(workstream_id: str, command: Command) -> DomainEvent:
+    """The event a command on an existing workstream asks for."""
+    match command:
+        case MarkWorkstreamReady():
+            return WorkstreamMarkedReady(workstream_id=workstream_id)
+        case StartWorkstream():
+            return WorkstreamStarted(workstream_id=workstream_id)
+        case PauseWorkstream():
+            return WorkstreamPaused(workstream_id=workstream_id)
+        case ResumeWorkstream():
+            return WorkstreamResumed(workstream_id=workstream_id)
+        case BlockWorkstream():
+            return WorkstreamBlocked(workstream_id=workstream_id, reason=command.reason)
+        case UnblockWorkstream():
+            return WorkstreamUnblocked(workstream_id=workstream_id)
+        case SucceedWorkstream():
+            return WorkstreamSucceeded(workstream_id=workstream_id)
+        case FailWorkstream():
+            return WorkstreamFailed(workstream_id=workstream_id, reason=command.reason)
+        case CancelWorkstream():
+            return WorkstreamCancelled(workstream_id=workstream_id, reason=command.reason)
+        case SkipWorkstream():
+            return WorkstreamSkipped(workstream_id=workstream_id, reason=command.reason)
+    raise TypeError(f"not a workstream command: {type(command).__name__}")
 
 
 def decide(state: WorkstreamState | None, command: Command, ctx: Context) -> list[DomainEvent]:
@@ -108,10 +116,7 @@ def decide(state: WorkstreamState | None, command: Command, ctx: Context) -> lis
         return _create(state, command, ctx)
     if state is None:
         raise DomainError(ErrorCode.NOT_FOUND, f"workstream {command.target_id()} does not exist")
-    build = _EVENTS.get(type(command))
-    if build is None:
-        raise TypeError(f"not a workstream command: {type(command).__name__}")
-    event = build(state.workstream_id, command)
+    event = _event_of(state.workstream_id, command)
     TABLE.require(state.state, event.type_name(), action_of(command), state.workstream_id)
     if isinstance(command, MarkWorkstreamReady):
         require_dependencies_done("workstream", state.workstream_id, state.depends_on,
@@ -125,7 +130,8 @@ def _create(
     if state is not None:
         raise DomainError(ErrorCode.ALREADY_EXISTS,
                           f"workstream {state.workstream_id} already exists")
-    assert command.workstream_id is not None, "the service assigns an id before deciding"
+    if command.workstream_id is None:
+        raise ValueError("the service assigns a workstream_id before deciding")
     if command.workstream_id in command.depends_on:
         raise DomainError(ErrorCode.VALIDATION_FAILED,
                           f"workstream {command.workstream_id} cannot depend on itself")
@@ -142,5 +148,6 @@ def evolve(state: WorkstreamState | None, event: DomainEvent) -> WorkstreamState
         return WorkstreamState(workstream_id=event.workstream_id, run_id=event.run_id,
                                name=event.name, state=target,
                                depends_on=tuple(event.depends_on))
-    assert state is not None
+    if state is None:
+        raise InvalidHistory(f"workstream: {event.type_name()} before WorkstreamCreated")
     return replace(state, state=target)
