@@ -24,7 +24,7 @@ from pathlib import Path
 import duckdb
 
 from events.codec import CODEC, EventCodec
-from services.store import JetStreamEventStore
+from services.store.port import EventStore
 
 from .database import ReadModelDb, is_lock_conflict
 from .errors import ProjectionError, ReplayRefused
@@ -79,7 +79,7 @@ def as_of_path(db_path: Path, until_seq: int | None = None, until: datetime | No
 
 
 async def build_read_models(
-    store: JetStreamEventStore,
+    store: EventStore,
     dest: Path,
     until_seq: int | None = None,
     until: datetime | None = None,

@@ -19,7 +19,8 @@ from typing import TypeVar
 
 from events.codec import CODEC, EventCodec
 from services.errors import StoreError
-from services.store import EventFeed, JetStreamEventStore, RecordedEvent
+from services.store import RecordedEvent
+from services.store.port import EventFeed, EventStore
 
 from .applier import BatchApplier, BatchResult
 from .database import ReadModelDb, checkpoint_positions
@@ -61,7 +62,7 @@ class Projector:
 
     def __init__(
         self,
-        store: JetStreamEventStore,
+        store: EventStore,
         db: ReadModelDb,
         config: ProjectorConfig | None = None,
         projections: Sequence[Projection] | None = None,

@@ -16,6 +16,8 @@ import nats.errors
 from faststream.nats import NatsBroker
 from nats.aio.client import Client
 
+from events.codec import CODEC, EventCodec
+
 from .command_service import CommandService, ServiceLimits, register_command_handlers
 from .command_service.app import CommandDispatcher
 from .command_service.telemetry import Executor, MeasuredStore, SpanSteps, TracedCommands
@@ -141,9 +143,10 @@ def build_policies(service: CommandService, settings: Settings) -> list[Policy]:
 
 
 @contextlib.asynccontextmanager
-async def command_service(store: EventStore, settings: Settings) -> AsyncIterator[CommandService]:
+async def command_service(store: EventStore, settings: Settings, codec: EventCodec = CODEC
+                          ) -> AsyncIterator[CommandService]:
     """The command service and its policies on ``store``, caught up with the log."""
-    service = CommandService(MeasuredStore(store), limits=service_limits(settings),
+    service = CommandService(MeasuredStore(store), codec, limits=service_limits(settings),
                              hooks=SpanSteps())
     policies = build_policies(service, settings)
     running: list[asyncio.Task[None]] = []

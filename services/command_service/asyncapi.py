@@ -19,7 +19,7 @@ from faststream import FastStream
 from faststream.specification import AsyncAPI
 
 from services.bootstrap import build_broker
-from services.generated_docs import write_or_check
+from services.docs.generated import write_or_check
 from services.settings import Settings
 
 __all__ = ["DOCUMENT", "REGENERATE", "app", "main", "render"]

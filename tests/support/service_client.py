@@ -24,7 +24,7 @@ import nats.js.errors
 from nats.aio.client import Client
 
 from events import COMMAND_PREFIX, EVENT_PREFIX, utc_now
-from events.codec import CODEC
+from events.codec import CODEC, EventCodec
 from services.bootstrap import Instance, command_service, seed_prices, serve
 from services.command_service import CommandService
 from services.command_service.repositories import Repository
@@ -247,13 +247,12 @@ class InProcessClient(ServiceClient):
 
 
 @contextlib.asynccontextmanager
-async def memory_service(store: EventStore | None = None,
-                         settings: Settings | None = None
-                         ) -> AsyncIterator[InProcessClient]:
+async def memory_service(store: EventStore | None = None, settings: Settings | None = None,
+                         codec: EventCodec = CODEC) -> AsyncIterator[InProcessClient]:
     """A command service (policies on, prices seeded) on ``store``, an in-memory log by default."""
     log = store if store is not None else InMemoryEventStore()
-    async with command_service(log, settings or Settings(data_dir=Path(".runlog-unused"))
-                               ) as service:
+    async with command_service(log, settings or Settings(data_dir=Path(".runlog-unused")),
+                               codec) as service:
         await seed_prices(service)
         yield InProcessClient(log, service)
 

@@ -6,14 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from services.domain import MACHINES, docs
-from services.domain.docs import DOC_PATH, main, render
+from services.docs import state_machines as docs
+from services.domain import MACHINES
+from services.docs.state_machines import DOC_PATH, main, render
 from services.domain.machine import targets_of
 
 
 def test_committed_document_is_current() -> None:
-    assert DOC_PATH.exists(), "run: python -m services.domain.docs"
-    assert DOC_PATH.read_text() == render(), "stale; run: python -m services.domain.docs"
+    assert DOC_PATH.exists(), "run: python -m services.docs.state_machines"
+    assert DOC_PATH.read_text() == render(), "stale; run: python -m services.docs.state_machines"
     assert main(["--check"]) == 0
 
 

@@ -1,4 +1,4 @@
-"""Writes docs/state-machines.md from the transition tables: ``python -m services.domain.docs``.
+"""Writes docs/state-machines.md from the transition tables: ``python -m services.docs.state_machines``.
 
 ``--check`` exits with status 1, writing nothing, when the committed file is stale.
 """
@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from events.commands import COMMANDS
-from services.generated_docs import write_or_check
+from services.docs.generated import write_or_check
 
-from .machine import TransitionTable, targets_of
-from .registry import MACHINES, Machine
+from services.domain.machine import TransitionTable, targets_of
+from services.domain.registry import MACHINES, Machine
 
 __all__ = ["DOC_PATH", "main", "render"]
 
@@ -72,7 +72,7 @@ def render() -> str:
         "# State machines",
         "",
         "Generated from the transition tables in `services/domain/` by "
-        "`python -m services.domain.docs`; edit the tables, not this file.",
+        "`python -m services.docs.state_machines`; edit the tables, not this file.",
         "",
         f"{len(MACHINES)} machines, {total} states. An event that does not fit its "
         "aggregate's table is never written, and a stored history that breaks it fails "
@@ -122,7 +122,7 @@ def _mermaid(table: TransitionTable) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Writes the document (or, with ``--check``, reports whether it is stale)."""
-    return write_or_check(DOC_PATH, render(), "python -m services.domain.docs",
+    return write_or_check(DOC_PATH, render(), "python -m services.docs.state_machines",
                           sys.argv[1:] if argv is None else argv)
 
 

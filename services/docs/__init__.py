@@ -1,0 +1,1 @@
+"""Documents generated from the code and kept in the repository (state machines, AsyncAPI)."""
