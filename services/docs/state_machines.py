@@ -1,4 +1,6 @@
-"""Writes docs/state-machines.md from the transition tables: ``python -m services.docs.state_machines``.
+"""Writes docs/state-machines.md from the transition tables.
+
+Run ``python -m services.docs.state_machines``;
 
 ``--check`` exits with status 1, writing nothing, when the committed file is stale.
 """
@@ -11,7 +13,6 @@ from typing import Any
 
 from events.commands import COMMANDS
 from services.docs.generated import write_or_check
-
 from services.domain.machine import TransitionTable, targets_of
 from services.domain.registry import MACHINES, Machine
 

@@ -23,5 +23,5 @@ def test_a_command_without_a_handler_is_refused_at_import() -> None:
 
 
 def test_two_handlers_for_one_command_are_refused() -> None:
-    with pytest.raises(ValueError, match="two routes for run.create"):
+    with pytest.raises(ValueError, match=r"two routes for run\.create"):
         route_table([*ROUTES.values(), ROUTES["run.create"]])

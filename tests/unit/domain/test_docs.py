@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from services.docs import state_machines as docs
-from services.domain import MACHINES
 from services.docs.state_machines import DOC_PATH, main, render
+from services.domain import MACHINES
 from services.domain.machine import targets_of
 
 
