@@ -1,8 +1,7 @@
 """Writes docs/state-machines.md from the transition tables.
 
-Run ``python -m services.docs.state_machines``;
-
-``--check`` exits with status 1, writing nothing, when the committed file is stale.
+Run ``python -m services.docs.state_machines``; with ``--check`` it exits with status 1,
+writing nothing, when the committed file is stale.
 """
 
 from __future__ import annotations
