@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from events import events_filter
-from events.base import DomainEvent
-from events.catalog.task import TaskLeased
+from events.base import DomainEvent, JsonObject
+from events.catalog.task import TaskLeased, TaskSubmitted
 from events.codec import EventCodec, StoredEvent
 from services.domain.claims import TaskBoard
 from services.domain.registry import TASK
@@ -25,6 +25,8 @@ from .repositories import Loaded, Repository
 __all__ = ["TaskRepository"]
 
 _ENDED = frozenset({"succeeded", "failed", "cancelled"})
+_PAYLOAD_BYTES = 64 * 1024 * 1024
+"""Open tasks' payloads kept in memory, so a claim's reply needs no read of the log."""
 _CLAIMS_KEPT = 100_000
 """Claim command ids remembered for answering retried claims; older retries fall back to
 JetStream's duplicate window."""
@@ -41,15 +43,31 @@ class TaskRepository(Repository[TaskState]):
         self._open: dict[str, Loaded[TaskState]] = {}
         self._order: dict[str, int] = {}
         self._claims: OrderedDict[str, str] = OrderedDict()
+        self._payloads: dict[str, tuple[JsonObject, int]] = {}
+        self._payload_bytes = 0
 
     def apply(self, loaded: Loaded[TaskState], event: DomainEvent, seq: int, command_id: str,
               size: int) -> None:
         """Applies one event; a lease also records which task its claim's command got."""
         super().apply(loaded, event, seq, command_id, size)
+        if isinstance(event, TaskSubmitted) and self._payload_bytes + size <= _PAYLOAD_BYTES:
+            self._payloads[loaded.aggregate_id] = (event.payload, size)
+            self._payload_bytes += size
         if isinstance(event, TaskLeased):
             self._claims[command_id] = loaded.aggregate_id
             while len(self._claims) > _CLAIMS_KEPT:
                 self._claims.popitem(last=False)
+
+    async def catch_up(self, from_seq: int) -> None:
+        """Folds every task event on the log from ``from_seq`` on (what the follower has not
+        handed out yet)."""
+        for recorded in await self.store.read_subject(self.partition.subject_filter, from_seq):
+            self.observe(self.decode(recorded))
+
+    def payload_of(self, task_id: str) -> JsonObject | None:
+        """The payload an open task was submitted with, when it is kept in memory."""
+        kept = self._payloads.get(task_id)
+        return kept[0] if kept is not None else None
 
     def claimed_by(self, command_id: str) -> str | None:
         """The task a claim with this command id leased, when this replica saw it."""
@@ -90,6 +108,7 @@ class TaskRepository(Repository[TaskState]):
         order = self._order.setdefault(loaded.aggregate_id, loaded.last_seq)
         self.board.put(state, order)
         if state.state in _ENDED:
+            self._forget_payload(loaded)
             self._open.pop(loaded.aggregate_id, None)
             self._order.pop(loaded.aggregate_id, None)
             super().remember(loaded)
@@ -97,6 +116,11 @@ class TaskRepository(Repository[TaskState]):
         self._open[loaded.aggregate_id] = loaded
         if self.on_change is not None:
             self.on_change(loaded)
+
+    def _forget_payload(self, loaded: Loaded[TaskState]) -> None:
+        kept = self._payloads.pop(loaded.aggregate_id, None)
+        if kept is not None:
+            self._payload_bytes -= kept[1]
 
     def forget(self, aggregate_id: str) -> None:
         """Drops an ended task from the cache; an open one stays (the board needs it)."""

@@ -16,6 +16,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, TypeVar
 
@@ -151,7 +152,10 @@ class CommandService:
 
     async def _guarded(self, route: Route[C], command: C, headers: Mapping[str, str]) -> Reply:
         try:
-            return await self._serialised(route, command, _trace_headers(headers))
+            decided = await self._serialised(route, command, _trace_headers(headers))
+            # Rendered once the locks are released: a claim's task view must not hold
+            # the task partition.
+            return decided if isinstance(decided, dict) else await decided.reply()
         except (CommandFailed, DomainError) as refused:
             return error_reply(refused.code, refused.message, refused.details)
         except StoreUnavailable as error:
@@ -160,7 +164,8 @@ class CommandService:
             log.exception("command on %s failed", route.subject)
             return error_reply(ErrorCode.INTERNAL, "internal error; nothing was written")
 
-    async def _serialised(self, route: Route[C], command: C, trace: Mapping[str, str]) -> Reply:
+    async def _serialised(self, route: Route[C], command: C, trace: Mapping[str, str]
+                          ) -> Reply | Decided:
         lock = self._locks[hash((command.aggregate, target_of(command))) % _LOCK_STRIPES]
         partition = self.repos.tasks.partition
         async with lock:
@@ -174,7 +179,8 @@ class CommandService:
 
     # -- the one retry loop ---------------------------------------------------
 
-    async def _attempts(self, route: Route[C], command: C, trace: Mapping[str, str]) -> Reply:
+    async def _attempts(self, route: Route[C], command: C, trace: Mapping[str, str]
+                        ) -> Reply | Decided:
         """Decides and commits, again after conflicts (jittered, within a deadline)."""
         deadline = time.monotonic() + self.limits.occ_deadline_s
         attempts = rereads = 0
@@ -198,7 +204,7 @@ class CommandService:
                             "retry later with the same command_id", {"attempts": attempts})
 
     async def _attempt(self, route: Route[C], command: C, trace: Mapping[str, str],
-                       uow: UnitOfWork, may_reread: bool) -> Reply | None:
+                       uow: UnitOfWork, may_reread: bool) -> Reply | Decided | None:
         """One decision; None when it rested on stale reads and must be made again."""
         recognised = await self._recognise(route, uow, command)
         if recognised is not None:
@@ -215,11 +221,11 @@ class CommandService:
         if not uow.staged:
             if may_reread and await uow.moved():
                 return None
-            return await _reply(outcome, None)
+            return Decided(outcome, None)
         committed = await uow.commit(command.command_id or "", trace)
         if committed.result.duplicate:
             return await self._answer_duplicate(route, command, committed.result.last_seq)
-        return await _reply(outcome, committed)
+        return Decided(outcome, committed)
 
     async def _recognise(self, route: Route[C], uow: UnitOfWork, command: C
                          ) -> Recognised | None:
@@ -234,12 +240,16 @@ class CommandService:
         return Recognised(target, record, extra)
 
     async def _board_complete(self) -> None:
-        """Waits until the follower has passed every task event this replica knows of."""
-        partition = self.repos.tasks.partition
-        try:
-            await self.follower.reached(partition.last_seq, self.limits.catch_up_timeout_s)
-        except TimeoutError:
-            raise StoreUnavailable("the log follower is behind the task partition") from None
+        """Makes the board hold every task event up to now, before a claim is decided on it.
+
+        Everything up to the follower's position is on the board, and so are this
+        replica's own writes; another replica's task event between the two would not
+        be, and the claim's guard (the partition's last sequence) would not notice it.
+        So the gap is read from the log directly when there is one.
+        """
+        tasks = self.repos.tasks
+        if self.follower.position < tasks.partition.last_seq:
+            await tasks.catch_up(self.follower.position + 1)
 
     async def _catch_up(self, uow: UnitOfWork, conflict: ConcurrencyConflict,
                         lane: Lane) -> None:
@@ -281,13 +291,22 @@ def _replayed(recognised: Recognised) -> Reply:
                     list(record.event_types), dict(recognised.extra))
 
 
-async def _reply(outcome: Outcome, committed: Committed | None) -> Reply:
-    extra = dict(await outcome.extra(committed)) if outcome.extra else {}
-    if committed is None or not committed.written:
-        target = outcome.target
-        return ok_reply(target.aggregate_id, target.version, target.last_seq, [], extra)
-    first = committed.written[0]
-    version = max(w.version for w in committed.written
-                  if (w.aggregate, w.aggregate_id) == (first.aggregate, first.aggregate_id))
-    return ok_reply(first.aggregate_id, version, committed.result.last_seq,
-                    committed.event_types, extra)
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """A decision made (and committed, if it wrote): its reply is rendered after the locks."""
+
+    outcome: Outcome
+    committed: Committed | None
+
+    async def reply(self) -> Reply:
+        """The success reply: the first aggregate written (or the target) and extra fields."""
+        outcome, committed = self.outcome, self.committed
+        extra = dict(await outcome.extra(committed)) if outcome.extra else {}
+        if committed is None or not committed.written:
+            target = outcome.target
+            return ok_reply(target.aggregate_id, target.version, target.last_seq, [], extra)
+        first = committed.written[0]
+        version = max(w.version for w in committed.written
+                      if (w.aggregate, w.aggregate_id) == (first.aggregate, first.aggregate_id))
+        return ok_reply(first.aggregate_id, version, committed.result.last_seq,
+                        committed.event_types, extra)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import statistics
 import tempfile
 import time
@@ -11,7 +12,9 @@ from pathlib import Path
 
 from services.embedded_nats import EmbeddedNats
 
-__all__ = ["Timer", "percentile", "private_nats", "summary"]
+__all__ = ["Timer", "percentile", "private_nats", "process_tree_cpu_s", "summary"]
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @contextlib.contextmanager
@@ -43,3 +46,24 @@ def summary(samples_s: list[float]) -> str:
     return (f"p50 {percentile(samples_s, 0.5) * 1e3:.2f} ms, "
             f"p99 {percentile(samples_s, 0.99) * 1e3:.2f} ms, "
             f"mean {statistics.fmean(samples_s) * 1e3:.2f} ms")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def process_tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process and its live descendants (from /proc)."""
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+            pending += _children(current)
+    return total

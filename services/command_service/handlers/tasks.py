@@ -126,8 +126,10 @@ async def _lease_written_by(uow: UnitOfWork, task_id: str, command_id: str
 
 async def _task_view(uow: UnitOfWork, state: TaskState, lease: TaskLeased) -> ReplyFields:
     """What a worker needs to run the task it claimed."""
-    submitted = await uow.store.first_on_subject(uow.repos.tasks.subject(state.task_id))
-    payload = uow.codec.decode(submitted.payload).data.get("payload", {}) if submitted else {}
+    payload = uow.repos.tasks.payload_of(state.task_id)
+    if payload is None:
+        submitted = await uow.store.first_on_subject(uow.repos.tasks.subject(state.task_id))
+        payload = uow.codec.decode(submitted.payload).data.get("payload", {}) if submitted else {}
     return {
         "task_id": state.task_id, "run_id": state.run_id, "kind": state.kind,
         "priority": state.priority, "payload": payload, "lease_epoch": lease.lease_epoch,

@@ -433,7 +433,7 @@ def test_budget_histories(steps: list[tuple[Action, int]]) -> None:
     state = check_history("budget", steps)
     if state is None:
         return
-    if state.state == "active":
-        assert not state.reached()
+    # Spending is its runs' usage (charges of older logs fold in too), so an active budget
+    # may be spent: submissions check reached() beside the state.
     if state.state == "exhausted":
         assert state.reached()
