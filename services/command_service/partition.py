@@ -21,7 +21,10 @@ from collections.abc import AsyncIterator
 
 from services.store import Expectation
 
-__all__ = ["Partition"]
+__all__ = ["MAX_BURST", "Partition"]
+
+MAX_BURST = 32
+"""Admissions (claims) served back to back before the waiting writes get their turn."""
 
 
 class Partition:
@@ -31,11 +34,14 @@ class Partition:
         self.subject_filter = subject_filter
         self.last_seq = 0
         """The highest sequence of an event in this partition this process knows of."""
+        self.known_through = 0
+        """Every event of the partition up to this sequence is known here (not just some)."""
         self._shared = 0
         self._exclusive = False
         self._waiting_exclusive = 0
         self._ticket = 0
         self._admit_until = 0
+        self._burst = 0
         self._waiting_shared: set[int] = set()
         self._changed = asyncio.Condition()
 
@@ -43,6 +49,12 @@ class Partition:
         """Notes an event of the partition at ``seq`` (own write, follower or reload)."""
         if seq > self.last_seq:
             self.last_seq = seq
+
+    def known_up_to(self, seq: int) -> None:
+        """Notes that every event of the partition up to ``seq`` is known here."""
+        if seq > self.known_through:
+            self.known_through = seq
+        self.saw(seq)
 
     def expectation(self) -> Expectation:
         """The guard of an admission decided on everything known now."""
@@ -53,8 +65,10 @@ class Partition:
         """Held by an ordinary write to the partition: many at once, none during an admission.
 
         Phase-fair: while an admission waits, newcomers wait too (so admissions are not
-        starved), and the writes that were waiting when an admission ends go before the
-        next admission (so writes are not starved by a stream of claims).
+        starved); admissions that queue up go one after another, up to ``MAX_BURST``
+        (each costs one append round trip, the writes would cost one more in between);
+        then the writes that were waiting go before the next admission (so writes are not
+        starved by a stream of claims).
         """
         async with self._changed:
             self._ticket += 1
@@ -88,7 +102,10 @@ class Partition:
         finally:
             async with self._changed:
                 self._exclusive = False
-                self._admit_until = self._ticket
+                self._burst += 1
+                if not self._waiting_exclusive or self._burst >= MAX_BURST:
+                    self._admit_until = self._ticket
+                    self._burst = 0
                 self._changed.notify_all()
 
     def _exclusive_may_enter(self) -> bool:

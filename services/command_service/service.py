@@ -247,9 +247,7 @@ class CommandService:
         be, and the claim's guard (the partition's last sequence) would not notice it.
         So the gap is read from the log directly when there is one.
         """
-        tasks = self.repos.tasks
-        if self.follower.position < tasks.partition.last_seq:
-            await tasks.catch_up(self.follower.position + 1)
+        await self.repos.tasks.complete(self.follower.position)
 
     async def _catch_up(self, uow: UnitOfWork, conflict: ConcurrencyConflict,
                         lane: Lane) -> None:

@@ -107,6 +107,9 @@ class _Staged(Generic[S]):
         return messages
 
     def landed(self, seqs: Sequence[int]) -> list[Written]:
+        if self.partition is not None:
+            # The append was guarded by the whole partition: nothing of it came in between.
+            self.partition.known_up_to(seqs[-1])
         after = self.loaded.copy()
         written = []
         for event, seq, size in zip(self.events, seqs, self.sizes, strict=True):

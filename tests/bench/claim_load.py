@@ -29,6 +29,7 @@ class Driver:
     def __init__(self, nc: Client) -> None:
         self.nc = nc
         self.latencies: list[float] = []
+        self.by_subject: dict[str, list[float]] = {}
         self.failures: Counter[str] = Counter()
 
     async def send(self, subject: str, body: dict[str, Any], timed: bool = True
@@ -37,7 +38,9 @@ class Driver:
         msg = await self.nc.request(f"runlog.cmd.{subject}", json.dumps(body).encode(),
                                     timeout=60)
         if timed:
-            self.latencies.append(time.perf_counter() - started)
+            took = time.perf_counter() - started
+            self.latencies.append(took)
+            self.by_subject.setdefault(subject, []).append(took)
         reply: dict[str, Any] = json.loads(msg.data)
         if not reply.get("ok"):
             self.failures[f"{subject}:{reply['error']['code']}"] += 1
@@ -107,7 +110,9 @@ def report(driver: Driver, elapsed: float) -> dict[str, Any]:
             "commands_per_s": len(latencies) / elapsed,
             "p50_ms": latencies[len(latencies) // 2] * 1e3,
             "p99_ms": latencies[int(len(latencies) * 0.99)] * 1e3,
-            "failures": dict(driver.failures)}
+            "failures": dict(driver.failures),
+            "p99_ms_by_subject": {s: sorted(v)[int(len(v) * 0.99)] * 1e3
+                                  for s, v in driver.by_subject.items()}}
 
 
 if __name__ == "__main__":
