@@ -1,13 +1,21 @@
-"""The ``budgets`` read model: one row per shared budget, its bounds and what runs spent on it."""
+"""The ``budgets`` read model: one row per shared budget, its bounds and what runs spent on it.
+
+Spending is its runs' usage, recounted from the ``usage`` and ``runs`` rows
+(``derived.recount_budgets``); ``BudgetCharged`` events of older logs are not needed.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
+import duckdb
+
 from projections.columns import Col, ColType
 from projections.decode import Event
 
+from .base import ErrorSink
+from .derived import recount_budgets
 from .entity import EntityProjection, EntitySpec, Row
 
 __all__ = ["BUDGETS", "budgets_projection"]
@@ -25,14 +33,6 @@ def _bounds(row: Mapping[str, Any], event: Event) -> Row:
     }
 
 
-def _charged(row: Mapping[str, Any], event: Event) -> Row:
-    return {
-        "spent_tokens": row["spent_tokens"] + ColType.BIGINT.convert(event.data["tokens"]),
-        "spent_cost_usd": row["spent_cost_usd"] + ColType.DOUBLE.convert(event.data["cost_usd"]),
-        "charges": row["charges"] + 1,
-    }
-
-
 BUDGETS = EntitySpec(
     name="budgets",
     aggregate="budget",
@@ -44,18 +44,31 @@ BUDGETS = EntitySpec(
         Col("state", ColType.TEXT, doc="active, exhausted or closed"),
         Col("max_cost_usd", ColType.DOUBLE, doc="cost bound (null: unlimited)"),
         Col("max_tokens", ColType.BIGINT, doc="token bound (null: unlimited)"),
-        Col("spent_tokens", ColType.BIGINT, 0, "tokens charged so far"),
-        Col("spent_cost_usd", ColType.DOUBLE, 0.0, "cost charged so far"),
-        Col("charges", ColType.BIGINT, 0, "number of BudgetCharged events"),
-        Col("exhausted_at", ColType.TIME, doc="when spending reached a bound"),
+        Col("spent_tokens", ColType.BIGINT, 0, "tokens its runs used so far", derived=True),
+        Col("spent_cost_usd", ColType.DOUBLE, 0.0, "cost of its runs' usage so far",
+            derived=True),
+        Col("charges", ColType.BIGINT, 0, "number of usage records of its runs", derived=True),
+        Col("exhausted_at", ColType.TIME, doc="when spending reached a bound", derived=True),
         Col("closed_at", ColType.TIME, doc="when it was closed"),
     ),
     copy={"name": "name"},
-    stamps={"BudgetExhausted": "exhausted_at", "BudgetClosed": "closed_at"},
-    hooks={"BudgetCreated": _bounds, "BudgetRaised": _bounds, "BudgetCharged": _charged},
+    stamps={"BudgetClosed": "closed_at"},
+    hooks={"BudgetCreated": _bounds, "BudgetRaised": _bounds},
 )
+
+
+class BudgetProjection(EntityProjection):
+    """Budgets, with their spending derived from their runs' usage."""
+
+    def __init__(self) -> None:
+        super().__init__(BUDGETS)
+
+    def after_write(self, con: duckdb.DuckDBPyConnection, rows: dict[str, Row],
+                    sink: ErrorSink) -> None:
+        """Recounts the spending of every budget the batch touched (its bounds may move)."""
+        recount_budgets(con, rows)
 
 
 def budgets_projection() -> EntityProjection:
     """Returns the budgets projection."""
-    return EntityProjection(BUDGETS)
+    return BudgetProjection()

@@ -26,15 +26,29 @@ def _budget(row: Mapping[str, Any], event: Event) -> Row:
 
 def _usage(row: Mapping[str, Any], event: Event) -> Row:
     data = event.data
-    return {
+    totals = {
         "tokens_in": row["tokens_in"] + ColType.BIGINT.convert(data["tokens_in"]),
         "tokens_out": row["tokens_out"] + ColType.BIGINT.convert(data["tokens_out"]),
         "cost_usd": row["cost_usd"] + ColType.DOUBLE.convert(data["cost_usd"]),
         "usage_count": row["usage_count"] + 1,
     }
+    if row["over_budget"] or not _over(row, totals):
+        return totals
+    # Crossing its own budget is a fact of the usage itself (older logs also wrote
+    # RunBudgetExceeded, which says the same).
+    return totals | {"over_budget": True, "over_budget_at": event.occurred_at}
+
+
+def _over(row: Mapping[str, Any], totals: Mapping[str, Any]) -> bool:
+    tokens, cost = row["budget_max_tokens"], row["budget_max_cost_usd"]
+    used = totals["tokens_in"] + totals["tokens_out"]
+    return (tokens is not None and used > tokens) or (cost is not None
+                                                      and totals["cost_usd"] > cost)
 
 
 def _over_budget(row: Mapping[str, Any], event: Event) -> Row:
+    if row["over_budget"]:
+        return {}  # the usage that crossed it said so already
     return {"over_budget": True, "over_budget_at": event.occurred_at}
 
 

@@ -12,6 +12,7 @@ from projections.columns import Col, ColType
 from projections.decode import Event
 
 from .base import ErrorSink, unregister
+from .derived import recount_workers
 from .entity import EntityProjection, EntitySpec, Row
 
 __all__ = ["TASKS", "TaskProjection"]
@@ -20,6 +21,12 @@ __all__ = ["TASKS", "TaskProjection"]
 def _expired(row: Mapping[str, Any], event: Event) -> Row:
     # The expired epoch is void: the task's epoch is one more from now on.
     return {"lease_epoch": ColType.BIGINT.convert(event.data["lease_epoch"]) + 1}
+
+
+def _revoked(row: Mapping[str, Any], event: Event) -> Row:
+    # An attempt runlog ended itself names the epoch it voided (else the holder reported it).
+    voided = event.data.get("lease_epoch")
+    return {} if voided is None else _expired(row, event)
 
 
 TASKS = EntitySpec(
@@ -69,7 +76,7 @@ TASKS = EntitySpec(
         "TaskFailed": "ended_at",
         "TaskCancelled": "ended_at",
     },
-    hooks={"TaskLeaseExpired": _expired},
+    hooks={"TaskLeaseExpired": _expired, "TaskRetryScheduled": _revoked, "TaskFailed": _revoked},
 )
 
 _COUNT_SQL = """
@@ -85,14 +92,22 @@ WHERE runs.run_id = c.run_id
 
 
 class TaskProjection(EntityProjection):
-    """Tasks, plus the task counts by state on their runs (same transaction)."""
+    """Tasks, plus the task counts by state on their runs and what their workers hold."""
 
     def __init__(self) -> None:
         super().__init__(TASKS)
+        self._holders: set[str] = set()
+
+    def fold(self, rows: dict[str, Row], events: list[Event], sink: ErrorSink) -> dict[str, Row]:
+        """Folds the events, noting the workers that held these tasks before them."""
+        self._holders = {row["worker_id"] for row in rows.values() if row.get("worker_id")}
+        return super().fold(rows, events, sink)
 
     def after_write(self, con: duckdb.DuckDBPyConnection, rows: dict[str, Row],
                     sink: ErrorSink) -> None:
-        """Recounts the tasks of every run the batch touched, in one statement."""
+        """Recounts the tasks of every run, and the leases of every worker, the batch touched."""
+        recount_workers(con, self._holders | {row["worker_id"] for row in rows.values()
+                                              if row.get("worker_id")})
         run_ids = {row["run_id"] for row in rows.values() if row.get("run_id")}
         if not run_ids:
             return

@@ -10,6 +10,7 @@ from projections.columns import Col, ColType
 from projections.decode import Event
 
 from .base import Batch, ErrorSink, TableDoc, insert_rows
+from .derived import recount_budgets
 
 __all__ = ["USAGE_COLUMNS", "UsageProjection"]
 
@@ -29,6 +30,7 @@ USAGE_COLUMNS = (
     Col("input_usd_per_mtok", ColType.DOUBLE, doc="the input price applied"),
     Col("output_usd_per_mtok", ColType.DOUBLE, doc="the output price applied"),
     Col("price_effective_from", ColType.TIME, doc="effective date of the price applied"),
+    Col("budget_id", ColType.TEXT, doc="the shared budget it was charged to, if any"),
 )
 _FIELDS = tuple(c for c in USAGE_COLUMNS if c.name not in ("seq", "occurred_at"))
 _REQUIRED = frozenset({"run_id", "model", "tokens_in", "tokens_out", "cost_usd"})
@@ -43,6 +45,13 @@ def _row(event: Event) -> dict[str, Any]:
             raise ValueError(f"UsageRecorded without {col.name}")
         row[col.name] = None if value is None else col.type.convert(value)
     return row
+
+
+def _budgets_of(con: duckdb.DuckDBPyConnection, run_ids: set[str]) -> list[str]:
+    """The shared budgets of these runs (older logs name them only on the run)."""
+    found = con.execute("SELECT DISTINCT budget_id FROM runs WHERE budget_id IS NOT NULL "
+                        "AND run_id IN (SELECT unnest(?))", [sorted(run_ids)]).fetchall()
+    return [row[0] for row in found]
 
 
 class UsageProjection:
@@ -69,3 +78,6 @@ class UsageProjection:
             except (KeyError, TypeError, ValueError) as error:
                 sink.reject(self.name, event.seq, event, error)
         insert_rows(con, "usage", USAGE_COLUMNS, rows)
+        charged = {r["run_id"] for r in rows}
+        if charged:
+            recount_budgets(con, _budgets_of(con, charged))

@@ -63,7 +63,14 @@ async def test_every_aggregate_fills_its_table(store: JetStreamEventStore, tmp_p
     log = EventLog()
     log.emit("budget", "b1", "BudgetCreated", "active", budget_id="b1", name="team",
              max_cost_usd=5.0, max_tokens=None)
-    log.emit("budget", "b1", "BudgetCharged", "active", budget_id="b1", run_id="r1",
+    log.emit("run", "rb", "RunCreated", "pending", run_id="rb", name="on b1", budget_id="b1")
+    log.emit("run", "rb", "RunStarted", "running", run_id="rb")
+    # As older versions wrote it: the usage without budget_id, and a BudgetCharged beside it
+    # (counted once: a budget's spending is its runs' usage).
+    log.emit("run", "rb", "UsageRecorded", "running", run_id="rb", model="m", provider="acme",
+             tokens_in=100, tokens_out=50, input_usd_per_mtok=1.0, output_usd_per_mtok=1.0,
+             price_effective_from="2025-01-01T00:00:00+00:00", cost_usd=0.5)
+    log.emit("budget", "b1", "BudgetCharged", "active", budget_id="b1", run_id="rb",
              tokens=150, cost_usd=0.5)
     log.emit("budget", "b1", "BudgetRaised", "active", budget_id="b1", max_cost_usd=None,
              max_tokens=1000)

@@ -1,0 +1,83 @@
+"""Columns derived in SQL from other tables, recomputed for what a batch touched.
+
+A worker's held tasks are its tasks' live leases; a shared budget's spending is its
+runs' usage. Both are recomputed from those rows in the batch's own transaction, by
+whichever projection touched them, so the result does not depend on batch sizes or on
+the order projections run in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import duckdb
+import pyarrow as pa
+
+from .base import unregister
+
+__all__ = ["recount_budgets", "recount_workers"]
+
+_WORKERS_SQL = """
+UPDATE workers SET active_tasks = h.n, active_task_ids = h.ids,
+    state = CASE WHEN workers.state IN ('idle', 'busy')
+                 THEN CASE WHEN h.n > 0 THEN 'busy' ELSE 'idle' END
+                 ELSE workers.state END
+FROM (
+    SELECT k.key AS worker_id, coalesce(t.n, 0) AS n, coalesce(t.ids, []::VARCHAR[]) AS ids
+    FROM {keys} AS k LEFT JOIN (
+        SELECT worker_id, count(*) AS n, list(task_id ORDER BY task_id) AS ids FROM tasks
+        WHERE state IN ('leased', 'running') AND worker_id IN (SELECT key FROM {keys})
+        GROUP BY worker_id) AS t ON t.worker_id = k.key
+) AS h
+WHERE workers.worker_id = h.worker_id
+"""
+
+_BUDGETS_SQL = """
+UPDATE budgets SET spent_tokens = coalesce(s.tokens, 0), spent_cost_usd = coalesce(s.cost, 0),
+    charges = coalesce(s.n, 0), exhausted_at = s.reached_at,
+    state = CASE WHEN budgets.state = 'closed' THEN 'closed'
+                 WHEN s.reached_at IS NOT NULL THEN 'exhausted' ELSE 'active' END
+FROM (
+    SELECT k.key AS budget_id, sum(u.tokens) AS tokens, fsum(u.cost) AS cost,
+           count(u.seq) AS n,
+           min(u.occurred_at) FILTER (WHERE (b.max_tokens IS NOT NULL
+                                             AND u.running_tokens >= b.max_tokens)
+                                         OR (b.max_cost_usd IS NOT NULL
+                                             AND u.running_cost >= b.max_cost_usd)) AS reached_at
+    FROM {keys} AS k
+    JOIN budgets AS b ON b.budget_id = k.key
+    LEFT JOIN (
+        SELECT r.budget_id, x.seq, x.occurred_at, x.tokens_in + x.tokens_out AS tokens,
+               x.cost_usd AS cost,
+               sum(x.tokens_in + x.tokens_out) OVER w AS running_tokens,
+               fsum(x.cost_usd) OVER w AS running_cost
+        FROM usage AS x JOIN runs AS r ON r.run_id = x.run_id
+        WHERE r.budget_id IN (SELECT key FROM {keys})
+        WINDOW w AS (PARTITION BY r.budget_id ORDER BY x.seq)
+    ) AS u ON u.budget_id = k.key
+    GROUP BY k.key
+) AS s
+WHERE budgets.budget_id = s.budget_id
+"""
+
+
+def _recount(con: duckdb.DuckDBPyConnection, sql: str, keys: Iterable[str | None]) -> None:
+    wanted = sorted({k for k in keys if k})
+    if not wanted:
+        return
+    name = "_recount_keys"
+    con.register(name, pa.table({"key": pa.array(wanted, pa.string())}))
+    try:
+        con.execute(sql.format(keys=name))
+    finally:
+        unregister(con, name)
+
+
+def recount_workers(con: duckdb.DuckDBPyConnection, worker_ids: Iterable[str | None]) -> None:
+    """Sets each worker's held tasks (its live leases) and its busy/idle state from them."""
+    _recount(con, _WORKERS_SQL, worker_ids)
+
+
+def recount_budgets(con: duckdb.DuckDBPyConnection, budget_ids: Iterable[str | None]) -> None:
+    """Sets each budget's spending (its runs' usage) and whether it is exhausted."""
+    _recount(con, _BUDGETS_SQL, budget_ids)

@@ -1,0 +1,62 @@
+"""Columns derived from other rows: what a worker holds, what a shared budget has spent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from projections import build_read_models
+from services.store import InMemoryEventStore
+from tests.support.service_client import InProcessClient, memory_service
+
+
+async def _rows(store: InMemoryEventStore, path: Path, sql: str) -> list[tuple[object, ...]]:
+    await build_read_models(store, path)
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+async def _lease(client: InProcessClient, worker_id: str) -> dict[str, object]:
+    task = await client.claim(worker_id)
+    assert task is not None
+    return {"task_id": task["task_id"], "worker_id": worker_id, "lease_epoch": task["lease_epoch"]}
+
+
+async def test_a_worker_is_busy_while_it_holds_a_live_lease(tmp_path: Path) -> None:
+    store = InMemoryEventStore()
+    workers = "SELECT worker_id, state, active_tasks, active_task_ids FROM workers ORDER BY 1"
+    async with memory_service(store) as client:
+        await client.running_run("r1")
+        await client.worker("w1", capacity=2)
+        await client.worker("w2")
+        for task_id in ("t1", "t2", "t3"):
+            await client.submit(task_id)
+        first, second = await _lease(client, "w1"), await _lease(client, "w1")
+        await client.ok("task.start", first)
+        await client.ok("worker.heartbeat", {"worker_id": "w1"})  # still busy after it
+        assert await _rows(store, tmp_path / "a.duckdb", workers) == [
+            ("w1", "busy", 2, ["t1", "t2"]), ("w2", "idle", 0, [])]
+        await client.ok("task.succeed", first)
+        await client.ok("task.fail", second | {"error_class": "auth"})
+        await _lease(client, "w2")
+        assert await _rows(store, tmp_path / "b.duckdb", workers) == [
+            ("w1", "idle", 0, []), ("w2", "busy", 1, ["t3"])]
+
+
+async def test_a_shared_budget_spends_its_runs_usage(tmp_path: Path) -> None:
+    store = InMemoryEventStore()
+    budgets = "SELECT state, spent_tokens, charges, exhausted_at IS NOT NULL FROM budgets"
+    async with memory_service(store) as client:
+        await client.ok("budget.create", {"budget_id": "team", "name": "t", "max_tokens": 1000})
+        await client.running_run("a", budget_id="team")
+        await client.running_run("b", budget_id="team")
+        usage = {"model": "gpt-4o", "tokens_in": 300, "tokens_out": 100}
+        await client.ok("usage.record", usage | {"run_id": "a"})
+        assert await _rows(store, tmp_path / "a.duckdb", budgets) == [("active", 400, 1, False)]
+        await client.ok("usage.record", usage | {"run_id": "b", "tokens_in": 500})
+        await client.ok("usage.record", usage | {"run_id": "a"})
+        assert await _rows(store, tmp_path / "b.duckdb", budgets) == [
+            ("exhausted", 1400, 3, True)]
+        await client.ok("budget.raise", {"budget_id": "team", "max_tokens": 5000})
+        assert await _rows(store, tmp_path / "c.duckdb", budgets) == [("active", 1400, 3, False)]
