@@ -49,6 +49,7 @@ __all__ = [
     "parse_until",
     "query",
     "query_async",
+    "query_over_nats",
     "replay",
     "run_sql",
     "run_sql_async",
@@ -146,6 +147,15 @@ async def export_async(name: str, *, db_path: Path, nats_url: str | None = None,
     result = await _ask(nats_url, f"{subject_prefix}.export", {"name": name, "format": fmt},
                         600.0)
     return Path(result["path"])
+
+
+async def query_over_nats(nc: Client, sql: str, *, limit: int = DEFAULT_LIMIT,
+                          timeout_s: float = DEFAULT_TIMEOUT_S,
+                          subject_prefix: str = SQL_SUBJECT_PREFIX) -> QueryResult:
+    """Asks whichever process serves the read models (``runlog.sql.query``), never the file."""
+    request = {"sql": sql, "limit": limit, "timeout_s": timeout_s}
+    return QueryResult.from_dict(
+        await _request(nc, f"{subject_prefix}.query", request, timeout_s + 5.0))
 
 
 def _export_file(db_path: Path, dest: Path, fmt: str) -> Path:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 import weakref
 from collections.abc import Iterator, Sequence
 
@@ -39,6 +40,11 @@ def links_of(records: Sequence[RecordedEvent], limit: int = MAX_LINKS) -> list[L
             break
     return list(seen.values())
 
+
+_DURATION_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+"""A batch takes milliseconds: the SDK's default buckets (0 to 10,000) fit milliseconds."""
+
+_SIZE_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000)
 
 _live: weakref.WeakSet[ProjectorTelemetry] = weakref.WeakSet()
 _gauge_lock = threading.Lock()
@@ -79,9 +85,11 @@ class ProjectorTelemetry:
         self._tracer = trace.get_tracer("runlog.projections", tracer_provider=tracer_provider)
         meter = metrics.get_meter("runlog.projections", meter_provider=meter_provider)
         self._size = meter.create_histogram(
-            "runlog.projector.batch.size", unit="{event}", description="Events per applied batch")
+            "runlog.projector.batch.size", unit="{event}", description="Events per applied batch",
+            explicit_bucket_boundaries_advisory=_SIZE_BUCKETS)
         self._duration = meter.create_histogram(
-            "runlog.projector.batch.duration", unit="s", description="Time to apply one batch")
+            "runlog.projector.batch.duration", unit="s", description="Time to apply one batch",
+            explicit_bucket_boundaries_advisory=_DURATION_BUCKETS_S)
         if meter_provider is None:
             _register_gauge()
         else:
@@ -90,17 +98,33 @@ class ProjectorTelemetry:
 
     @contextlib.contextmanager
     def batch_span(self, records: Sequence[RecordedEvent]) -> Iterator[trace.Span]:
-        """Wraps one batch in a span linked to the spans of the commands that wrote it."""
+        """Wraps one batch in a span linked to the spans of the commands that wrote it.
+
+        Once the batch is applied, each of those traces also gets a short
+        ``runlog.projector.apply`` span, so a trace shows where its events were projected.
+        """
         with self._tracer.start_as_current_span(
             "runlog.projector.batch", kind=trace.SpanKind.CONSUMER,
             attributes={"runlog.projector": self.name, "runlog.batch.size": len(records),
                         "runlog.batch.first_seq": records[0].seq if records else 0,
                         "runlog.batch.last_seq": records[-1].seq if records else 0},
         ) as span:
-            if span.is_recording():
-                for link in links_of(records):
-                    span.add_link(link.context, link.attributes)
+            links = links_of(records) if span.is_recording() else []
+            for link in links:
+                span.add_link(link.context, link.attributes)
+            started_ns = time.time_ns()
             yield span
+            self._apply_spans(links, span.get_span_context(), started_ns)
+
+    def _apply_spans(self, links: Sequence[Link], batch: SpanContext, started_ns: int) -> None:
+        """One child span per writer span of the batch, linked back to the batch span."""
+        for link in links:
+            parent = trace.set_span_in_context(trace.NonRecordingSpan(link.context))
+            self._tracer.start_span(
+                "runlog.projector.apply", context=parent, kind=trace.SpanKind.CONSUMER,
+                links=[Link(batch)], start_time=started_ns,
+                attributes={"runlog.projector": self.name, **dict(link.attributes or {})},
+            ).end()
 
     def record(self, size: int, duration_s: float, position: int, head: int) -> None:
         """Records one applied batch."""

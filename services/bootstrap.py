@@ -112,13 +112,15 @@ class Instance:
     dispatcher: CommandDispatcher
     read_side: LiveReadSide | None = None
     """The projectors and SQL of this process, when it runs them."""
+    http_url: str | None = None
+    """Where its probes, metrics and dashboard are served, when they are."""
 
 
-def _write_instance_file(settings: Settings, url: str) -> Path:
+def _write_instance_file(settings: Settings, url: str, http_url: str | None) -> Path:
     # Lets `runlog sql` and `runlog send` in another shell find this instance's NATS.
     path = settings.data_dir / "instance.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"pid": os.getpid(), "nats_url": url}))
+    path.write_text(json.dumps({"pid": os.getpid(), "nats_url": url, "http_url": http_url}))
     return path
 
 
@@ -174,6 +176,15 @@ async def running_instance(settings: Settings, url: str) -> AsyncIterator[Instan
         await _stop_quietly(nc.close())
 
 
+@contextlib.asynccontextmanager
+async def _serving_http(instance: Instance) -> AsyncIterator[str | None]:
+    """The HTTP endpoint's URL while it serves (None when ``RUNLOG_HTTP_ADDR`` is off)."""
+    from .web import serving_http
+
+    async with serving_http(instance.store.nc, instance.settings) as endpoint:
+        yield endpoint.url if endpoint is not None else None
+
+
 async def _cancel(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -201,16 +212,22 @@ async def seed_prices(executor: Executor) -> int:
 
 
 @contextlib.asynccontextmanager
-async def serve(settings: Settings, url: str, projectors: bool = True) -> AsyncIterator[Instance]:
-    """The whole runlog: command service, seeded prices and (optionally) the projectors."""
+async def serve(settings: Settings, url: str, projectors: bool = True, http: bool = False
+                ) -> AsyncIterator[Instance]:
+    """The whole runlog: command service, seeded prices, the projectors and the HTTP endpoint.
+
+    ``http`` serves ``RUNLOG_HTTP_ADDR`` (``runlog up`` asks for it; embedded uses do not).
+    """
     async with running_instance(settings, url) as instance:
         await seed_prices(instance.service)
         async with contextlib.AsyncExitStack() as stack:
             if projectors:
                 instance.read_side = await stack.enter_async_context(
                     start_read_side(instance.store, settings))
+            if http:
+                instance.http_url = await stack.enter_async_context(_serving_http(instance))
             # Written last: its presence tells `runlog send` / `runlog sql` we serve.
-            instance_file = _write_instance_file(settings, url)
+            instance_file = _write_instance_file(settings, url, instance.http_url)
             try:
                 yield instance
             finally:

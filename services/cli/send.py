@@ -93,8 +93,10 @@ async def request(nc: Any, subject: str, body: bytes, timeout_s: float) -> dict[
     """One request on an open connection; NATS failures become one-line ``RunlogError``s."""
     import nats.errors
 
+    from services.telemetry import traced_request
+
     try:
-        reply = await nc.request(subject, body, timeout=timeout_s)
+        reply = await traced_request(nc, subject, body, timeout_s)
     except nats.errors.NoRespondersError:
         raise RunlogError(f"no command service answers on {subject}") from None
     except nats.errors.TimeoutError:

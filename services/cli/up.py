@@ -76,10 +76,10 @@ async def _serve(url: str, settings: Settings, projectors: bool, stop: asyncio.E
                  started: asyncio.Event, starting: Status) -> None:
     from services.bootstrap import serve
 
-    async with serve(settings, url, projectors=projectors):
+    async with serve(settings, url, projectors=projectors, http=True) as instance:
         started.set()
         starting.stop()
-        say(f"runlog is up: NATS {url}, data in {settings.data_dir.resolve()} (Ctrl-C to stop)",
-            style="green")
+        say(f"runlog is up: NATS {url}, data in {settings.data_dir.resolve()}, dashboard "
+            f"{instance.http_url or 'off'} (Ctrl-C to stop)", style="green")
         await stop.wait()
         say("runlog is stopping")

@@ -73,9 +73,9 @@ class Policy(abc.ABC):
     async def act(self) -> int:
         """Sends whatever commands are due now; returns how many wrote something."""
 
-    async def issue(self, command: Command) -> bool:
+    async def issue(self, command: Command, headers: Mapping[str, str] | None = None) -> bool:
         """Sends one command; True when it wrote events. Refusals are expected races."""
-        reply = await self.sender.send(command)
+        reply = await self.sender.send(command, headers)
         error = reply.get("error")
         if isinstance(error, Mapping):
             log.info("%s: %s refused: %s", self.name, command.subject, error.get("message"))

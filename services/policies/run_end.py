@@ -13,6 +13,7 @@ from collections import OrderedDict
 from events.codec import StoredEvent
 from events.commands.task import CancelTask
 from services.domain.claims import TaskBoard
+from services.telemetry import policy_span
 
 from .base import CommandSender, Policy
 from .ids import policy_command_id
@@ -35,11 +36,13 @@ class RunEndPolicy(Policy):
         self._board = board
         self._ended: OrderedDict[str, str] = OrderedDict()
         self._due: set[str] = set()
+        self._triggers: dict[str, str | None] = {}
 
     def note(self, stored: StoredEvent) -> bool:
         """Remembers ended runs; a task of one (or the ending itself) makes the run due."""
         if stored.type in RUN_ENDINGS:
             self._ended[stored.aggregate_id] = stored.type
+            self._triggers[stored.aggregate_id] = stored.traceparent  # until it is acted on
             while len(self._ended) > _ENDED_KEPT:
                 self._ended.popitem(last=False)
             self._due.add(stored.aggregate_id)
@@ -60,8 +63,10 @@ class RunEndPolicy(Policy):
     async def cancel_open_tasks(self, run_id: str, ending: str) -> int:
         """Cancels every open task of ``run_id``; returns how many it cancelled."""
         cancelled = 0
-        for task_id in self._board.open_tasks(run_id):
-            cancelled += await self.issue(CancelTask(
-                task_id=task_id, reason=f"run {run_id} ended ({ending})",
-                command_id=policy_command_id("run-end", run_id, task_id)))
+        trigger = self._triggers.pop(run_id, None)
+        with policy_span(self.name, {"traceparent": trigger} if trigger else None) as headers:
+            for task_id in self._board.open_tasks(run_id):
+                cancelled += await self.issue(CancelTask(
+                    task_id=task_id, reason=f"run {run_id} ended ({ending})",
+                    command_id=policy_command_id("run-end", run_id, task_id)), headers)
         return cancelled

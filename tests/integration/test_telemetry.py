@@ -324,6 +324,8 @@ class Installed:
     meter_providers: list[MeterProvider] = field(default_factory=list)
     console: io.StringIO = field(default_factory=io.StringIO)
     consoles_made: int = 0
+    console_outs: list[object] = field(default_factory=list)
+    """Where configure_telemetry asked each console exporter to write."""
 
 
 @pytest.fixture
@@ -331,12 +333,14 @@ def installed(monkeypatch: pytest.MonkeyPatch) -> Iterator[Installed]:
     """Captures the providers instead of installing them, so nothing global changes."""
     seen = Installed()
 
-    def span_console() -> ConsoleSpanExporter:
+    def span_console(out: object = None) -> ConsoleSpanExporter:
         seen.consoles_made += 1
+        seen.console_outs.append(out)
         return ConsoleSpanExporter(out=seen.console)
 
-    def metric_console() -> ConsoleMetricExporter:
+    def metric_console(out: object = None) -> ConsoleMetricExporter:
         seen.consoles_made += 1
+        seen.console_outs.append(out)
         return ConsoleMetricExporter(out=seen.console)
 
     monkeypatch.setattr(trace, "set_tracer_provider", seen.tracer_providers.append)
@@ -381,6 +385,8 @@ def test_console_exporters_write_spans_and_metrics(installed: Installed) -> None
     assert meter_provider.force_flush()
     assert '"name": "console-probe"' in installed.console.getvalue()
     assert '"name": "probe.count"' in installed.console.getvalue()
+    # stdout is where verbs print their output: the console exporters never write there.
+    assert installed.console_outs == [sys.stderr, sys.stderr]
 
 
 def test_span_processor_replaces_the_environment_exporter(installed: Installed) -> None:

@@ -89,7 +89,7 @@ async def test_redelivered_events_count_once(
     db.close()
 
 
-async def test_transitions_keep_the_trace_id_and_batches_link_to_writers(
+async def test_transitions_keep_the_trace_id_and_batches_link_to_writers_and_join_their_trace(
     store: JetStreamEventStore, db_path: Path, history: EventLog
 ) -> None:
     await append_all(store, history.envelopes[:5], headers={"traceparent": TRACEPARENT})
@@ -105,6 +105,14 @@ async def test_transitions_keep_the_trace_id_and_batches_link_to_writers(
     spans = [s for s in exporter.get_finished_spans() if s.name == "runlog.projector.batch"]
     links = {format(link.context.trace_id, "032x") for s in spans for link in s.links}
     assert links == {"4bf92f3577b34da6a3ce929d0e0e4736"}
+    # The writer's own trace shows where its events were projected: a child of its span.
+    [applied] = [s for s in exporter.get_finished_spans() if s.name == "runlog.projector.apply"]
+    assert applied.parent is not None
+    assert applied.context is not None
+    assert format(applied.context.trace_id, "032x") == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert format(applied.parent.span_id, "016x") == "00f067aa0ba902b7"
+    assert [link.context.span_id for link in applied.links] == [
+        s.context.span_id for s in spans if s.context is not None and s.links]
     data = reader.get_metrics_data()
     assert data is not None
     names = {m.name for rm in data.resource_metrics
