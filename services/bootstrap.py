@@ -221,11 +221,11 @@ async def serve(settings: Settings, url: str, projectors: bool = True, http: boo
     async with running_instance(settings, url) as instance:
         await seed_prices(instance.service)
         async with contextlib.AsyncExitStack() as stack:
+            if http:  # first: a taken port then fails before the read side opens its file
+                instance.http_url = await stack.enter_async_context(_serving_http(instance))
             if projectors:
                 instance.read_side = await stack.enter_async_context(
                     start_read_side(instance.store, settings))
-            if http:
-                instance.http_url = await stack.enter_async_context(_serving_http(instance))
             # Written last: its presence tells `runlog send` / `runlog sql` we serve.
             instance_file = _write_instance_file(settings, url, instance.http_url)
             try:

@@ -10,25 +10,31 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["nats_children", "runlog", "start_up", "stop_up", "wait_for_instance"]
+__all__ = ["instance_info", "nats_children", "runlog", "start_up", "stop_up",
+           "wait_for_instance"]
 
 
-def runlog_env(data_dir: Path) -> dict[str, str]:
-    """The environment of a CLI run: its own data dir, never a system NATS."""
+def runlog_env(data_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a CLI run: its own data dir, never a system NATS or a fixed port."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNLOG_", "OTEL_"))}
-    return env | {"RUNLOG_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"}
+    # Port 0: parallel runs (and other suites on the machine) never fight over 8321.
+    return env | {"RUNLOG_DATA_DIR": str(data_dir), "RUNLOG_HTTP_ADDR": "127.0.0.1:0",
+                  "PYTHONUNBUFFERED": "1"} | (extra or {})
 
 
-def runlog(data_dir: Path, *args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
-    """Runs one CLI verb to completion."""
-    return subprocess.run([sys.executable, "-m", "services.cli", *args], env=runlog_env(data_dir),
-                          capture_output=True, text=True, timeout=timeout_s, check=False)
+def runlog(data_dir: Path, *args: str, timeout_s: float = 120,
+           env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Runs one CLI verb to completion (``env`` adds to or overrides its environment)."""
+    return subprocess.run([sys.executable, "-m", "services.cli", *args],
+                          env=runlog_env(data_dir, env), capture_output=True, text=True,
+                          timeout=timeout_s, check=False)
 
 
-def start_up(data_dir: Path, *args: str) -> subprocess.Popen[str]:
+def start_up(data_dir: Path, *args: str, env: dict[str, str] | None = None
+             ) -> subprocess.Popen[str]:
     """Starts ``runlog up`` in the background."""
     return subprocess.Popen([sys.executable, "-m", "services.cli", "up", *args],
-                            env=runlog_env(data_dir), stdout=subprocess.PIPE,
+                            env=runlog_env(data_dir, env), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
 
@@ -40,6 +46,12 @@ def stop_up(process: subprocess.Popen[str], timeout_s: float = 30) -> None:
     finally:
         process.kill()
         process.wait()
+
+
+def instance_info(data_dir: Path) -> dict[str, object]:
+    """What a serving ``runlog up`` wrote into its data directory (pid, NATS and HTTP URLs)."""
+    info: dict[str, object] = json.loads((data_dir / "instance.json").read_text())
+    return info
 
 
 def wait_for_instance(data_dir: Path, process: subprocess.Popen[str], timeout_s: float = 60

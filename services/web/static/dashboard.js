@@ -63,7 +63,7 @@ function table(rows, options = {}) {
   return h("table", {"data-rows": rows.length},
     h("thead", {}, h("tr", {}, columns.map((c) => h("th", {}, c)))),
     h("tbody", {}, rows.map((row) => h("tr", {},
-      columns.map((c) => h("td", {class: typeof row[c] === "number" ? "num" : null},
+      columns.map((c) => h("td", {class: typeof row[c] === "number" ? "num" : null, "data-column": c},
         formatCell(c, row[c])))))));
 }
 
