@@ -40,11 +40,17 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    """A fresh page at a desktop size."""
+    """A fresh page at a desktop size; the test fails if the page logs an error."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     opened = context.new_page()
+    errors: list[str] = []
+    opened.on("console", lambda message: errors.append(message.text)
+              if message.type == "error" else None)
+    opened.on("pageerror", lambda error: errors.append(str(error)))
     yield opened
     context.close()
+    # A script error or a refused style or script (CSP) shows up here.
+    assert errors == []
 
 
 def open_page(page: Page, served: Served, route: str) -> None:

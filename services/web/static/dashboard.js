@@ -14,6 +14,8 @@ function h(tag, attrs, ...children) {
   for (const [key, value] of Object.entries(attrs || {})) {
     if (value === null || value === undefined || value === false) continue;
     if (key === "class") node.className = value;
+    // Through the CSSOM: the page's CSP refuses style attributes, as it should.
+    else if (key === "style") Object.assign(node.style, value);
     else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
     else node.setAttribute(key, value === true ? "" : String(value));
   }
@@ -53,7 +55,7 @@ function usedBar(ratio) {
   const share = Math.max(0, Math.min(1, Number(ratio)));
   return h("span", {},
     h("span", {class: share >= 1 ? "bar full" : "bar"},
-      h("span", {style: `width:${(share * 100).toFixed(1)}%`})),
+      h("span", {style: {width: `${(share * 100).toFixed(1)}%`}})),
     ` ${(Number(ratio) * 100).toFixed(1)}%`);
 }
 
@@ -102,7 +104,7 @@ function barChart(title, points, stacks, label = (x) => x) {
   return h("section", {"data-section": "chart"},
     h("h2", {}, title),
     h("div", {class: "legend"}, stacks.map((stack, j) =>
-      h("span", {}, h("i", {style: `background:${PALETTE[j % PALETTE.length]}`}), stack))),
+      h("span", {}, h("i", {style: {background: PALETTE[j % PALETTE.length]}}), stack))),
     svg("svg", {class: "chart", width, height, viewBox: `0 0 ${width} ${height}`,
                 role: "img", "aria-label": title}, axis, bars));
 }
