@@ -103,7 +103,7 @@ def test_runs_page_lists_every_run_and_a_run_shows_its_timeline_with_trace_ids(
     _, runs = get_json(f"{served.http_url}/api/runs")
     open_page(page, served, "runs")
     assert page.locator("main table tbody tr").count() == len(runs["sections"]["runs"])
-    page.locator("main table a", has_text=served.traced_run).first.click()
+    page.get_by_role("link", name=served.traced_run, exact=True).click()
     wait_rendered(page, "run")
     timeline = page.locator("[data-section=timeline] tbody tr")
     assert timeline.count() == 5
