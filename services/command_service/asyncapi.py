@@ -21,6 +21,7 @@ from faststream.specification import AsyncAPI
 from services.bootstrap import build_broker
 from services.docs.generated import write_or_check
 from services.settings import Settings
+from services.sql_subjects import document_sql_subjects
 
 __all__ = ["DOCUMENT", "REGENERATE", "app", "main", "render"]
 
@@ -40,13 +41,15 @@ _SORTED_MAPS = (("channels",), ("operations",), ("components", "messages"),
 
 # Defaults, not this shell's RUNLOG_* variables: the document must not depend on them.
 _broker, _ = build_broker(_SERVER_URL, Settings.model_construct())
+document_sql_subjects(_broker)
 
 app = FastStream(_broker, specification=AsyncAPI(
     _broker, title="runlog commands", version=version("runlog"),
     description="Commands are NATS requests on runlog.cmd.<aggregate>.<action> with a JSON "
                 "body. Every reply is the runlog reply envelope: ok, id, version, seq and "
                 "events on success; ok false and an error with code, message and details "
-                "when nothing was written.",
+                "when nothing was written. The read models answer SQL on runlog.sql.query, "
+                "runlog.sql.export and runlog.sql.rebuild.",
 ))
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+import jsonschema
 import pytest
 from faststream.exceptions import IncorrectState
 from faststream.nats import NatsBroker
@@ -20,8 +21,12 @@ from events.commands import COMMANDS
 from services.command_service import asyncapi
 from services.command_service.asyncapi import DOCUMENT, REGENERATE, render
 from services.settings import Settings
+from services.sql_subjects import ExportRequest, QueryRequest, RebuildRequest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = REPO_ROOT / "tests" / "support" / "asyncapi" / "asyncapi-3.0.0.schema.json"
+SQL_SUBJECTS = {"runlog.sql.query": QueryRequest, "runlog.sql.export": ExportRequest,
+                "runlog.sql.rebuild": RebuildRequest}
 
 
 def resolve(node: Any, root: dict[str, Any]) -> Any:
@@ -81,7 +86,7 @@ def test_document_is_asyncapi_3_that_faststream_can_serve() -> None:
 def test_every_command_subject_is_a_channel_with_its_payload_schema(
         document: dict[str, Any]) -> None:
     expected = {f"runlog.cmd.{subject}" for subject in COMMANDS} | {"runlog.cmd.>"}
-    assert set(document["channels"]) == expected
+    assert set(document["channels"]) == expected | set(SQL_SUBJECTS)
     for subject in COMMANDS:
         address = f"runlog.cmd.{subject}"
         channel = document["channels"][address]
@@ -135,3 +140,44 @@ def test_documentation_app_never_connected() -> None:
     assert not broker.running
     with pytest.raises(IncorrectState):
         _ = broker.connection
+
+
+def test_the_read_sides_sql_subjects_are_channels_with_their_request_schemas(
+        document: dict[str, Any]) -> None:
+    for address, model in SQL_SUBJECTS.items():
+        channel = document["channels"][address]
+        assert channel["bindings"]["nats"]["queue"] == "runlog-sql"
+        assert "ok true" in channel["description"]
+        schema = model.model_json_schema()
+        expected = {k: v for k, v in resolve(schema, schema).items() if k != "title"}
+        assert document_payload(document, address) == expected, address
+        assert document["operations"][address]["action"] == "receive"
+
+
+@pytest.fixture(scope="module")
+def validator() -> jsonschema.Draft7Validator:
+    """The official AsyncAPI 3.0.0 JSON Schema (vendored), as a validator."""
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    jsonschema.Draft7Validator.check_schema(schema)
+    return jsonschema.Draft7Validator(schema)
+
+
+def test_committed_document_is_valid_against_the_asyncapi_3_schema(
+        validator: jsonschema.Draft7Validator) -> None:
+    committed = json.loads(DOCUMENT.read_text(encoding="utf-8"))
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+              for e in validator.iter_errors(committed)]
+    assert errors == []
+
+
+def test_the_schema_check_refuses_a_broken_document(
+        validator: jsonschema.Draft7Validator, document: dict[str, Any]) -> None:
+    broken = json.loads(json.dumps(document))
+    broken["channels"]["runlog.sql.query"]["address"] = 42
+    del broken["info"]["title"]
+    assert len(list(validator.iter_errors(broken))) >= 2
+
+
+def test_every_reference_in_the_document_resolves(document: dict[str, Any]) -> None:
+    # resolve() raises KeyError on a reference that points nowhere.
+    assert "$ref" not in json.dumps(resolve(document["operations"], document))
