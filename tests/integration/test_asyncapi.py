@@ -16,6 +16,7 @@ import pytest
 from faststream.exceptions import IncorrectState
 from faststream.nats import NatsBroker
 from faststream.specification.asyncapi.v3_0_0.schema import ApplicationSchema
+from pydantic import BaseModel
 
 from events.commands import COMMANDS
 from services.command_service import asyncapi
@@ -25,8 +26,9 @@ from services.sql_subjects import ExportRequest, QueryRequest, RebuildRequest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = REPO_ROOT / "tests" / "support" / "asyncapi" / "asyncapi-3.0.0.schema.json"
-SQL_SUBJECTS = {"runlog.sql.query": QueryRequest, "runlog.sql.export": ExportRequest,
-                "runlog.sql.rebuild": RebuildRequest}
+SQL_SUBJECTS: dict[str, type[BaseModel]] = {
+    "runlog.sql.query": QueryRequest, "runlog.sql.export": ExportRequest,
+    "runlog.sql.rebuild": RebuildRequest}
 
 
 def resolve(node: Any, root: dict[str, Any]) -> Any:
