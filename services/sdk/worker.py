@@ -166,9 +166,12 @@ class Worker:
                 if self._running:
                     await asyncio.wait(self._running)
             finally:
-                liveness.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await liveness
+                # Nothing is left running on a normal exit; a cancelled run() takes its
+                # tasks with it (their leases lapse) rather than leaving them behind.
+                leftovers = [liveness, *self._running]
+                for running in leftovers:
+                    running.cancel()
+                await asyncio.gather(*leftovers, return_exceptions=True)
         if self._drain_sent is not None:
             await self._drain_sent
         await self._deregister()
@@ -281,7 +284,11 @@ class Worker:
         if end.outcome == "abandoned":
             log.warning("task %s abandoned by %s: %s", task.task_id, self.worker_id, end.error)
         if self.on_task_end is not None:
-            self.on_task_end(end)
+            try:
+                self.on_task_end(end)
+            except Exception:
+                log.exception("on_task_end of %s failed for task %s", self.worker_id,
+                              task.task_id)
 
     async def _run_task(self, ctx: TaskContext) -> TaskEnd:
         try:

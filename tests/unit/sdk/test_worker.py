@@ -274,6 +274,42 @@ async def test_a_second_stop_abandons_what_still_runs() -> None:
     assert h.fake.subjects()[-1] == "worker.deregister"
 
 
+async def test_a_cancelled_run_takes_its_tasks_with_it() -> None:
+    cancelled = asyncio.Event()
+
+    async def endless(task: TaskContext) -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    h = Harness(endless)
+    h.fake.submit("t1")
+    h.start()
+    await h.until(lambda: len(h.fake.of("task.start")) == 1)
+    assert h.running is not None
+    h.running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await h.running
+    assert cancelled.is_set()
+    assert h.worker.running == 0
+
+
+async def test_a_failing_task_end_callback_is_logged_and_work_goes_on(
+        caplog: pytest.LogCaptureFixture) -> None:
+    h = Harness(succeed_with_usage)
+    h.worker.on_task_end = lambda end: [][0]  # raises IndexError
+    h.fake.submit("t1", n=1)
+    h.fake.submit("t2", n=2)
+    h.start()
+    await h.until(lambda: len(h.fake.of("task.succeed")) == 2)
+    await h.stopped()
+    failed = [r for r in caplog.records if r.getMessage().startswith("on_task_end of w1 failed")]
+    assert len(failed) == 2
+    assert all(r.exc_info and r.exc_info[0] is IndexError for r in failed)
+
+
 async def test_an_empty_queue_is_polled_until_a_task_comes() -> None:
     h = Harness(succeed_with_usage)
     h.start()
