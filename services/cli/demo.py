@@ -88,7 +88,7 @@ def _remove(path: Path) -> None:
 async def _demo(url: str, settings: Settings, options: DemoOptions) -> list[Section]:
     from services.bootstrap import connect_nats, serve
     from services.demo import run_workload
-    from services.demo.client import CommandClient
+    from services.sdk import Client
 
     started = time.monotonic()
     async with serve(settings, url) as instance:
@@ -96,7 +96,7 @@ async def _demo(url: str, settings: Settings, options: DemoOptions) -> list[Sect
             f"{options.workers} agents")
         nc = await connect_nats(url, "runlog-demo")
         try:
-            report = await run_workload(CommandClient(nc), options.runs, options.workers,
+            report = await run_workload(Client(nc), options.runs, options.workers,
                                         options.seed)
         finally:
             await nc.close()

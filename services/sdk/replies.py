@@ -1,0 +1,85 @@
+"""Typed replies: the success envelope, the fields some commands add to it, query results."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = [
+    "REPLY_TYPES",
+    "AcquireReply",
+    "ClaimReply",
+    "ClaimedTask",
+    "QueryResult",
+    "Reply",
+]
+
+
+class _Wire(BaseModel):
+    # Fields a newer service adds are kept (``model_extra``), never an error.
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class Reply(_Wire):
+    """A command's success reply; ``seq`` is the position to wait for to read the write."""
+
+    id: str
+    """The aggregate the command targeted (a generated id when the command omitted it)."""
+    version: int
+    """The aggregate's version after the command."""
+    seq: int
+    """The stream sequence of the last event written (or of the aggregate, if none was)."""
+    events: tuple[str, ...]
+    """The types of the events written; empty when the command changed nothing."""
+
+
+class ClaimedTask(_Wire):
+    """What a worker needs to run the task it was leased."""
+
+    task_id: str
+    run_id: str
+    kind: str
+    priority: int
+    payload: dict[str, Any]
+    lease_epoch: int
+    """The lease's fence: every start, heartbeat, succeed and fail carries it."""
+    attempt: int
+    max_attempts: int
+    lease_expires_at: datetime
+
+
+class ClaimReply(Reply):
+    """``task.claim``'s reply: the leased task, or None when no task was claimable."""
+
+    task: ClaimedTask | None
+
+
+class AcquireReply(Reply):
+    """``breaker.acquire``'s reply: whether the guarded call may go through."""
+
+    allowed: bool
+    state: str
+    """The breaker's state: ``closed``, ``open`` or ``half_open``."""
+
+
+REPLY_TYPES: dict[str, type[Reply]] = {"task.claim": ClaimReply,
+                                       "breaker.acquire": AcquireReply}
+"""The commands whose replies carry more than the envelope, by subject."""
+
+
+class QueryResult(_Wire):
+    """Rows of one read-only query on the read models."""
+
+    columns: tuple[str, ...]
+    types: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+    truncated: bool
+    """True when more rows exist than the query's ``limit``: raise the limit to see them."""
+    position: int | None
+    """The stream sequence the read models had applied when the rows were read."""
+
+    def dicts(self) -> list[dict[str, Any]]:
+        """The rows as dictionaries keyed by column name."""
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
