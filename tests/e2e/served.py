@@ -17,7 +17,7 @@ from typing import Any
 import nats
 
 from services.demo import run_workload
-from services.demo.client import CommandClient
+from services.sdk import Client
 from tests.e2e.cli import instance_info, runlog, runlog_env, wait_for_instance
 
 __all__ = ["Served", "get", "get_json", "serve_runlog"]
@@ -55,21 +55,23 @@ def get_json(url: str) -> tuple[int, Any]:
 async def _workload(nats_url: str) -> int:
     nc = await nats.connect(nats_url)
     try:
-        client = CommandClient(nc)
-        await client.send("budget.create", budget_id="team", name="team budget", max_tokens=5000)
-        await client.send("run.create", run_id="shared", name="on the team budget",
-                          budget_id="team")
-        await client.send("run.start", run_id="shared")
-        await client.send("usage.record", run_id="shared", model="gpt-4o-mini", tokens_in=900,
-                          tokens_out=300)
+        client = Client(nc)
+        await client.send("budget.create", {"budget_id": "team", "name": "team budget",
+                                            "max_tokens": 5000})
+        await client.send("run.create", {"run_id": "shared", "name": "on the team budget",
+                                         "budget_id": "team"})
+        await client.send("run.start", {"run_id": "shared"})
+        await client.send("usage.record", {"run_id": "shared", "model": "gpt-4o-mini",
+                                           "tokens_in": 900, "tokens_out": 300})
         report = await run_workload(client, runs=3, workers=2, seed=3)
-        await client.send("run.create", run_id="traced", name="cancelled by hand")
-        await client.send("run.start", run_id="traced")
-        await client.send("task.submit", task_id="traced-t1", run_id="traced", kind="code")
+        await client.send("run.create", {"run_id": "traced", "name": "cancelled by hand"})
+        await client.send("run.start", {"run_id": "traced"})
+        await client.send("task.submit", {"task_id": "traced-t1", "run_id": "traced",
+                                          "kind": "code"})
     finally:
         await nc.close()
-    # The run-end policy misses a task its index has not seen yet (a documented race):
-    # let the submit reach this process's followers before the run is cancelled.
+    # Let the submit reach the read models before the run is cancelled, so the test sees
+    # the task's whole trace.
     await _rows(nats_url, "SELECT 1", client.last_seq)
     return max(report.last_seq, client.last_seq)
 
