@@ -18,6 +18,7 @@ from .api import (
 )
 from .database import ReadModelDb
 from .errors import (
+    BoundOutsideLog,
     DatabaseBusy,
     DatabaseMissing,
     ProjectionError,
@@ -31,7 +32,7 @@ from .errors import (
     WaitTimeout,
 )
 from .query import FORMATS, QueryResult, check_read_only, execute_query, format_result
-from .replay import ReplayResult, as_of_path, build_read_models
+from .replay import ReplayResult, as_of_path, build_read_models, check_bounds
 from .runtime import Projector, ProjectorConfig, wait_for_checkpoint
 from .schema import SCHEMA_VERSION
 from .service import SQL_QUEUE, SQL_SUBJECT_PREFIX, ReadSide
@@ -41,6 +42,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "SQL_QUEUE",
     "SQL_SUBJECT_PREFIX",
+    "BoundOutsideLog",
     "DatabaseBusy",
     "DatabaseMissing",
     "ProjectionError",
@@ -60,6 +62,7 @@ __all__ = [
     "WaitTimeout",
     "as_of_path",
     "build_read_models",
+    "check_bounds",
     "check_read_only",
     "execute_query",
     "export",

@@ -6,6 +6,7 @@ from services.errors import RunlogError
 
 __all__ = [
     "CODES",
+    "BoundOutsideLog",
     "DatabaseBusy",
     "DatabaseMissing",
     "ProjectionError",
@@ -91,9 +92,17 @@ class ReplayRefused(ProjectionError):
     code = "replay_refused"
 
 
+class BoundOutsideLog(ReplayRefused):
+    """A time-travel bound names a point the log does not hold (before its first event or
+    after its last): that state cannot be built."""
+
+    code = "bound_outside_log"
+
+
 CODES: dict[str, type[ProjectionError]] = {
     cls.code: cls
     for cls in (ProjectionError, ProjectionHalted, SchemaMismatch, DatabaseMissing, QueryError,
-                QueryRefused, QueryTimeout, QueryUnavailable, WaitTimeout, ReplayRefused)
+                QueryRefused, QueryTimeout, QueryUnavailable, WaitTimeout, ReplayRefused,
+                BoundOutsideLog)
 }
 """Error class by reply code, so a client raises what the server raised."""

@@ -99,7 +99,7 @@ class Projector:
                        progress: Progress | None = None) -> int:
         """Applies the log up to ``until_seq`` (default: the head now) or ``until``; returns
         the position reached."""
-        head = await self.store.last_seq()
+        head = await self._last_event_seq()
         target = head if until_seq is None else min(until_seq, head)
         while self.position < target:
             feed = await self._open_feed()
@@ -190,6 +190,15 @@ class Projector:
             log.warning("skipped %d event(s) up to seq %d: see projection_errors",
                         result.rejected, result.last_seq)
         return result
+
+    async def _last_event_seq(self) -> int:
+        """The last message the log still holds (0 when none): what a catch-up can reach.
+
+        Not the stream's last sequence: that one stays put when the last messages are
+        deleted or the stream is purged, and waiting for it would never end.
+        """
+        last = await self.store.last_on_subject(f"{self.store.subject_prefix}.>")
+        return last.seq if last is not None else 0
 
     async def _stream_head(self, seen: int) -> int:
         """Returns the stream head, asking the server at most every ``head_refresh_s``."""
