@@ -9,9 +9,11 @@ __all__ = [
     "BoundOutsideLog",
     "DatabaseBusy",
     "DatabaseMissing",
+    "DatabaseStrained",
     "ProjectionError",
     "ProjectionHalted",
     "QueryError",
+    "QueryInterrupted",
     "QueryRefused",
     "QueryTimeout",
     "QueryUnavailable",
@@ -50,6 +52,12 @@ class DatabaseBusy(ProjectionError):
     code = "unavailable"
 
 
+class DatabaseStrained(ProjectionError):
+    """A batch failed for want of memory under the database's memory limit: retry it later."""
+
+    code = "unavailable"
+
+
 class DatabaseMissing(ProjectionError):
     """There is no read-model file where one was expected."""
 
@@ -72,6 +80,13 @@ class QueryTimeout(QueryError):
     """The query ran past its time limit and was interrupted."""
 
     code = "query_timeout"
+
+
+class QueryInterrupted(QueryError):
+    """The query was stopped before its end: the service is stopping, the projector needed
+    the memory, or a starting service needed the file."""
+
+    code = "query_interrupted"
 
 
 class QueryUnavailable(QueryError):
@@ -102,7 +117,7 @@ class BoundOutsideLog(ReplayRefused):
 CODES: dict[str, type[ProjectionError]] = {
     cls.code: cls
     for cls in (ProjectionError, ProjectionHalted, SchemaMismatch, DatabaseMissing, QueryError,
-                QueryRefused, QueryTimeout, QueryUnavailable, WaitTimeout, ReplayRefused,
-                BoundOutsideLog)
+                QueryRefused, QueryTimeout, QueryInterrupted, QueryUnavailable, WaitTimeout,
+                ReplayRefused, BoundOutsideLog)
 }
 """Error class by reply code, so a client raises what the server raised."""
