@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import pytest
 from nats.aio.client import Client
 
 from projections import (
+    DatabaseBusy,
     QueryError,
     QueryTimeout,
     ReadModelDb,
@@ -150,3 +153,22 @@ def fill_memory(db: ReadModelDb) -> list[duckdb.DuckDBPyConnection]:
                 break
             hogs.append(hog)
     return hogs
+
+
+def test_a_writer_names_a_reader_that_will_not_let_go(tmp_path: Path) -> None:
+    path = tmp_path / "runlog.duckdb"
+    ReadModelDb.open_writer(path).close()
+    other = subprocess.Popen(  # a DuckDB client that is not runlog: it ignores the marker
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1], "
+         "read_only=True); print('open', flush=True); time.sleep(60)", str(path)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout is not None
+        assert other.stdout.readline() == "open\n"
+        with pytest.raises(DatabaseBusy, match=rf"open in another process \(PID {other.pid}, "
+                                               r"python.*\) and it did not close within 0\.2 s"):
+            ReadModelDb.open_writer(path, wait_s=0.2)
+        assert not path.with_name("runlog.duckdb.writer-waiting").exists()
+    finally:
+        other.kill()
+        other.wait()
