@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO, TypeVar
 
 import nats
 import nats.errors
@@ -20,7 +21,7 @@ from nats.aio.client import Client
 
 from services.store import JetStreamEventStore
 
-from .database import ReadModelDb
+from .database import ReadModelDb, writer_waiting
 from .errors import (
     CODES,
     DatabaseBusy,
@@ -30,11 +31,14 @@ from .errors import (
     ReplayRefused,
     WaitTimeout,
 )
+from .limits import DEFAULT_LIMITS, SqlLimits
+from .output import STREAM_FORMATS, RowWriter
 from .query import (
     DEFAULT_LIMIT,
     DEFAULT_TIMEOUT_S,
     FORMATS,
     QueryResult,
+    QueryWatch,
     execute_query,
     format_result,
 )
@@ -42,6 +46,7 @@ from .replay import ReplayResult, as_of_path, build_read_models, ensure_not_held
 from .runtime import Progress
 from .service import SQL_SUBJECT_PREFIX
 from .snapshot import SNAPSHOT_FORMATS, export_snapshot, snapshot_path
+from .sql_stream import StreamSummary, receive_stream, write_local
 
 __all__ = [
     "export",
@@ -53,7 +58,11 @@ __all__ = [
     "replay",
     "run_sql",
     "run_sql_async",
+    "stream_sql",
+    "stream_sql_async",
 ]
+
+T = TypeVar("T")
 
 _REBUILD_TIMEOUT_S = 3600.0
 
@@ -61,68 +70,137 @@ _REBUILD_TIMEOUT_S = 3600.0
 def run_sql(sql: str, *, db_path: Path, nats_url: str | None = None, fmt: str = "table",
             limit: int = DEFAULT_LIMIT, timeout_s: float = DEFAULT_TIMEOUT_S,
             wait_seq: int | None = None, wait_timeout_s: float = 10.0,
-            subject_prefix: str = SQL_SUBJECT_PREFIX) -> str:
-    """Runs one read-only query and returns it formatted (``table``, ``csv`` or ``json``)."""
+            subject_prefix: str = SQL_SUBJECT_PREFIX, limits: SqlLimits = DEFAULT_LIMITS) -> str:
+    """Runs one read-only query and returns it formatted (table, csv, jsonl or json)."""
     return asyncio.run(run_sql_async(
         sql, db_path=db_path, nats_url=nats_url, fmt=fmt, limit=limit, timeout_s=timeout_s,
-        wait_seq=wait_seq, wait_timeout_s=wait_timeout_s, subject_prefix=subject_prefix))
+        wait_seq=wait_seq, wait_timeout_s=wait_timeout_s, subject_prefix=subject_prefix,
+        limits=limits))
 
 
 async def run_sql_async(sql: str, *, db_path: Path, nats_url: str | None = None,
                         fmt: str = "table", limit: int = DEFAULT_LIMIT,
                         timeout_s: float = DEFAULT_TIMEOUT_S, wait_seq: int | None = None,
-                        wait_timeout_s: float = 10.0,
-                        subject_prefix: str = SQL_SUBJECT_PREFIX) -> str:
+                        wait_timeout_s: float = 10.0, subject_prefix: str = SQL_SUBJECT_PREFIX,
+                        limits: SqlLimits = DEFAULT_LIMITS) -> str:
     """``run_sql`` for callers already inside an event loop."""
     if fmt not in FORMATS:
         raise QueryRefused(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
     result = await query_async(sql, db_path=db_path, nats_url=nats_url, limit=limit,
                                timeout_s=timeout_s, wait_seq=wait_seq,
-                               wait_timeout_s=wait_timeout_s, subject_prefix=subject_prefix)
+                               wait_timeout_s=wait_timeout_s, subject_prefix=subject_prefix,
+                               limits=limits)
     return format_result(result, fmt)
 
 
 def query(sql: str, *, db_path: Path, nats_url: str | None = None,
           limit: int = DEFAULT_LIMIT, timeout_s: float = DEFAULT_TIMEOUT_S,
           wait_seq: int | None = None, wait_timeout_s: float = 10.0,
-          subject_prefix: str = SQL_SUBJECT_PREFIX) -> QueryResult:
-    """Runs one read-only query and returns its rows."""
+          subject_prefix: str = SQL_SUBJECT_PREFIX,
+          limits: SqlLimits = DEFAULT_LIMITS) -> QueryResult:
+    """Runs one read-only query and returns at most ``limit`` of its rows."""
     return asyncio.run(query_async(sql, db_path=db_path, nats_url=nats_url, limit=limit,
                                    timeout_s=timeout_s, wait_seq=wait_seq,
                                    wait_timeout_s=wait_timeout_s,
-                                   subject_prefix=subject_prefix))
+                                   subject_prefix=subject_prefix, limits=limits))
 
 
 async def query_async(sql: str, *, db_path: Path, nats_url: str | None = None,
                       limit: int = DEFAULT_LIMIT, timeout_s: float = DEFAULT_TIMEOUT_S,
                       wait_seq: int | None = None, wait_timeout_s: float = 10.0,
-                      subject_prefix: str = SQL_SUBJECT_PREFIX) -> QueryResult:
+                      subject_prefix: str = SQL_SUBJECT_PREFIX,
+                      limits: SqlLimits = DEFAULT_LIMITS) -> QueryResult:
     """The file when it is free, else the running service that holds it."""
+    def on_file(db: ReadModelDb, watch: QueryWatch) -> QueryResult:
+        return execute_query(db, sql, limit, watch=watch)
+
     try:
-        return await asyncio.to_thread(_query_file, db_path, sql, limit, timeout_s, wait_seq)
-    except DatabaseBusy:
-        if nats_url is None:
-            raise QueryUnavailable(f"{db_path} is held by a running runlog and its NATS URL "
-                                   "is unknown") from None
+        return await asyncio.to_thread(_on_file, db_path, limits, timeout_s, wait_seq, on_file)
+    except DatabaseBusy as busy:
+        url = _owner_url(busy, nats_url)
     request = {"sql": sql, "limit": limit, "timeout_s": timeout_s, "wait_seq": wait_seq,
                "wait_timeout_s": wait_timeout_s}
-    budget = timeout_s + (wait_timeout_s if wait_seq is not None else 0.0) + 5.0
-    return QueryResult.from_dict(
-        await _ask(nats_url, f"{subject_prefix}.query", request, budget))
+    return QueryResult.from_dict(await _ask(url, f"{subject_prefix}.query", request,
+                                            _budget(limits, timeout_s, wait_seq, wait_timeout_s)))
 
 
-def _query_file(db_path: Path, sql: str, limit: int, timeout_s: float,
-                wait_seq: int | None) -> QueryResult:
-    db = ReadModelDb.open_reader(db_path)
+def stream_sql(sql: str, out: TextIO, fmt: str, *, db_path: Path, nats_url: str | None = None,
+               limit: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
+               wait_seq: int | None = None, wait_timeout_s: float = 10.0,
+               subject_prefix: str = SQL_SUBJECT_PREFIX,
+               limits: SqlLimits = DEFAULT_LIMITS) -> StreamSummary:
+    """Writes every row of a query (or the first ``limit``) to ``out`` as ``csv``, ``jsonl`` or
+    ``json``, from the file when it is free, else streamed by the running service."""
+    return asyncio.run(stream_sql_async(
+        sql, out, fmt, db_path=db_path, nats_url=nats_url, limit=limit, timeout_s=timeout_s,
+        wait_seq=wait_seq, wait_timeout_s=wait_timeout_s, subject_prefix=subject_prefix,
+        limits=limits))
+
+
+async def stream_sql_async(sql: str, out: TextIO, fmt: str, *, db_path: Path,
+                           nats_url: str | None = None, limit: int | None = None,
+                           timeout_s: float = DEFAULT_TIMEOUT_S, wait_seq: int | None = None,
+                           wait_timeout_s: float = 10.0, subject_prefix: str = SQL_SUBJECT_PREFIX,
+                           limits: SqlLimits = DEFAULT_LIMITS) -> StreamSummary:
+    """``stream_sql`` for callers already inside an event loop."""
+    if fmt not in STREAM_FORMATS:
+        raise QueryRefused(f"cannot stream {fmt!r}: use one of {', '.join(STREAM_FORMATS)}")
+    writer = RowWriter(fmt, out)
+
+    def on_file(db: ReadModelDb, watch: QueryWatch) -> StreamSummary:
+        return write_local(db, sql, watch, writer, limit)
+
+    try:
+        return await asyncio.to_thread(_on_file, db_path, limits, timeout_s, wait_seq, on_file)
+    except DatabaseBusy as busy:
+        url = _owner_url(busy, nats_url)
+    request = {"sql": sql, "limit": limit, "timeout_s": timeout_s, "wait_seq": wait_seq,
+               "wait_timeout_s": wait_timeout_s}
+    nc = await _connect(url)
+    try:
+        return await receive_stream(nc, f"{subject_prefix}.query", request, writer,
+                                    _budget(limits, timeout_s, wait_seq, wait_timeout_s))
+    finally:
+        await nc.close()
+
+
+def _on_file(db_path: Path, limits: SqlLimits, timeout_s: float, wait_seq: int | None,
+             work: Callable[[ReadModelDb, QueryWatch], T]) -> T:
+    """Opens the file read-only, capped by ``limits``, and runs ``work`` on it; a starting
+    ``runlog up`` that waits for the file stops the query."""
+    db = ReadModelDb.open_reader(db_path, limits)
     try:
         if wait_seq is not None:
             position = min(db.positions().values(), default=0)
             if position < wait_seq:
                 raise WaitTimeout(f"read models in {db_path} are at seq {position}, not "
                                   f"{wait_seq}, and no running runlog projects into them")
-        return execute_query(db, sql, limit, timeout_s)
+        return work(db, QueryWatch(limits.timeout(timeout_s), yield_to=_yields_to(db_path)))
     finally:
         db.close()
+
+
+def _yields_to(db_path: Path) -> Callable[[], str | None]:
+    def starting_writer() -> str | None:
+        pid = writer_waiting(db_path)
+        return None if pid is None else (
+            f"runlog up (pid {pid}) is starting and needs {db_path.name}; run the query again "
+            "and the service will answer it")
+    return starting_writer
+
+
+def _owner_url(busy: DatabaseBusy, nats_url: str | None) -> str:
+    if nats_url is None:
+        raise QueryUnavailable(f"{busy}, and no running runlog is known to answer for it "
+                               "(is `runlog up` still starting? try again)") from None
+    return nats_url
+
+
+def _budget(limits: SqlLimits, timeout_s: float, wait_seq: int | None,
+            wait_timeout_s: float) -> float:
+    """How long a client waits for the owner: the capped query time, any wait, and a margin."""
+    wait = limits.timeout(wait_timeout_s) if wait_seq is not None else 0.0
+    return limits.timeout(timeout_s) + wait + 5.0
 
 
 def export(name: str, *, db_path: Path, nats_url: str | None = None, fmt: str = "parquet",

@@ -9,7 +9,9 @@ checks) are pinned on their event while folding. If a batch still fails inside D
 the transaction is rolled back and the batch is bisected, each half committed with its
 own checkpoint, until the one event that fails is found; that projection skips it (a
 ``projection_errors`` row) and every other projection applies it. Infrastructure
-failures (I/O, memory, a broken database) and strict mode halt instead.
+failures (I/O, a broken database) and strict mode halt instead. A batch that fails for
+want of memory (the database's ``memory_limit``, shared with the queries it serves) is
+rolled back whole and raised as ``DatabaseStrained``: the caller retries it later.
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ from events.codec import CODEC, EventCodec
 from services.store import RecordedEvent
 
 from .columns import Col, ColType
-from .database import ReadModelDb
+from .database import ReadModelDb, is_memory_error
 from .decode import DecodeError, Event, decode
-from .errors import ProjectionHalted
+from .errors import DatabaseStrained, ProjectionHalted
 from .models import Batch, ErrorSink, Projection, RejectedEvent, default_projections
 from .models.base import insert_rows, upsert_rows
 
@@ -123,7 +125,13 @@ class BatchApplier:
         if not work.records:
             return BatchResult(0, self.position, 0, stopped)
         head = max(stream_head, work.records[-1].seq)
-        rejected = self._apply_isolating(work, head)
+        try:
+            rejected = self._apply_isolating(work, head)
+        except (duckdb.Error, MemoryError) as error:
+            if is_memory_error(error):
+                raise DatabaseStrained(f"the batch from seq {work.records[0].seq} needs more "
+                                       f"memory than is free: {_first_line(error)}") from error
+            raise
         return BatchResult(len(work.records), self.position, rejected, stopped)
 
     def _prepare(self, records: Sequence[RecordedEvent], cutoff: datetime | None
@@ -167,6 +175,8 @@ class BatchApplier:
                 failed = again
 
     def _halt_unless_data_error(self, failed: _ProjectionFailed, work: _Work) -> None:
+        if is_memory_error(failed.error):
+            raise failed.error  # the whole batch is retried (see apply), nothing is skipped
         if self.strict or isinstance(failed.error, _HALTING):
             seq = work.records[0].seq
             raise ProjectionHalted(
@@ -257,6 +267,8 @@ def _rollback(con: duckdb.DuckDBPyConnection) -> None:
     try:
         con.execute("ROLLBACK")
     except duckdb.Error as error:
+        if is_memory_error(error):
+            raise  # the transaction is gone with the memory; apply() reports the strain
         raise ProjectionHalted(f"the read-model database failed: {_first_line(error)}") from error
 
 

@@ -6,11 +6,14 @@ from services.errors import RunlogError
 
 __all__ = [
     "CODES",
+    "BoundOutsideLog",
     "DatabaseBusy",
     "DatabaseMissing",
+    "DatabaseStrained",
     "ProjectionError",
     "ProjectionHalted",
     "QueryError",
+    "QueryInterrupted",
     "QueryRefused",
     "QueryTimeout",
     "QueryUnavailable",
@@ -49,6 +52,12 @@ class DatabaseBusy(ProjectionError):
     code = "unavailable"
 
 
+class DatabaseStrained(ProjectionError):
+    """A batch failed for want of memory under the database's memory limit: retry it later."""
+
+    code = "unavailable"
+
+
 class DatabaseMissing(ProjectionError):
     """There is no read-model file where one was expected."""
 
@@ -73,6 +82,13 @@ class QueryTimeout(QueryError):
     code = "query_timeout"
 
 
+class QueryInterrupted(QueryError):
+    """The query was stopped before its end: the service is stopping, the projector needed
+    the memory, or a starting service needed the file."""
+
+    code = "query_interrupted"
+
+
 class QueryUnavailable(QueryError):
     """Neither the file nor a running service could answer."""
 
@@ -91,9 +107,17 @@ class ReplayRefused(ProjectionError):
     code = "replay_refused"
 
 
+class BoundOutsideLog(ReplayRefused):
+    """A time-travel bound names a point the log does not hold (before its first event or
+    after its last): that state cannot be built."""
+
+    code = "bound_outside_log"
+
+
 CODES: dict[str, type[ProjectionError]] = {
     cls.code: cls
     for cls in (ProjectionError, ProjectionHalted, SchemaMismatch, DatabaseMissing, QueryError,
-                QueryRefused, QueryTimeout, QueryUnavailable, WaitTimeout, ReplayRefused)
+                QueryRefused, QueryTimeout, QueryInterrupted, QueryUnavailable, WaitTimeout,
+                ReplayRefused, BoundOutsideLog)
 }
 """Error class by reply code, so a client raises what the server raised."""

@@ -1,31 +1,33 @@
-"""Read-only SQL on the read models: the guard, execution with limits, and output formats.
+"""Read-only SQL on the read models: execution with limits, streamed rows, and output formats.
 
-A statement is accepted only when DuckDB's own parser says it is one ``SELECT`` (which
-covers ``WITH``, ``DESCRIBE``, ``SHOW``, ``SUMMARIZE``, ``FROM ...`` and ``VALUES``) or an
-``EXPLAIN`` of one. Defence in depth: it then runs inside a ``READ ONLY`` transaction,
-on a database opened with external access disabled (no files, no extensions), with a
-row limit and a timeout that interrupts it.
+Every statement first passes the guard (``projections.sql_guard``). It then runs on its
+own cursor inside a ``READ ONLY`` transaction, on a database opened with external access
+disabled, under a ``QueryWatch`` that interrupts it at its deadline, when cancelled (a
+stopping service, a projector short of memory) or when a writer waits for the file.
+Rows come out in chunks as JSON-ready lists, so a result of any size can be streamed.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import json
 import math
-import re
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
+from datetime import time as clock_time
 from decimal import Decimal
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
-from .database import ReadModelDb
-from .errors import QueryError, QueryRefused, QueryTimeout
+from .database import ReadModelDb, is_memory_error
+from .errors import QueryError, QueryInterrupted, QueryRefused, QueryTimeout
+from .output import FORMATS, render
+from .sql_guard import MAX_SQL_CHARS, check_read_only
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -33,18 +35,19 @@ __all__ = [
     "FORMATS",
     "MAX_SQL_CHARS",
     "QueryResult",
+    "QueryWatch",
+    "RowStream",
     "check_read_only",
     "execute_query",
     "format_result",
+    "running_query",
 ]
 
 DEFAULT_LIMIT = 1000
 DEFAULT_TIMEOUT_S = 10.0
-MAX_SQL_CHARS = 64 * 1024
-FORMATS = ("table", "csv", "json")
+CHUNK_ROWS = 10_000
 
-_ALLOWED = frozenset({duckdb.StatementType.SELECT})
-_EXPLAIN_PREFIX = re.compile(r"^\s*EXPLAIN(\s+ANALY[SZ]E)?\b", re.IGNORECASE)
+_TIMEOUT = "timeout"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,90 +72,172 @@ class QueryResult:
                    bool(data["truncated"]), data.get("position"))
 
 
-def check_read_only(sql: str) -> str:
-    """Returns the one read-only statement in ``sql`` or raises ``QueryRefused``."""
-    if len(sql) > MAX_SQL_CHARS:
-        raise QueryRefused(f"query is longer than {MAX_SQL_CHARS} characters")
-    statement = _single_statement(sql)
-    if statement.type == duckdb.StatementType.EXPLAIN:
-        # EXPLAIN ANALYZE runs its statement: what it explains must be read-only too.
-        inner = _EXPLAIN_PREFIX.sub("", statement.query, count=1)
-        if _single_statement(inner).type not in _ALLOWED:
-            raise QueryRefused("EXPLAIN is allowed for read-only statements only")
-        return str(statement.query).strip().rstrip(";")
-    if statement.type not in _ALLOWED:
-        raise QueryRefused(f"{statement.type.name} statements are not allowed: only SELECT, "
-                           "WITH, EXPLAIN, DESCRIBE, SHOW and SUMMARIZE")
-    return str(statement.query).strip().rstrip(";")
+class QueryWatch:
+    """Interrupts one query at its deadline, on ``cancel``, or when ``yield_to`` names a reason.
+
+    ``yield_to`` is polled every ``poll_s`` (a local reader uses it to give the file up to a
+    starting service). Safe to cancel from any thread, before or while the query runs.
+    """
+
+    def __init__(self, timeout_s: float, yield_to: Callable[[], str | None] | None = None,
+                 poll_s: float = 0.05, deadline: float | None = None) -> None:
+        self.timeout_s = timeout_s
+        self._yield_to = yield_to
+        self._poll_s = poll_s
+        self._lock = threading.Lock()
+        self._cursor: duckdb.DuckDBPyConnection | None = None
+        self._reason: str | None = None
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._deadline = deadline if deadline is not None else time.monotonic() + timeout_s
+        """Monotonic time the query must end by (a wait in a queue counts against it)."""
+
+    @property
+    def fired(self) -> bool:
+        """Whether the query has been told to stop."""
+        return self._reason is not None
+
+    @property
+    def remaining_s(self) -> float:
+        """Seconds left before the deadline."""
+        return max(self._deadline - time.monotonic(), 0.0)
+
+    def cancel(self, reason: str) -> None:
+        """Stops the query (now, or as soon as it starts), saying why."""
+        with self._lock:
+            if self._reason is None:
+                self._reason = reason
+            cursor = self._cursor
+        if cursor is not None:
+            cursor.interrupt()
+
+    def attach(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        """Starts watching the cursor the query runs on."""
+        with self._lock:
+            self._cursor = cursor
+            fired = self._reason is not None
+        if fired:
+            cursor.interrupt()
+        self._thread = threading.Thread(target=self._watch, name="runlog-sql-watch", daemon=True)
+        self._thread.start()
+
+    def detach(self) -> None:
+        """Stops watching; the cursor is never interrupted after this returns."""
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
+        with self._lock:
+            self._cursor = None
+
+    def raise_if_fired(self) -> None:
+        """Raises the error of a stopped query (checked between chunks)."""
+        if self._reason is not None or time.monotonic() >= self._deadline:
+            self.cancel(_TIMEOUT)
+            raise self.failure(None)
+
+    def failure(self, error: BaseException | None) -> QueryError:
+        """What a failed query tells its client: why it was stopped, else DuckDB's first line."""
+        if self._reason == _TIMEOUT:
+            return QueryTimeout(f"query interrupted after {self.timeout_s:g} s")
+        if self._reason is not None:
+            return QueryInterrupted(f"query interrupted: {self._reason}")
+        if error is not None and is_memory_error(error):
+            return QueryError("the query needs more memory than the read models may use "
+                              "(RUNLOG_SQL_MEMORY_LIMIT): aggregate more, or select less")
+        return QueryError(_first_line(error) if error is not None else "query failed")
+
+    def _watch(self) -> None:
+        while not self._done.wait(min(self._poll_s, max(self._deadline - time.monotonic(), 0))):
+            if self._reason is not None:
+                # Again and again: an interrupt that lands between two statements is lost.
+                self.cancel(self._reason)
+            elif time.monotonic() >= self._deadline:
+                self.cancel(_TIMEOUT)
+            elif self._yield_to is not None and (reason := self._yield_to()):
+                self.cancel(reason)
 
 
-def _single_statement(sql: str) -> Any:
+class RowStream:
+    """The rows of one running query, chunk by chunk, JSON-ready."""
+
+    def __init__(self, relation: duckdb.DuckDBPyRelation | None, watch: QueryWatch,
+                 position: int | None) -> None:
+        self.columns = list(relation.columns) if relation is not None else []
+        self.types = [str(t) for t in relation.types] if relation is not None else []
+        self.position = position
+        self._relation = relation
+        self._watch = watch
+
+    def chunks(self, rows: int = CHUNK_ROWS) -> Iterator[list[list[Any]]]:
+        """Yields the rows in lists of at most ``rows``; raises the query's error if it fails."""
+        if self._relation is None:
+            return
+        self._watch.raise_if_fired()
+        # arrow() streams; to_arrow_reader() runs the whole query before its first batch.
+        reader = self._fetch(lambda: self._relation.arrow(rows))  # type: ignore[union-attr]
+        converters = [_converter(f.type, t == "JSON") for f, t in zip(reader.schema, self.types,
+                                                                      strict=True)]
+        try:
+            while True:
+                self._watch.raise_if_fired()
+                batch = self._fetch(lambda: next(reader, None))
+                if batch is None:
+                    return
+                columns = [convert(batch.column(i)) for i, convert in enumerate(converters)]
+                yield [list(row) for row in zip(*columns, strict=True)]
+        finally:
+            reader.close()
+
+    def _fetch(self, step: Callable[[], Any]) -> Any:
+        try:
+            return step()
+        except (duckdb.Error, OSError, ValueError) as error:
+            # An interrupt surfaces as a DuckDB error, or as an Arrow one mid-stream.
+            raise self._watch.failure(error) from None
+
+
+@contextlib.contextmanager
+def running_query(db: ReadModelDb, sql: str, watch: QueryWatch) -> Iterator[RowStream]:
+    """Runs a guarded statement on its own cursor, read-only and watched; yields its rows."""
+    statement = check_read_only(sql)
+    cursor = db.cursor()
+    watch.attach(cursor)
     try:
-        statements = duckdb.extract_statements(sql)
-    except duckdb.Error as error:
-        raise QueryRefused(_first_line(error)) from None
-    if not statements:
-        raise QueryRefused("empty query")
-    if len(statements) > 1:
-        raise QueryRefused("one statement at a time")
-    return statements[0]
+        try:
+            cursor.execute("SET enable_progress_bar = false")  # it would print amid the rows
+            cursor.execute("BEGIN TRANSACTION READ ONLY")
+            position = _position(cursor)  # the same snapshot the query reads
+            relation = cursor.sql(statement)
+        except (duckdb.Error, OSError, ValueError) as error:
+            raise watch.failure(error) from None
+        yield RowStream(relation, watch, position)
+    finally:
+        watch.detach()
+        _close(cursor)
 
 
 def execute_query(db: ReadModelDb, sql: str, limit: int = DEFAULT_LIMIT,
-                  timeout_s: float = DEFAULT_TIMEOUT_S) -> QueryResult:
-    """Runs a guarded statement on its own cursor, read-only, limited and timed."""
-    statement = check_read_only(sql)
-    cursor = db.cursor()
-    fired = threading.Event()
-
-    def interrupt() -> None:
-        fired.set()
-        cursor.interrupt()
-
-    timer = threading.Timer(timeout_s, interrupt)
-    timer.daemon = True
-    try:
-        cursor.execute("BEGIN TRANSACTION READ ONLY")
-        timer.start()
-        result = _run(cursor, statement, max(limit, 0))
-    except (duckdb.Error, OSError, ValueError) as error:
-        # An interrupt surfaces as a DuckDB error, or as an Arrow one mid-stream.
-        if fired.is_set():
-            raise QueryTimeout(f"query interrupted after {timeout_s:g} s") from None
-        raise QueryError(_first_line(error)) from None
-    finally:
-        timer.cancel()
-        _close(cursor)
-    return result
-
-
-def _run(cursor: duckdb.DuckDBPyConnection, statement: str, limit: int) -> QueryResult:
-    relation = cursor.sql(statement)
-    if relation is None:
-        return QueryResult([], [], [], False, _position(cursor))
-    columns, types = list(relation.columns), [str(t) for t in relation.types]
-    is_json = [t == "JSON" for t in types]
+                  timeout_s: float = DEFAULT_TIMEOUT_S,
+                  watch: QueryWatch | None = None) -> QueryResult:
+    """Runs a guarded statement and returns at most ``limit`` rows (``truncated`` if more)."""
+    limit = max(limit, 0)
+    watch = watch or QueryWatch(timeout_s)
     rows: list[list[Any]] = []
-    reader = relation.to_arrow_reader(min(max(limit, 1), 10_000) + 1)
-    try:
-        for batch in reader:
-            rows.extend([_json_cell(v) if j else _jsonable(v)
-                         for v, j in zip(row.values(), is_json, strict=True)]
-                        for row in batch.to_pylist())
+    with running_query(db, sql, watch) as stream:
+        for chunk in stream.chunks(min(max(limit, 1), CHUNK_ROWS) + 1):
+            rows.extend(chunk)
             if len(rows) > limit:
                 break
-    finally:
-        reader.close()
-    truncated = len(rows) > limit
-    return QueryResult(columns, types, rows[:limit], truncated, _position(cursor))
+    return QueryResult(stream.columns, stream.types, rows[:limit], len(rows) > limit,
+                       stream.position)
 
 
 def _position(cursor: duckdb.DuckDBPyConnection) -> int | None:
     try:
-        row = cursor.execute("SELECT min(last_seq) FROM checkpoints").fetchone()
-    except duckdb.Error:
-        return None
-    return int(row[0]) if row and row[0] is not None else None
+        row = cursor.execute("SELECT min(last_seq) FROM checkpoints").fetchall()
+    except duckdb.CatalogException:
+        return None  # not a read-model file
+    return int(row[0][0]) if row and row[0][0] is not None else None
 
 
 def _close(cursor: duckdb.DuckDBPyConnection) -> None:
@@ -160,6 +245,16 @@ def _close(cursor: duckdb.DuckDBPyConnection) -> None:
     with contextlib.suppress(duckdb.Error):
         cursor.execute("ROLLBACK")
     cursor.close()
+
+
+def _converter(kind: pa.DataType, is_json: bool) -> Callable[[pa.Array], list[Any]]:
+    """How one column's values become JSON-ready: as they are when Arrow's are already so."""
+    if is_json:
+        return lambda column: [_json_cell(v) for v in column.to_pylist()]
+    if pa.types.is_integer(kind) or pa.types.is_string(kind) or pa.types.is_boolean(kind) \
+            or pa.types.is_large_string(kind) or pa.types.is_null(kind):
+        return lambda column: column.to_pylist()
+    return lambda column: [_jsonable(v) for v in column.to_pylist()]
 
 
 def _json_cell(value: Any) -> Any:
@@ -173,7 +268,7 @@ def _jsonable(value: Any) -> Any:
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
-    if isinstance(value, (datetime, date, time)):
+    if isinstance(value, (datetime, date, clock_time)):
         return value.isoformat()
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
@@ -191,53 +286,10 @@ def _jsonable(value: Any) -> Any:
 
 
 def format_result(result: QueryResult, fmt: str = "table") -> str:
-    """Renders rows as an aligned table, CSV or JSON (a list of objects)."""
-    if fmt == "json":
-        return json.dumps([dict(zip(result.columns, row, strict=True)) for row in result.rows],
-                          ensure_ascii=False)
-    if fmt == "csv":
-        return _csv(result)
-    if fmt == "table":
-        return _table(result)
-    raise QueryRefused(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
-
-
-def _cell(value: Any, null: str) -> str:
-    if value is None:
-        return null
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False)
-    return str(value)
-
-
-def _csv(result: QueryResult) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(result.columns)
-    writer.writerows([_cell(v, "") for v in row] for row in result.rows)
-    return out.getvalue().rstrip("\n")
-
-
-def _table(result: QueryResult, max_width: int = 60) -> str:
-    if not result.columns:
-        return "(no result)"
-    cells = [[_clip(_cell(v, "NULL"), max_width) for v in row] for row in result.rows]
-    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(result.columns)]
-    lines = [_line(result.columns, widths), "  ".join("-" * w for w in widths)]
-    lines += [_line(row, widths) for row in cells]
-    count = len(result.rows)
-    footer = f"({count} row{'s' if count != 1 else ''}"
-    footer += "; limit reached, more rows exist)" if result.truncated else ")"
-    return "\n".join([*lines, footer])
-
-
-def _line(values: Sequence[str], widths: Sequence[int]) -> str:
-    return "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
-
-
-def _clip(text: str, width: int) -> str:
-    text = text.replace("\n", " ")
-    return text if len(text) <= width else text[: width - 1] + "…"
+    """Renders rows as an aligned table, CSV, JSON lines or JSON (a list of objects)."""
+    if fmt not in FORMATS:
+        raise QueryRefused(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
+    return render(result.columns, result.rows, fmt, result.truncated)
 
 
 def _first_line(error: BaseException) -> str:

@@ -9,7 +9,8 @@ A rebuild of the live file refuses (``ReplayRefused``) while another process hol
 a running ``runlog up`` owns that file, and rebuilds it itself on request (it pauses its
 projector, swaps the file and resumes; see ``projections.service``). Time travel
 (``until_seq`` / ``until``) never touches the live file: it builds the past into a
-file of its own, which ``runlog sql --db`` can query.
+file of its own, which ``runlog sql --db`` can query. A bound outside the log (before
+its first event, after its last) is refused before anything is built.
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ from pathlib import Path
 import duckdb
 
 from events.codec import CODEC, EventCodec
+from services.store import RecordedEvent
 from services.store.port import EventStore
 
 from .database import ReadModelDb, is_lock_conflict
-from .errors import ProjectionError, ReplayRefused
+from .decode import DecodeError, decode
+from .errors import BoundOutsideLog, ProjectionError, ReplayRefused
 from .models import Projection
 from .runtime import Progress, Projector, ProjectorConfig
 from .schema import write_info
@@ -37,6 +40,7 @@ __all__ = [
     "ReplayResult",
     "as_of_path",
     "build_read_models",
+    "check_bounds",
     "ensure_not_held",
     "swap_into_place",
 ]
@@ -91,6 +95,8 @@ async def build_read_models(
     """Builds every read model from the log (up to a bound) and moves the file to ``dest``."""
     if until is not None and until.tzinfo is None:
         until = until.replace(tzinfo=UTC)
+    if until_seq is not None or until is not None:
+        await check_bounds(store, until_seq, until, codec)
     started = time.monotonic()
     building = _fresh(dest.with_name(f"{dest.name}.building-{os.getpid()}"))
     db = ReadModelDb.open_writer(building, projections)
@@ -107,6 +113,49 @@ async def build_read_models(
         _fresh(building)
         raise
     return ReplayResult(dest, position, time.monotonic() - started, until_seq, until)
+
+
+async def check_bounds(store: EventStore, until_seq: int | None = None,
+                       until: datetime | None = None, codec: EventCodec = CODEC) -> None:
+    """Raises ``BoundOutsideLog`` unless the bound lies between the log's first and last events."""
+    events = f"{store.subject_prefix}.>"
+    first, last = await store.first_on_subject(events), await store.last_on_subject(events)
+    if first is None or last is None:
+        raise BoundOutsideLog("the log holds no events: there is no past state to build")
+    if until_seq is not None:
+        _check_seq(until_seq, first.seq, last.seq)
+    if until is not None:
+        _check_time(until, first, last, codec)
+
+
+def _check_seq(until_seq: int, first: int, last: int) -> None:
+    if until_seq < first:
+        lost = "; the events before it were deleted or purged" if first > 1 else ""
+        raise BoundOutsideLog(f"seq {until_seq} is before the first event the log holds "
+                              f"(seq {first}){lost}: that state cannot be built")
+    if until_seq > last:
+        raise BoundOutsideLog(f"seq {until_seq} is past the last event of the log (seq {last}): "
+                              "the state there is the current one (replay without a bound)")
+
+
+def _check_time(until: datetime, first: RecordedEvent, last: RecordedEvent,
+                codec: EventCodec) -> None:
+    began, ended = _when(first, codec), _when(last, codec)
+    if began is not None and until < began:
+        raise BoundOutsideLog(f"{until.isoformat()} is before the first event the log holds "
+                              f"(seq {first.seq}, {began.isoformat()}): that state cannot be built")
+    if ended is not None and until > ended:
+        raise BoundOutsideLog(f"{until.isoformat()} is after the last event of the log "
+                              f"(seq {last.seq}, {ended.isoformat()}): the state then is the "
+                              "current one (replay without a bound)")
+
+
+def _when(record: RecordedEvent, codec: EventCodec) -> datetime | None:
+    """When an event occurred; None for an event that cannot be read (it bounds nothing)."""
+    try:
+        return decode(record, codec).when
+    except DecodeError:
+        return None
 
 
 def _record_bounds(db: ReadModelDb, until_seq: int | None, until: datetime | None,

@@ -24,7 +24,7 @@ from services.store.port import EventFeed, EventStore
 
 from .applier import BatchApplier, BatchResult
 from .database import ReadModelDb, checkpoint_positions
-from .errors import WaitTimeout
+from .errors import DatabaseStrained, WaitTimeout
 from .feed import open_feed
 from .models import Projection
 from .telemetry import ProjectorTelemetry
@@ -77,6 +77,9 @@ class Projector:
         self._projections = projections
         self._codec = codec
         self.telemetry = telemetry or ProjectorTelemetry(name)
+        self.on_strain: Callable[[], int] | None = None
+        """Called when a batch lacks memory, before it is retried (the read side stops its
+        queries); returns how many it stopped."""
         self._lock = asyncio.Lock()
         self._head = 0
         self._head_at = 0.0
@@ -99,7 +102,7 @@ class Projector:
                        progress: Progress | None = None) -> int:
         """Applies the log up to ``until_seq`` (default: the head now) or ``until``; returns
         the position reached."""
-        head = await self.store.last_seq()
+        head = await self._last_event_seq()
         target = head if until_seq is None else min(until_seq, head)
         while self.position < target:
             feed = await self._open_feed()
@@ -180,16 +183,39 @@ class Projector:
     async def _apply(self, records: list[RecordedEvent], head: int,
                      cutoff: datetime | None = None) -> BatchResult:
         started = time.perf_counter()
-        async with self._lock:
-            with self.telemetry.batch_span(records):
-                result = await _uninterruptible(
-                    asyncio.to_thread(self.applier.apply, records, head, cutoff))
+        delay = 0.05
+        while True:
+            try:
+                result = await self._apply_once(records, head, cutoff)
+                break
+            except DatabaseStrained as strained:
+                # Queries share the memory limit: they give way, and the batch is tried again.
+                freed = self.on_strain() if self.on_strain is not None else 0
+                log.warning("%s; %d queries stopped, retrying in %.2f s", strained, freed, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
         self.telemetry.record(result.events, time.perf_counter() - started, result.last_seq,
                               max(head, result.last_seq))
         if result.rejected:
             log.warning("skipped %d event(s) up to seq %d: see projection_errors",
                         result.rejected, result.last_seq)
         return result
+
+    async def _apply_once(self, records: list[RecordedEvent], head: int,
+                          cutoff: datetime | None) -> BatchResult:
+        async with self._lock:
+            with self.telemetry.batch_span(records):
+                return await _uninterruptible(
+                    asyncio.to_thread(self.applier.apply, records, head, cutoff))
+
+    async def _last_event_seq(self) -> int:
+        """The last message the log still holds (0 when none): what a catch-up can reach.
+
+        Not the stream's last sequence: that one stays put when the last messages are
+        deleted or the stream is purged, and waiting for it would never end.
+        """
+        last = await self.store.last_on_subject(f"{self.store.subject_prefix}.>")
+        return last.seq if last is not None else 0
 
     async def _stream_head(self, seen: int) -> int:
         """Returns the stream head, asking the server at most every ``head_refresh_s``."""

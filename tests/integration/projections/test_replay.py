@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
 import duckdb
 import pytest
+from nats.aio.client import Client
 
 from events import EventEnvelope, UpcasterRegistry, utc_now
 from events.catalog import EVENT_TYPES
 from events.catalog.run import RunCreated
 from events.codec import EventCodec
 from projections import (
+    BoundOutsideLog,
     ReadModelDb,
     ReadSide,
     ReplayRefused,
@@ -27,6 +30,7 @@ from projections import (
 )
 from projections.runtime import Projector, ProjectorConfig
 from services.store import JetStreamEventStore
+from tests.support.nats_server import unique_prefix, unique_stream_name
 from tests.support.read_side import EventLog, append_all, dump_tables
 
 pytestmark = pytest.mark.nats
@@ -171,3 +175,56 @@ async def test_a_file_of_another_schema_version_is_rebuilt_at_start(
     async with ReadSide(store, db_path, subject_prefix=sql_prefix) as read_side:
         await read_side.wait_for_seq(last, timeout_s=10)
         assert (await read_side.query("SELECT count(*) FROM runs")).rows == [[3]]
+
+
+@pytest.fixture
+async def purgeable(nc: Client) -> AsyncIterator[JetStreamEventStore]:
+    """A log whose stream allows purges and deletes (made by hand, as an old deployment's was)."""
+    store = JetStreamEventStore(nc, stream=unique_stream_name(), subject_prefix=unique_prefix())
+    await store.js.add_stream(name=store.stream, subjects=[f"{store.subject_prefix}.>"],
+                              allow_direct=True)
+    yield store
+    await store.js.delete_stream(store.stream)
+
+
+async def test_time_travel_outside_the_log_is_refused_before_anything_is_built(
+    purgeable: JetStreamEventStore, db_path: Path, history: EventLog
+) -> None:
+    store = purgeable
+    with pytest.raises(BoundOutsideLog, match="holds no events"):
+        await build_read_models(store, as_of_path(db_path, until_seq=1), until_seq=1)
+    last = await append_all(store, history.envelopes)
+    first_time, last_time = history.envelopes[0].occurred_at, history.envelopes[-1].occurred_at
+    refusals = [
+        ({"until_seq": last + 1}, rf"seq {last + 1} is past the last event .*\(seq {last}\)"),
+        ({"until_seq": 0}, r"seq 0 is before the first event the log holds \(seq 1\)"),
+        ({"until_seq": -5}, "before the first event"),
+        ({"until": first_time - timedelta(seconds=1)}, "before the first event .*seq 1"),
+        ({"until": last_time + timedelta(seconds=1)}, f"after the last event .*seq {last}"),
+    ]
+    for bound, message in refusals:
+        with pytest.raises(BoundOutsideLog, match=message):
+            await replay(store, db_path=db_path, **bound)  # type: ignore[arg-type]
+    assert list(db_path.parent.iterdir()) == []  # nothing written
+    assert (await replay(store, db_path=db_path, until_seq=last)).position == last
+    assert (await replay(store, db_path=db_path, until=last_time)).position == last
+
+
+async def test_after_a_purge_old_bounds_are_refused_and_nothing_hangs(
+    purgeable: JetStreamEventStore, db_path: Path, history: EventLog
+) -> None:
+    store = purgeable
+    middle = await append_all(store, history.envelopes[:20])
+    await store.js.purge_stream(store.stream, keep=5)  # seqs 16..20 are left
+    with pytest.raises(BoundOutsideLog, match="before the first event the log holds "
+                                              r"\(seq 16\); the events before it were deleted"):
+        await asyncio.wait_for(replay(store, db_path=db_path, until_seq=10), 10)
+    partial = await asyncio.wait_for(replay(store, db_path=db_path, until_seq=18), 10)
+    assert partial.position == 18
+    await store.js.delete_msg(store.stream, middle)  # the last message goes: the head stays
+    assert (await asyncio.wait_for(build_read_models(store, db_path), 10)).position == 19
+    await store.js.purge_stream(store.stream)
+    rebuilt = await asyncio.wait_for(build_read_models(store, db_path), 10)
+    assert rebuilt.position == 0  # an empty log builds empty read models, at once
+    with pytest.raises(BoundOutsideLog, match="holds no events"):
+        await replay(store, db_path=db_path, until_seq=middle)

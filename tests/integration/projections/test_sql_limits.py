@@ -1,0 +1,174 @@
+"""SQL cannot hurt the service: per-client turns, a bounded queue, capped time, capped memory."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import nats
+import pytest
+from nats.aio.client import Client
+
+from projections import (
+    DatabaseBusy,
+    QueryError,
+    QueryTimeout,
+    ReadModelDb,
+    ReadSide,
+    SqlLimits,
+    execute_query,
+    run_sql_async,
+)
+from projections.runtime import Projector, ProjectorConfig
+from services.store import JetStreamEventStore
+from tests.support.nats_server import wait_until
+from tests.support.read_side import EventLog, append_all
+
+pytestmark = pytest.mark.nats
+
+SLOW = "SELECT sleep_ms(60000) AS slept"
+TINY = SqlLimits(memory_limit="64MB", temp_limit="0KiB")
+
+
+async def ask(nc: Client, prefix: str, sql: str, **fields: Any) -> dict[str, Any]:
+    """One request as any NATS client sends it; returns the decoded reply."""
+    body = json.dumps({"sql": sql, **fields}).encode()
+    reply: dict[str, Any] = json.loads((await nc.request(f"{prefix}.query", body, 90)).data)
+    return reply
+
+
+async def test_a_slow_client_waits_its_turn_and_another_client_is_answered(
+    nats_url: str, store: JetStreamEventStore, db_path: Path, history: EventLog,
+    sql_prefix: str
+) -> None:
+    limits = SqlLimits(workers=4, per_client=2, queue=4, max_timeout_s=120)
+    async with ReadSide(store, db_path, subject_prefix=sql_prefix, limits=limits) as read_side:
+        await read_side.wait_for_seq(await append_all(store, history.envelopes))
+        greedy = await nats.connect(nats_url)
+        try:
+            slow = [asyncio.create_task(ask(greedy, sql_prefix, SLOW, timeout_s=100))
+                    for _ in range(4)]
+            queue = read_side.sql.queue
+            await wait_until(lambda: current((queue.running, queue.waiting)),
+                             lambda load: load == (2, 2))
+            refused = await ask(greedy, sql_prefix, SLOW)  # its share of the queue is full
+            assert refused["error"]["code"] == "unavailable", refused
+            assert "too many queries waiting" in refused["error"]["message"]
+            answer = await run_sql_async("SELECT count(*) AS n FROM runs", db_path=db_path,
+                                         nats_url=nats_url, subject_prefix=sql_prefix,
+                                         fmt="csv")
+            assert answer == "n\n3"
+            assert not any(task.done() for task in slow)  # answered while the slow ones ran
+        finally:
+            await read_side.stop()  # interrupts the sleepers, refuses the waiting ones
+            replies = await asyncio.gather(*slow)
+            await greedy.close()
+    codes = sorted(reply["error"]["code"] for reply in replies)
+    assert codes == ["query_interrupted", "query_interrupted", "unavailable", "unavailable"]
+    assert all("stopping" in reply["error"]["message"] for reply in replies)
+
+
+async def current(value: Any) -> Any:
+    """A value as an awaitable probe for ``wait_until``."""
+    return value
+
+
+async def test_timeouts_are_capped_for_the_service_and_for_local_opens(
+    nats_url: str, store: JetStreamEventStore, db_path: Path, history: EventLog,
+    sql_prefix: str
+) -> None:
+    limits = SqlLimits(max_timeout_s=0.3)
+    async with ReadSide(store, db_path, subject_prefix=sql_prefix, limits=limits) as read_side:
+        await read_side.wait_for_seq(await append_all(store, history.envelopes))
+        with pytest.raises(QueryTimeout, match=r"after 0\.3 s"):
+            await run_sql_async(SLOW, db_path=db_path, nats_url=nats_url, timeout_s=1000,
+                                subject_prefix=sql_prefix)
+    with pytest.raises(QueryTimeout, match=r"after 0\.3 s"):
+        await run_sql_async(SLOW, db_path=db_path, timeout_s=1000, limits=limits)
+
+
+async def test_memory_and_temp_space_are_capped_and_the_projector_goes_on(
+    store: JetStreamEventStore, db_path: Path, history: EventLog, sql_prefix: str
+) -> None:
+    async with ReadSide(store, db_path, subject_prefix=sql_prefix, limits=TINY) as read_side:
+        settings = await read_side.query("SELECT current_setting('memory_limit'), "
+                                         "current_setting('max_temp_directory_size')")
+        assert settings.rows == [["61.0 MiB", "0 bytes"]]
+        with pytest.raises(QueryError, match="needs more memory than the read models may use"):
+            await read_side.query("SELECT length(string_agg(n::VARCHAR, ',')) "
+                                  "FROM range(50000000) r(n)", timeout_s=60)
+        await read_side.wait_for_seq(await append_all(store, history.envelopes))
+        assert (await read_side.query("SELECT count(*) FROM runs")).rows == [[3]]
+        assert read_side.halted is None
+    reader = ReadModelDb.open_reader(db_path, TINY)  # a local open has the same caps
+    try:
+        assert execute_query(reader, "SELECT current_setting('memory_limit')").rows == [
+            ["61.0 MiB"]]
+    finally:
+        reader.close()
+
+
+async def test_a_batch_short_of_memory_waits_for_the_queries_to_give_it_back(
+    store: JetStreamEventStore, db_path: Path, history: EventLog
+) -> None:
+    db = ReadModelDb.open_writer(db_path, limits=TINY)
+    projector = Projector(store, db, ProjectorConfig(batch_size=1000))
+    hogs = fill_memory(db)
+    strains: list[int] = []
+
+    def give_back() -> int:
+        strains.append(len(hogs))
+        for hog in hogs:
+            hog.close()
+        hogs.clear()
+        return strains[-1]
+
+    projector.on_strain = give_back
+    try:
+        last = await append_all(store, history.envelopes)
+        assert await asyncio.wait_for(projector.catch_up(), 30) == last
+        assert strains  # the batch did run short, and was retried
+        assert strains[0] > 0
+        assert db.con.execute("SELECT count(*) FROM runs").fetchall() == [(3,)]
+        assert db.con.execute("SELECT count(*) FROM projection_errors").fetchall() == [(0,)]
+    finally:
+        db.close()
+
+
+def fill_memory(db: ReadModelDb) -> list[duckdb.DuckDBPyConnection]:
+    """Cursors each holding an unread result, until the database has no memory left."""
+    hogs = []
+    for size in (500_000, 50_000, 5_000, 500):
+        while True:
+            hog = db.cursor()
+            try:
+                hog.execute(f"SELECT list(n) FROM range({size}) r(n)")
+            except duckdb.OutOfMemoryException:
+                hog.close()
+                break
+            hogs.append(hog)
+    return hogs
+
+
+def test_a_writer_names_a_reader_that_will_not_let_go(tmp_path: Path) -> None:
+    path = tmp_path / "runlog.duckdb"
+    ReadModelDb.open_writer(path).close()
+    other = subprocess.Popen(  # a DuckDB client that is not runlog: it ignores the marker
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1], "
+         "read_only=True); print('open', flush=True); time.sleep(60)", str(path)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout is not None
+        assert other.stdout.readline() == "open\n"
+        with pytest.raises(DatabaseBusy, match=rf"open in another process \(PID {other.pid}, "
+                                               r"python.*\) and it did not close within 0\.2 s"):
+            ReadModelDb.open_writer(path, wait_s=0.2)
+        assert not path.with_name("runlog.duckdb.writer-waiting").exists()
+    finally:
+        other.kill()
+        other.wait()
