@@ -6,15 +6,14 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from functools import partial
 
-import nats
-import nats.errors
 from faststream.nats import NatsBroker
+from faststream.nats.subscriber.usecases import LogicSubscriber
 from nats.aio.client import Client
+from nats.aio.subscription import Subscription
 
 from events.codec import CODEC, EventCodec
 
@@ -22,7 +21,8 @@ from .command_service import CommandService, ServiceLimits, register_command_han
 from .command_service.app import CommandDispatcher
 from .command_service.telemetry import Executor, MeasuredStore, SpanSteps, TracedCommands
 from .embedded_nats import EmbeddedNats
-from .errors import StoreUnavailable
+from .instance_file import remove_instance_file, write_instance_file
+from .nats_connection import broker_options, connect_nats, server_list
 from .policies import (
     LeaseExpiryPolicy,
     Policy,
@@ -33,7 +33,9 @@ from .policies import (
 from .pricing import load_price_file, seed_commands
 from .read_side import LiveReadSide, start_read_side
 from .settings import Settings
+from .shutdown import Phase, ShutdownPlan, cancel_within
 from .store import EventStore, JetStreamEventStore
+from .supervision import keep_running
 
 __all__ = [
     "Instance",
@@ -46,6 +48,7 @@ __all__ = [
     "running_instance",
     "seed_prices",
     "serve",
+    "stop_command_intake",
 ]
 
 log = logging.getLogger(__name__)
@@ -57,29 +60,15 @@ def nats_server(settings: Settings) -> Iterator[str]:
     if settings.nats_url:
         yield settings.nats_url
         return
-    with EmbeddedNats(settings.data_dir, settings.nats_server_bin) as server:
+    with EmbeddedNats(settings.data_dir, settings.nats_server_bin,
+                      sync=settings.nats_sync) as server:
         yield server.url
-
-
-async def _log_nats_error(error: Exception) -> None:
-    # nats-py's default prints a traceback for every failed (re)connect attempt.
-    log.warning("NATS: %s", error or type(error).__name__)
-
-
-async def connect_nats(url: str, name: str = "runlog", timeout_s: float = 15.0) -> Client:
-    """Connects with a deadline: nats-py alone keeps retrying a first connect for minutes."""
-    try:
-        return await asyncio.wait_for(
-            nats.connect(url, name=name, connect_timeout=min(5.0, timeout_s),
-                         max_reconnect_attempts=-1, error_cb=_log_nats_error), timeout_s)
-    except (TimeoutError, OSError, nats.errors.Error) as error:
-        raise StoreUnavailable(f"cannot reach NATS at {url} ({type(error).__name__})") from None
 
 
 async def connect_store(url: str, settings: Settings, name: str = "runlog") -> tuple[
         Client, JetStreamEventStore]:
     """Connects to NATS and returns the client and an event store on the configured stream."""
-    nc = await connect_nats(url, name)
+    nc = await connect_nats(url, name, settings=settings)
     store = JetStreamEventStore(nc, stream=settings.stream, replicas=settings.replicas,
                                 duplicate_window_s=settings.duplicate_window_s)
     await store.ensure_stream()
@@ -89,7 +78,8 @@ async def connect_store(url: str, settings: Settings, name: str = "runlog") -> t
 def build_broker(url: str, settings: Settings, executor: Executor | None = None
                  ) -> tuple[NatsBroker, CommandDispatcher]:
     """A broker with every command handler registered (connects only when started)."""
-    broker = NatsBroker(url, logger=None)
+    broker = NatsBroker(server_list(url), logger=None, max_reconnect_attempts=-1,
+                        reconnect_time_wait=1, **broker_options(settings))
 
     def current_executor() -> Executor:
         if executor is None:
@@ -116,14 +106,6 @@ class Instance:
     """Where its probes, metrics and dashboard are served, when they are."""
 
 
-def _write_instance_file(settings: Settings, url: str, http_url: str | None) -> Path:
-    # Lets `runlog sql` and `runlog send` in another shell find this instance's NATS.
-    path = settings.data_dir / "instance.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"pid": os.getpid(), "nats_url": url, "http_url": http_url}))
-    return path
-
-
 def service_limits(settings: Settings) -> ServiceLimits:
     """The command service's tunables from the settings."""
     return ServiceLimits(max_command_bytes=settings.max_command_bytes,
@@ -145,59 +127,101 @@ def build_policies(service: CommandService, settings: Settings) -> list[Policy]:
 
 
 @contextlib.asynccontextmanager
-async def command_service(store: EventStore, settings: Settings, codec: EventCodec = CODEC
-                          ) -> AsyncIterator[CommandService]:
+async def _stopping(plan: ShutdownPlan | None) -> AsyncIterator[ShutdownPlan]:
+    """The caller's shutdown plan, or a new one run when the block exits."""
+    if plan is not None:
+        yield plan
+        return
+    plan = ShutdownPlan()
+    try:
+        yield plan
+    finally:
+        await plan.run()
+
+
+@contextlib.asynccontextmanager
+async def command_service(store: EventStore, settings: Settings, codec: EventCodec = CODEC,
+                          plan: ShutdownPlan | None = None) -> AsyncIterator[CommandService]:
     """The command service and its policies on ``store``, caught up with the log."""
-    service = CommandService(MeasuredStore(store), codec, limits=service_limits(settings),
-                             hooks=SpanSteps())
-    policies = build_policies(service, settings)
-    running: list[asyncio.Task[None]] = []
-    try:
+    async with _stopping(plan) as plan:
+        service = CommandService(MeasuredStore(store), codec, limits=service_limits(settings),
+                                 hooks=SpanSteps())
+        policies = build_policies(service, settings)
+        running: list[asyncio.Task[None]] = []
+        # Registered before the policies: within a phase the last registered stops first.
+        plan.add(Phase.WORKERS, "command service", service.stop, 3.0)
+        plan.add(Phase.WORKERS, "policies", partial(cancel_within, running, 2.0), 3.0)
         await service.start()
-        running = [asyncio.create_task(p.run(), name=p.name) for p in policies]
+        running.extend(_supervised(policy.name, policy.run) for policy in policies)
         yield service
-    finally:
-        await _stop_quietly(*map(_cancel, running), service.stop())
+
+
+def _supervised(name: str, run: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
+    # A policy that meets an error it does not handle (a leader election) starts again.
+    return asyncio.create_task(keep_running(f"policy {name}", run), name=f"policy {name}")
 
 
 @contextlib.asynccontextmanager
-async def running_instance(settings: Settings, url: str) -> AsyncIterator[Instance]:
-    """Runs the command service against ``url`` until the block exits."""
-    nc, store = await connect_store(url, settings)
-    try:
-        async with command_service(store, settings) as service:
+async def running_instance(settings: Settings, url: str, plan: ShutdownPlan | None = None
+                           ) -> AsyncIterator[Instance]:
+    """Runs the command service against ``url`` until the block exits, then stops it in order.
+
+    The order (README, "Stopping"): no new commands, the ones in flight answered, the
+    workers stopped, the connections closed; every step under a deadline.
+    """
+    async with _stopping(plan) as plan:
+        nc, store = await connect_store(url, settings)
+        plan.add(Phase.CONNECTIONS, "store connection", partial(close_connection, nc), 2.0)
+        async with command_service(store, settings, plan=plan) as service:
             broker, dispatcher = build_broker(url, settings, TracedCommands(service))
-            try:
-                await broker.start()
-                yield Instance(url, settings, store, service, broker, dispatcher)
-            finally:
-                await _stop_quietly(broker.stop(), dispatcher.drain())
-    finally:
-        await _stop_quietly(nc.close())
+            plan.add(Phase.CONNECTIONS, "command connection", broker.stop, 2.0)
+            plan.add(Phase.IN_FLIGHT, "commands in flight", partial(dispatcher.drain, 5.0), 6.0)
+            plan.add(Phase.INTAKE, "command intake", partial(stop_command_intake, broker), 2.0)
+            await broker.start()
+            yield Instance(url, settings, store, service, broker, dispatcher)
 
 
-@contextlib.asynccontextmanager
-async def _serving_http(instance: Instance) -> AsyncIterator[str | None]:
-    """The HTTP endpoint's URL while it serves (None when ``RUNLOG_HTTP_ADDR`` is off)."""
+async def stop_command_intake(broker: NatsBroker) -> None:
+    """Drains every command subscription: nothing new is taken, what was delivered is handled.
+
+    A plain unsubscribe would drop the requests already delivered to this process but not
+    yet handled, and their clients would wait for a reply that never comes.
+    """
+    subscriptions: list[Subscription] = []
+    for subscriber in broker.subscribers:
+        if isinstance(subscriber, LogicSubscriber) and isinstance(
+                subscriber.subscription, Subscription):
+            subscriptions.append(subscriber.subscription)
+            subscriber.subscription = None  # FastStream's stop would unsubscribe it again
+    await asyncio.gather(*(subscription.drain()  # type: ignore[no-untyped-call]
+                           for subscription in subscriptions))
+
+
+async def close_connection(nc: Client) -> None:
+    """Closes a connection once its last publishes are out (acks, replies).
+
+    Not a drain: the log feeds read their queues without a callback, and a drain would
+    wait for those queues to empty with nobody left to read them.
+    """
+    if not nc.is_closed:
+        await nc.close()
+
+
+async def _start_http(instance: Instance, plan: ShutdownPlan) -> str | None:
+    """Serves the HTTP endpoint (None when ``RUNLOG_HTTP_ADDR`` is off) until the plan runs."""
     from .web import serving_http
 
-    async with serving_http(instance.store.nc, instance.settings) as endpoint:
-        yield endpoint.url if endpoint is not None else None
+    serving = contextlib.AsyncExitStack()
+    endpoint = await serving.enter_async_context(serving_http(instance.store.nc,
+                                                               instance.settings))
+    plan.add(Phase.INTAKE, "HTTP endpoint", serving.aclose, 2.0)
+    return endpoint.url if endpoint is not None else None
 
 
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
-async def _stop_quietly(*steps: Awaitable[object]) -> None:
-    """Runs every shutdown step even when an earlier one fails (NATS may be gone)."""
-    for step in steps:
-        try:
-            await step
-        except Exception as error:
-            log.warning("shutdown step failed: %s", error)
+async def _start_read_side(instance: Instance, plan: ShutdownPlan) -> LiveReadSide:
+    read_side = await start_read_side(instance.store, instance.settings)
+    plan.add(Phase.WORKERS, "read side", read_side.stop, 4.0)
+    return read_side
 
 
 async def seed_prices(executor: Executor) -> int:
@@ -217,18 +241,25 @@ async def serve(settings: Settings, url: str, projectors: bool = True, http: boo
     """The whole runlog: command service, seeded prices, the projectors and the HTTP endpoint.
 
     ``http`` serves ``RUNLOG_HTTP_ADDR`` (``runlog up`` asks for it; embedded uses do not).
+    Everything started here stops in one plan when the block exits.
     """
-    async with running_instance(settings, url) as instance:
+    # A file left by a runlog that died: whoever serves now writes the only valid one.
+    remove_instance_file(settings.data_dir)
+    async with _stopping(None) as plan, running_instance(settings, url, plan) as instance:
         await seed_prices(instance.service)
-        async with contextlib.AsyncExitStack() as stack:
-            if http:  # first: a taken port then fails before the read side opens its file
-                instance.http_url = await stack.enter_async_context(_serving_http(instance))
-            if projectors:
-                instance.read_side = await stack.enter_async_context(
-                    start_read_side(instance.store, settings))
-            # Written last: its presence tells `runlog send` / `runlog sql` we serve.
-            instance_file = _write_instance_file(settings, url, instance.http_url)
-            try:
-                yield instance
-            finally:
-                instance_file.unlink(missing_ok=True)
+        if http:  # first: a taken port then fails before the read side opens its file
+            instance.http_url = await _start_http(instance, plan)
+        if projectors:
+            instance.read_side = await _start_read_side(instance, plan)
+        # Written last, removed first: its presence tells other shells that we serve.
+        write_instance_file(settings.data_dir, url, instance.http_url)
+        plan.add(Phase.INTAKE, "instance file",
+                 _now(partial(remove_instance_file, settings.data_dir)), 1.0)
+        yield instance
+
+
+def _now(function: Callable[[], object]) -> Callable[[], Awaitable[object]]:
+    """A synchronous stop as a step."""
+    async def step() -> object:
+        return function()
+    return step

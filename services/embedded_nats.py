@@ -52,9 +52,12 @@ class EmbeddedNats:
     """One ``nats-server -js`` child process bound to 127.0.0.1 on a free port."""
 
     def __init__(
-        self, data_dir: Path, binary: Path | None = None, start_timeout_s: float = 20.0
+        self, data_dir: Path, binary: Path | None = None, start_timeout_s: float = 20.0,
+        sync: str = "default",
     ) -> None:
         self.data_dir = data_dir
+        self.sync = sync
+        """``always``: every write is synced to disk before it is acknowledged."""
         self.binary = find_nats_server(binary)
         self.start_timeout_s = start_timeout_s
         self.process: subprocess.Popen[bytes] | None = None
@@ -75,13 +78,14 @@ class EmbeddedNats:
         for stale in ports_dir.glob("*.ports"):
             stale.unlink(missing_ok=True)
         args = [
-            str(self.binary), "-a", "127.0.0.1", "-p", "-1", "-js",
-            "-sd", str(nats_dir / "jetstream"), "--ports_file_dir", str(ports_dir),
-            "-l", str(nats_dir / "nats-server.log"),
+            str(self.binary), "-c", str(self._write_config(nats_dir)), "-a", "127.0.0.1",
+            "-p", "-1", "--ports_file_dir", str(ports_dir), "-l", str(nats_dir / "nats-server.log"),
         ]
         preexec = _die_with_parent if sys.platform.startswith("linux") else None
+        # Its own session: the terminal's Ctrl-C goes to runlog's process group only, and
+        # runlog stops the server itself once it has drained (NATS must go last).
         self.process = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, preexec_fn=preexec
+            args, stdin=subprocess.DEVNULL, preexec_fn=preexec, start_new_session=True
         )
         try:
             self.port = self._wait_for_port(ports_dir)
@@ -90,6 +94,14 @@ class EmbeddedNats:
             self.stop()
             raise
         return self.url
+
+    def _write_config(self, nats_dir: Path) -> Path:
+        # sync_interval has no command-line flag; the store directory goes beside it.
+        sync = f"\n  sync_interval: {self.sync}" if self.sync != "default" else ""
+        config = nats_dir / "embedded.conf"
+        config.write_text(f"jetstream {{\n  store_dir: {json.dumps(str(nats_dir / 'jetstream'))}"
+                          f"{sync}\n}}\n")
+        return config
 
     def _wait_for_port(self, ports_dir: Path) -> int:
         assert self.process is not None

@@ -37,8 +37,9 @@ class DataDirLock:
         self._fd = fd
 
     def release(self) -> None:
-        """Frees the lock."""
+        """Frees the lock, leaving no pid behind (after a crash the next holder overwrites it)."""
         if self._fd is not None:
+            os.ftruncate(self._fd, 0)
             os.close(self._fd)
             self._fd = None
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
-
 from projections import QueryResult, ReadSide, SqlLimits
 from services.settings import Settings
 from services.store import JetStreamEventStore
@@ -34,10 +31,13 @@ class LiveReadSide:
         """Runs a read-only query on the live read models."""
         return await self.read_side.query(sql)
 
+    async def stop(self) -> None:
+        """Stops serving SQL and projecting, and closes the file."""
+        await self.read_side.stop()
 
-@contextlib.asynccontextmanager
-async def start_read_side(store: JetStreamEventStore, settings: Settings
-                          ) -> AsyncIterator[LiveReadSide]:
-    """Starts the projectors and the ``runlog.sql.*`` responder; stops them on exit."""
-    async with ReadSide(store, settings.duckdb_path, limits=sql_limits(settings)) as read_side:
-        yield LiveReadSide(read_side)
+
+async def start_read_side(store: JetStreamEventStore, settings: Settings) -> LiveReadSide:
+    """Starts the projectors and the ``runlog.sql.*`` responder (``stop`` ends them)."""
+    read_side = ReadSide(store, settings.duckdb_path, limits=sql_limits(settings))
+    await read_side.start()
+    return LiveReadSide(read_side)

@@ -6,7 +6,7 @@ import enum
 import types
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import annotated_types
 from pydantic import Field, ValidationError, field_validator
@@ -29,7 +29,22 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
     nats_url: str | None = None
-    """NATS server or cluster; unset starts the embedded ``nats-server``."""
+    """NATS server or cluster (a comma-separated list); unset starts the embedded one."""
+    nats_tls_ca: Path | None = None
+    """CA certificate (PEM) the NATS servers' certificates are checked against."""
+    nats_tls_cert: Path | None = None
+    """Client certificate (PEM) for servers that verify clients; needs the key."""
+    nats_tls_key: Path | None = None
+    """The client certificate's private key (PEM)."""
+    nats_creds: Path | None = None
+    """A NATS credentials file (user JWT and seed) for decentralized auth."""
+    nats_nkey_seed: Path | None = None
+    """A file holding an NKey user seed, for servers that authenticate by NKey."""
+    nats_inbox_prefix: str = Field(default="_INBOX",
+                                   pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+    """Prefix of this identity's reply subjects; give each identity its own (see accounts.conf)."""
+    nats_sync: Literal["default", "always"] = "default"
+    """Embedded server only: ``always`` syncs every write to disk before acknowledging it."""
     data_dir: Path = Path(".runlog")
     """Embedded NATS data, DuckDB files and local state."""
     stream: str = "RUNLOG"

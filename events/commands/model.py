@@ -11,7 +11,7 @@ from events.base import Command
 from events.catalog.model import ModelName, UsdPerMtok
 from events.ids import model_aggregate_id
 
-__all__ = ["RegisterModel"]
+__all__ = ["EscapableModelName", "RegisterModel"]
 
 
 def _escapable(name: str) -> str:
@@ -19,9 +19,18 @@ def _escapable(name: str) -> str:
     return name
 
 
+EscapableModelName = Annotated[ModelName, AfterValidator(_escapable)]
+"""A model name that still fits the id rule once escaped into its aggregate id."""
+
+
 def _as_utc(moment: datetime) -> datetime:
     # A price date without a zone is read as UTC: the log's clock is UTC throughout.
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+23:59 falls before year 1 in UTC
+        raise ValueError("the time is out of range once converted to UTC") from None
 
 
 class RegisterModel(Command):
@@ -35,7 +44,7 @@ class RegisterModel(Command):
     id_field: ClassVar[str] = "model"
     subject: ClassVar[str] = "model.register"
 
-    model: Annotated[ModelName, AfterValidator(_escapable)]
+    model: EscapableModelName
     provider: Annotated[str, StringConstraints(min_length=1, max_length=128, strict=True)]
     input_usd_per_mtok: UsdPerMtok
     output_usd_per_mtok: UsdPerMtok

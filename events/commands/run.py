@@ -10,10 +10,9 @@ from events.base import Command, Label, ShortText
 from events.catalog.run import RunBudget
 from events.ids import Id
 
+from .model import EscapableModelName
+
 __all__ = ["CancelRun", "CreateRun", "FailRun", "RecordUsage", "StartRun", "SucceedRun"]
-
-ModelName = Annotated[str, StringConstraints(min_length=1, max_length=128, strict=True)]
-
 
 class _RunCommand(Command):
     aggregate: ClassVar[str] = "run"
@@ -70,7 +69,7 @@ class RecordUsage(_RunCommand):
     run_id: Id
     task_id: Id | None = None
     worker_id: Id | None = None
-    model: ModelName
+    model: EscapableModelName
     tokens_in: int = Field(ge=0, le=100_000_000)
     tokens_out: int = Field(ge=0, le=100_000_000)
     latency_ms: float | None = Field(default=None, ge=0)

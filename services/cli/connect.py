@@ -2,15 +2,14 @@
 
 ``find_running_instance`` is the one place that decides whether something serves this
 data directory: ``RUNLOG_NATS_URL`` (or ``--server``), else the ``instance.json`` a live
-``runlog up`` wrote. A file whose pid is dead (left by a ``kill -9``) counts as nothing
-running, so verbs say so in one line at once instead of retrying a dead address.
+``runlog up`` wrote. A file whose process is gone (left by a ``kill -9``; pid and start
+time are checked, so a reused pid does not fool it) counts as nothing running and is
+removed, so verbs say so in one line at once instead of retrying a dead address.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -47,24 +46,12 @@ class RunningInstance:
 
 def find_running_instance(settings: Settings) -> RunningInstance | None:
     """The configured NATS, or the live local ``runlog up``; None when nothing serves."""
+    from services.instance_file import read_live_instance
+
     if settings.nats_url:
         return RunningInstance(settings.nats_url, None)
-    try:
-        written = json.loads((settings.data_dir / "instance.json").read_text())
-        url, pid = str(written["nats_url"]), int(written["pid"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return RunningInstance(url, pid) if _alive(pid) else None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # alive, but another user's
-    return True
+    record = read_live_instance(settings.data_dir)
+    return RunningInstance(record.nats_url, record.pid) if record else None
 
 
 def running_instance(settings: Settings) -> RunningInstance:
@@ -90,7 +77,9 @@ def running_nats_url_or_none(settings: Settings) -> str | None:
 
 def nats_servers(url: str) -> list[str]:
     """A comma-separated server list as nats-py takes it."""
-    return [part.strip() for part in url.split(",") if part.strip()]
+    from services.nats_connection import server_list
+
+    return server_list(url)
 
 
 @contextlib.asynccontextmanager
@@ -98,6 +87,8 @@ async def connect(settings: Settings, name: str = "runlog-cli") -> AsyncIterator
     """A NATS connection to the running runlog that fails within seconds, in one line."""
     import nats
     import nats.errors
+
+    from services.nats_connection import connection_options
 
     instance = running_instance(settings)
 
@@ -107,7 +98,8 @@ async def connect(settings: Settings, name: str = "runlog-cli") -> AsyncIterator
     try:
         nc = await nats.connect(nats_servers(instance.nats_url), name=name,
                                 connect_timeout=CONNECT_TIMEOUT_S, allow_reconnect=False,
-                                max_reconnect_attempts=0, error_cb=quiet)
+                                max_reconnect_attempts=0, error_cb=quiet,
+                                **connection_options(settings))
     except (OSError, TimeoutError, nats.errors.Error) as error:
         who = f"runlog up (pid {instance.pid})" if instance.pid else "NATS"
         raise ServiceNotRunning(f"{who} does not answer at {instance.nats_url}: "

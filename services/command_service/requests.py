@@ -33,6 +33,8 @@ def parse_command(command_cls: type[C], body: bytes, max_bytes: int) -> C:
         command = command_cls.model_validate_json(body)
     except ValidationError as error:
         raise _as_failure(error) from None
+    except (ValueError, ArithmeticError) as error:  # a validator that failed to say why
+        raise CommandFailed(ErrorCode.VALIDATION_FAILED, f"body: {error}") from None
     return with_ids(command)
 
 

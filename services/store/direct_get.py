@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from services.errors import StoreError
+from services.errors import StoreError, StoreUnavailable
 
 from .records import RecordedEvent
 
@@ -68,7 +68,9 @@ class DirectGetter:
             status = _status(msg)
             if status and status not in _NO_MORE:
                 description = (msg.headers or {}).get("Description", "")
-                raise StoreError(f"direct get refused: {status} {description}".strip())
+                # 503: no replica answers for now (a leader election): a transient failure.
+                failure = StoreUnavailable if status == "503" else StoreError
+                raise failure(f"direct get refused: {status} {description}".strip())
             replies.append(msg)
             if "batch" not in body or status:
                 return replies

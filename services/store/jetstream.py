@@ -66,6 +66,9 @@ class JetStreamEventStore:
             allow_direct=True,
             allow_atomic=True,
             discard=api.DiscardPolicy.OLD,
+            # The log is immutable: no client may delete an event or purge the stream.
+            deny_delete=True,
+            deny_purge=True,
         )
         try:
             try:
@@ -74,6 +77,11 @@ class JetStreamEventStore:
                 await self.js.add_stream(config)
             else:
                 await self.js.update_stream(config)
+        except nats.js.errors.APIError as error:
+            raise StoreError(f"stream {self.stream}: the server refused its configuration "
+                             f"(subjects {self.subject_prefix}.>, {self.replicas} replicas, "
+                             f"deletes and purges denied): {error.description} "
+                             f"(code {error.err_code})") from error
         except nats.errors.Error as error:
             raise _translate(error, self.stream) from error
 
@@ -238,12 +246,19 @@ def _batch_result(reply: dict[str, Any], count: int) -> AppendResult:
     return AppendResult(last - count + 1, last)
 
 
+_TRANSIENT = (nats.errors.TimeoutError, TimeoutError, nats.errors.NoRespondersError,
+              nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
+              nats.errors.StaleConnectionError, nats.errors.OutboundBufferLimitError,
+              nats.errors.NoServersError, nats.js.errors.NoStreamResponseError,
+              nats.js.errors.ServiceUnavailableError)
+"""Failures that pass on their own (a reconnect, a leader election): answered ``unavailable``."""
+
+
 def _translate(error: BaseException, where: str) -> StoreError:
+    if isinstance(error, _TRANSIENT) or getattr(error, "code", None) == 503:
+        return StoreUnavailable(f"{where}: NATS did not answer ({type(error).__name__})")
     if isinstance(error, nats.js.errors.APIError):
         if error.err_code in _CONFLICT_CODES:
             return ConcurrencyConflict(where, f"{where}: {error.description}")
         return StoreError(f"{where}: {error.description} (code {error.err_code})")
-    if isinstance(error, (nats.errors.TimeoutError, TimeoutError, nats.errors.NoRespondersError,
-                          nats.errors.ConnectionClosedError)):
-        return StoreUnavailable(f"{where}: NATS did not answer ({type(error).__name__})")
     return StoreError(f"{where}: {error}")

@@ -1,11 +1,15 @@
 """Appends per second of the event store against raw ``js.publish`` in the same run.
 
-Run by hand: ``python tests/bench/bench_append.py [--appends N] [--rounds R]``.
+Run by hand: ``python tests/bench/bench_append.py [--appends N] [--rounds R] [--durability]``.
 64 concurrent appenders over 1,000 aggregates, one event per append, optimistic
 concurrency on (each aggregate is owned by one appender, which tracks its last
 sequence as a cached aggregate would). The baseline publishes the same bytes with
 plain ``js.publish`` at the same concurrency. Rounds alternate, so machine noise
 hits both sides alike; the ratio is store / raw.
+
+``--durability`` instead compares the store on two servers in the same run: the
+default file store (synced every 2 minutes) and ``RUNLOG_NATS_SYNC=always`` (every
+write synced before it is acknowledged), with the CPU spent per append on each side.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ if __package__ in (None, ""):  # run as a script: make the project root importab
 
 from events import EventEnvelope, utc_now
 from services.store import JetStreamEventStore
-from tests.bench.common import Timer, private_nats, summary
+from tests.bench.common import CpuMeter, Timer, private_nats, private_nats_server, summary
 from tests.support.log import append_events
 
 CONCURRENCY = 64
@@ -115,9 +119,38 @@ async def main(appends: int, rounds: int) -> None:
         await nc.close()
 
 
+async def durability(appends: int, rounds: int) -> None:
+    """Appends/s and latency with the default sync and with ``sync_interval: always``."""
+    with private_nats_server("default") as default, private_nats_server("always") as always:
+        servers = {"default": default, "always": always}
+        clients = {mode: await nats.connect(server.url) for mode, server in servers.items()}
+        best: dict[str, float] = {}
+        for n in range(rounds):
+            for mode, server in servers.items():
+                store = await fresh_store(clients[mode], f"DUR_{mode.upper()}_{n}")
+                assert server.process is not None
+                with CpuMeter(server.process.pid) as cpu:
+                    rate = await store_round(store, appends)
+                best[mode] = max(best.get(mode, 0.0), rate)
+                print(f"round {n + 1}: sync {mode:<7} {rate:>8,.0f} appends/s   "
+                      f"{cpu.per_op_us(appends // CONCURRENCY * CONCURRENCY)}")
+        print(f"\nappends/s (best of {rounds}): default {best['default']:,.0f}  "
+              f"always {best['always']:,.0f}  ratio always/default "
+              f"{best['always'] / best['default']:.2f}")
+        for mode in servers:
+            store = await fresh_store(clients[mode], f"DUR_LAT_{mode.upper()}")
+            store_lat, _ = await latency(clients[mode], store, 1000)
+            print(f"single append latency, sync {mode:<7}: {store_lat}")
+        for nc in clients.values():
+            await nc.close()
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--appends", type=int, default=32_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--durability", action="store_true",
+                        help="instead: the store with the default sync against sync always")
     options = parser.parse_args()
-    asyncio.run(main(options.appends, options.rounds))
+    asyncio.run(durability(options.appends, options.rounds) if options.durability
+                else main(options.appends, options.rounds))

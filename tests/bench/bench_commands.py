@@ -14,6 +14,10 @@ Run by hand: ``python tests/bench/bench_commands.py [--runs N] [--rounds R]``.
 
 Rounds alternate the contenders so machine noise hits all of them alike.
 Targets: >= 0.5x (a) and >= 3x (b).
+
+``--durability`` instead runs the service against two servers in the same run, the
+default file store and ``RUNLOG_NATS_SYNC=always``, with the CPU per command spent
+by the service (this process) and by nats-server.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from services.bootstrap import Instance, serve
 from services.settings import Settings
 from services.store import JetStreamEventStore
 from tests.bench import es_sqlite_baseline
-from tests.bench.common import private_nats
+from tests.bench.common import CpuMeter, private_nats, private_nats_server
 
 LOAD = Path(__file__).with_name("command_load.py")
 
@@ -169,12 +173,39 @@ def summarize(best: dict[str, dict[str, float]], es: dict[str, float]) -> None:
           f" (target >= 0.5)\nratio vs eventsourcing+SQLite: {ours / es_best:.2f}x (target >= 3)")
 
 
+async def durability(runs: int, rounds: int) -> None:
+    """The service's commands/s with the default sync and with ``sync_interval: always``."""
+    best: dict[str, dict[str, float]] = {}
+    with private_nats_server("default") as default, private_nats_server("always") as always, \
+            tempfile.TemporaryDirectory() as data:
+        for n in range(rounds):
+            print(f"round {n + 1}")
+            for mode, server in (("default", default), ("always", always)):
+                assert server.process is not None
+                with CpuMeter(server.process.pid) as cpu:
+                    result = await runlog_round(server.url, runs, f"{mode}{n}",
+                                                Path(data) / f"{mode}{n}")
+                show(f"runlog, sync {mode}", result)
+                print(f"  {'':<28} {cpu.per_op_us(int(result['commands']))}")
+                if result["commands_per_s"] > best.get(mode, {}).get("commands_per_s", 0):
+                    best[mode] = result
+    ratio = best["always"]["commands_per_s"] / best["default"]["commands_per_s"]
+    print(f"\nbest of {rounds}: default {best['default']['commands_per_s']:,.0f}/s, always "
+          f"{best['always']['commands_per_s']:,.0f}/s, ratio always/default {ratio:.2f}")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=12, help="runs per client (7 commands each)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--with-projectors", action="store_true",
                         help="instead: one round with the live projectors, reporting their lag")
+    parser.add_argument("--durability", action="store_true",
+                        help="instead: the service with the default sync against sync always")
     options = parser.parse_args()
-    asyncio.run(projector_lag(options.runs) if options.with_projectors
-                else main(options.runs, options.rounds))
+    if options.with_projectors:
+        asyncio.run(projector_lag(options.runs))
+    elif options.durability:
+        asyncio.run(durability(options.runs, options.rounds))
+    else:
+        asyncio.run(main(options.runs, options.rounds))

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from services.embedded_nats import EmbeddedNats
 
-__all__ = ["Timer", "percentile", "private_nats", "process_tree_cpu_s", "summary"]
+__all__ = ["CpuMeter", "Timer", "percentile", "private_nats", "private_nats_server",
+           "process_tree_cpu_s", "summary"]
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -20,8 +21,35 @@ _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 @contextlib.contextmanager
 def private_nats() -> Iterator[str]:
     """A nats-server of the benchmark's own (never the system one on 4222)."""
-    with tempfile.TemporaryDirectory() as data, EmbeddedNats(Path(data)) as server:
+    with private_nats_server() as server:
         yield server.url
+
+
+@contextlib.contextmanager
+def private_nats_server(sync: str = "default") -> Iterator[EmbeddedNats]:
+    """The same, as the server itself (for its pid), with ``RUNLOG_NATS_SYNC``'s choice."""
+    with tempfile.TemporaryDirectory() as data, EmbeddedNats(Path(data), sync=sync) as server:
+        yield server
+
+
+class CpuMeter:
+    """CPU seconds spent by this process and by another one (the nats-server) in a block."""
+
+    def __init__(self, other_pid: int) -> None:
+        self._other = other_pid
+
+    def __enter__(self) -> CpuMeter:
+        self._own, self._theirs = time.process_time(), process_tree_cpu_s(self._other)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.own_s = time.process_time() - self._own
+        self.theirs_s = process_tree_cpu_s(self._other) - self._theirs
+
+    def per_op_us(self, ops: int) -> str:
+        """``client X µs/op, server Y µs/op``."""
+        return (f"CPU {self.own_s / ops * 1e6:.0f} µs/op here, "
+                f"{self.theirs_s / ops * 1e6:.0f} µs/op in nats-server")
 
 
 class Timer:
