@@ -19,9 +19,23 @@ from services.domain.registry import (
 from services.store import EventStore
 
 from .claim_index import TaskRepository
+from .partition import Partition
 from .repositories import CommandRecord, Repository
 
-__all__ = ["Repositories"]
+__all__ = ["PartitionIndex", "Repositories"]
+
+
+class PartitionIndex(Protocol):
+    """What a partition's admissions are decided on, kept complete by the follower."""
+
+    @property
+    def partition(self) -> Partition:
+        """The partition's guard and gate."""
+        ...
+
+    async def complete(self, follower_position: int) -> None:
+        """Folds in whatever of the partition the follower has not handed out yet."""
+        ...
 
 
 class _CommandIndex(Protocol):
@@ -56,6 +70,12 @@ class Repositories:
             "worker": self.workers, "breaker": self.breakers, "patch": self.patches,
             "gate": self.gates, "model": self.models, "budget": self.budgets,
         }
+
+    def partitioned(self, name: str) -> PartitionIndex:
+        """The index of a partition of the log (``task``)."""
+        if name != "task":
+            raise KeyError(f"no partition {name!r}")
+        return self.tasks
 
     def _by_name(self, aggregate: str) -> _CommandIndex | None:
         return self._indexes.get(aggregate)

@@ -1,7 +1,7 @@
 """Task commands: submit (with its run's facts), claim (decided on the board), the holder's.
 
-Every task write shares the task partition of the log (``Lane.TASK``); a claim is
-decided on all of it (``Lane.CLAIM``): see services/command_service/partition.py.
+Every task write shares the task partition of the log (``TASK_WRITE``); a claim is
+decided on all of it (``CLAIM``): see services/command_service/partition.py.
 """
 
 from __future__ import annotations
@@ -28,7 +28,16 @@ from services.domain.context import Facts
 from services.domain.task import TaskState
 from services.domain.worker import WorkerState
 
-from ..routes import AnyRoute, Lane, Outcome, Recognised, ReplyFields, Route, target_of
+from ..routes import (
+    CLAIM,
+    TASK_WRITE,
+    AnyRoute,
+    Outcome,
+    Recognised,
+    ReplyFields,
+    Route,
+    target_of,
+)
 from ..unit_of_work import Committed, UnitOfWork
 from .common import load_run, on_target
 
@@ -141,16 +150,16 @@ async def _task_view(uow: UnitOfWork, state: TaskState, lease: TaskLeased) -> Re
 _on_task = on_target(lambda repos: repos.tasks, task.decide)
 
 ROUTES: tuple[AnyRoute, ...] = (
-    Route(SubmitTask, submit_task, Lane.TASK),
-    Route(ClaimTask, claim_task, Lane.CLAIM, recognise=recognise_claim),
-    Route(StartTask, _on_task, Lane.TASK),
-    Route(HeartbeatTask, _on_task, Lane.TASK),
-    Route(SucceedTask, _on_task, Lane.TASK),
-    Route(FailTask, _on_task, Lane.TASK),
-    Route(CancelTask, _on_task, Lane.TASK),
-    Route(ExpireTaskLease, _on_task, Lane.TASK),
-    Route(BlockTask, _on_task, Lane.TASK),
-    Route(UnblockTask, unblock_task, Lane.TASK),
-    Route(DeferTask, _on_task, Lane.TASK),
-    Route(QueueTask, _on_task, Lane.TASK),
+    Route(SubmitTask, submit_task, TASK_WRITE),
+    Route(ClaimTask, claim_task, CLAIM, recognise=recognise_claim),
+    Route(StartTask, _on_task, TASK_WRITE),
+    Route(HeartbeatTask, _on_task, TASK_WRITE),
+    Route(SucceedTask, _on_task, TASK_WRITE),
+    Route(FailTask, _on_task, TASK_WRITE),
+    Route(CancelTask, _on_task, TASK_WRITE),
+    Route(ExpireTaskLease, _on_task, TASK_WRITE),
+    Route(BlockTask, _on_task, TASK_WRITE),
+    Route(UnblockTask, unblock_task, TASK_WRITE),
+    Route(DeferTask, _on_task, TASK_WRITE),
+    Route(QueueTask, _on_task, TASK_WRITE),
 )
