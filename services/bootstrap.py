@@ -109,7 +109,8 @@ class Instance:
 def service_limits(settings: Settings) -> ServiceLimits:
     """The command service's tunables from the settings."""
     return ServiceLimits(max_command_bytes=settings.max_command_bytes,
-                         occ_retries=settings.occ_retries, lease_ttl_s=settings.lease_ttl_s)
+                         occ_retries=settings.occ_retries, lease_ttl_s=settings.lease_ttl_s,
+                         max_running=settings.max_running)
 
 
 def build_policies(service: CommandService, settings: Settings) -> list[Policy]:

@@ -55,7 +55,8 @@ class ServiceLimits:
 
     def __init__(self, max_command_bytes: int = 64 * 1024, occ_retries: int = 30,
                  occ_deadline_s: float = 5.0, lease_ttl_s: float = 30.0,
-                 catch_up_timeout_s: float = 5.0) -> None:
+                 catch_up_timeout_s: float = 5.0, max_running: int | None = None) -> None:
+        self.max_running = max_running
         self.max_command_bytes = max_command_bytes
         self.occ_retries = occ_retries
         self.occ_deadline_s = occ_deadline_s
@@ -92,7 +93,7 @@ class CommandService:
         self.limits = limits or ServiceLimits()
         self.clock = clock
         self.hooks: StepHooks = hooks or _NoHooks()
-        self.repos = Repositories(store, codec)
+        self.repos = Repositories(store, codec, max_running=self.limits.max_running)
         self.follower = LogFollower(store, codec, [self.repos])
         self.remembered = RememberedReplies()
         # One writer per aggregate inside this process: concurrent commands on the
