@@ -26,7 +26,9 @@ from .nats_connection import broker_options, connect_nats, server_list
 from .policies import (
     LeaseExpiryPolicy,
     Policy,
+    ProgressPolicy,
     RunEndPolicy,
+    TaskTimeoutPolicy,
     WorkerDrainPolicy,
     WorkerLivenessPolicy,
 )
@@ -121,6 +123,8 @@ def build_policies(service: CommandService, settings: Settings) -> list[Policy]:
         RunEndPolicy(service, board),
         WorkerLivenessPolicy(service, timeout_s=settings.worker_timeout_s),
         WorkerDrainPolicy(service, board),
+        TaskTimeoutPolicy(service, board),
+        ProgressPolicy(service, board),
     ]
     for policy in policies:
         service.observe_log(policy)

@@ -17,7 +17,6 @@ from events.commands.task import (
     ExpireTaskLease,
     FailTask,
     HeartbeatTask,
-    QueueTask,
     StartTask,
     SubmitTask,
     SucceedTask,
