@@ -39,7 +39,9 @@ from tests.e2e.cli import runlog_env, wait_for_instance
 
 def start_service(url: str, data_dir: Path, stream: str) -> subprocess.Popen[str]:
     """``runlog up`` on the private NATS, everything on."""
-    env = runlog_env(data_dir) | {"RUNLOG_NATS_URL": url, "RUNLOG_STREAM": stream}
+    # Load workers do not send worker heartbeats: a long set-up must not get them marked lost.
+    env = runlog_env(data_dir) | {"RUNLOG_NATS_URL": url, "RUNLOG_STREAM": stream,
+                                  "RUNLOG_WORKER_TIMEOUT_S": "3600"}
     process = subprocess.Popen([sys.executable, "-m", "services.cli", "up"], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wait_for_instance(data_dir, process)
