@@ -161,3 +161,28 @@ async def test_coordination_over_nats(client: NatsServiceClient) -> None:
     await client.ok("gate.start", {"gate_id": "g1"})
     await client.ok("gate.fail", {"gate_id": "g1", "reason": "red"})
     await client.refused("patch.commit", {"patch_id": "p1"}, "invalid_transition")
+
+
+async def test_a_heartbeating_task_past_its_timeout_frees_its_slot_over_nats(
+        client: NatsServiceClient) -> None:
+    """The timeout policy fails an attempt past ``timeout_s`` though its holder heartbeats."""
+    await client.running_run("r1")
+    await client.worker("w1", capacity=1)
+    await client.submit("slow", timeout_s=0.4, max_attempts=1)
+    await client.submit("next")
+    leased = await client.claim("w1")
+    assert leased is not None
+    assert leased["task_id"] == "slow"
+    holder = {"task_id": "slow", "worker_id": "w1", "lease_epoch": leased["lease_epoch"]}
+    await client.ok("task.start", holder)
+
+    async def beat() -> str:
+        await client.send("task.heartbeat", holder)
+        return str((await client.state_of("task", "slow")).state)
+
+    assert await wait_until(beat, lambda s: s == "failed", timeout_s=10) == "failed"
+    assert (await client.events_of("task", "slow"))[-1]["error_class"] == "timeout"
+    await client.refused("task.succeed", holder, "lease_mismatch")
+    freed = await client.claim("w1")
+    assert freed is not None
+    assert freed["task_id"] == "next"
