@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, PrivateAttr, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints
 
 from .ids import Id
 
@@ -16,6 +17,8 @@ __all__ = [
     "JsonObject",
     "Kind",
     "Label",
+    "Limit",
+    "Moment",
     "ShortText",
 ]
 
@@ -26,6 +29,9 @@ Kind = Annotated[
     str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$", strict=True)
 ]
 """A work kind (``llm.chat``, ``tool:git``) that tasks declare and workers serve."""
+
+Limit = Annotated[int, Field(ge=1, le=1_000_000)]
+"""A concurrency limit: how many leased tasks at once (at least 1)."""
 
 JSON_OBJECT_MAX_CHARS = 32 * 1024
 """The largest task payload or result, measured as compact ASCII JSON."""
@@ -45,6 +51,18 @@ def _bounded_json(value: dict[str, Any]) -> dict[str, Any]:
 
 JsonObject = Annotated[dict[str, Any], AfterValidator(_bounded_json)]
 """A JSON object (task payload, result) of at most ``JSON_OBJECT_MAX_CHARS``."""
+
+
+def _in_utc(moment: datetime) -> datetime:
+    # A time without a zone is read as UTC: the log's clock is UTC throughout.
+    try:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("time is out of range once converted to UTC") from None
+
+
+Moment = Annotated[datetime, AfterValidator(_in_utc)]
+"""An ISO 8601 time, kept in UTC (one without a zone is read as UTC)."""
 
 
 class Command(BaseModel):

@@ -13,6 +13,7 @@ __all__ = [
     "ID_MAX_LENGTH",
     "ID_PATTERN",
     "Id",
+    "escaped_id",
     "event_msg_id",
     "is_valid_id",
     "model_aggregate_id",
@@ -54,6 +55,11 @@ def event_msg_id(command_id: str, index: int) -> str:
     JetStream drops a message whose id it has seen inside the duplicate window.
     """
     return f"{command_id}:{index}"
+
+
+def escaped_id(name: str) -> str:
+    """A name that may hold dots or colons (a model, a work kind) as a subject-safe id."""
+    return model_aggregate_id(name)
 
 
 def model_aggregate_id(name: str) -> str:

@@ -26,7 +26,7 @@ __all__ = [
     "write_info",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 STALE_HEARTBEAT_S = 30
 """A worker that is not offline or lost and has been silent this long shows in ``health``."""
 
@@ -128,6 +128,26 @@ SELECT 'projection_errors', projection, 'errors', CAST(count(*) AS DOUBLE),
 FROM projection_errors GROUP BY projection
 """
 
+_RESOURCES = """
+CREATE OR REPLACE VIEW resources AS
+SELECT resource,
+       any_value(task_id) FILTER (WHERE state IN ('leased', 'running')) AS held_by_task,
+       any_value(worker_id) FILTER (WHERE state IN ('leased', 'running')) AS held_by_worker,
+       count(*) FILTER (WHERE state IN ('queued', 'retry_wait')) AS waiting,
+       list(task_id ORDER BY priority DESC, last_seq)
+           FILTER (WHERE state IN ('queued', 'retry_wait')) AS waiting_task_ids
+FROM tasks
+WHERE resource IS NOT NULL AND state NOT IN ('succeeded', 'failed', 'cancelled')
+GROUP BY resource
+"""
+
+_DEAD_LETTERS = """
+CREATE OR REPLACE VIEW dead_letters AS
+SELECT task_id, run_id, kind, attempts, max_attempts, error_class, error_message,
+       ended_at AS failed_at, worker_id
+FROM tasks WHERE state = 'failed'
+"""
+
 VIEWS = (
     (TableDoc("usage_daily", "Usage by UTC day, model and provider.", (
         Col("day", ColType.DATE, doc="the UTC day"),
@@ -165,6 +185,26 @@ VIEWS = (
                   Col("detail", ColType.TEXT, doc="one line for people"),
                   Col("since", ColType.TIME, doc="when it was last seen or happened")),
               kind="view"), _HEALTH),
+    (TableDoc("resources", "Every resource an open task names: who holds it (one lease at "
+              "a time) and who waits for it, in the order they will get it.", (
+                  Col("resource", ColType.TEXT, doc="the resource (task.submit resource)"),
+                  Col("held_by_task", ColType.TEXT, doc="the task holding it, if any"),
+                  Col("held_by_worker", ColType.TEXT, doc="that task's worker"),
+                  Col("waiting", ColType.BIGINT, doc="claimable tasks waiting for it"),
+                  Col("waiting_task_ids", ColType.TEXT_LIST, doc="them, first in line first")),
+              kind="view"), _RESOURCES),
+    (TableDoc("dead_letters", "Tasks that failed for good (a permanent error class, or their "
+              "last attempt); task.requeue sends one back with fresh attempts.", (
+                  Col("task_id", ColType.TEXT, doc="the task"),
+                  Col("run_id", ColType.TEXT, doc="its run"),
+                  Col("kind", ColType.TEXT, doc="its kind"),
+                  Col("attempts", ColType.INT, doc="attempts made"),
+                  Col("max_attempts", ColType.INT, doc="attempts it had"),
+                  Col("error_class", ColType.TEXT, doc="class of its last failure"),
+                  Col("error_message", ColType.TEXT, doc="message of its last failure"),
+                  Col("failed_at", ColType.TIME, doc="when it failed"),
+                  Col("worker_id", ColType.TEXT, doc="the worker of its last attempt")),
+              kind="view"), _DEAD_LETTERS),
 )
 
 

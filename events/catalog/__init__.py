@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from events.base import DomainEvent
 
-from . import breaker, budget, gate, model, patch, run, task, worker, workstream
+from . import breaker, budget, gate, model, patch, queue, run, task, worker, workstream
 
 __all__ = ["EVENT_TYPES", "event_class"]
 
-_MODULES = (run, workstream, task, worker, breaker, patch, gate, model, budget)
+_MODULES = (run, workstream, task, worker, breaker, patch, gate, model, budget, queue)
 
 EVENT_TYPES: dict[str, type[DomainEvent]] = {
     cls.type_name(): cls

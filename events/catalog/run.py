@@ -13,6 +13,7 @@ __all__ = [
     "RunBudget",
     "RunBudgetExceeded",
     "RunCancelled",
+    "RunConfigured",
     "RunCreated",
     "RunFailed",
     "RunStarted",
@@ -43,6 +44,15 @@ class RunCreated(_RunEvent):
     budget: RunBudget | None = None
     budget_id: Id | None = None
     """The shared budget (Budget aggregate) the run also draws on, if any."""
+    max_concurrency: int | None = Field(default=None, ge=1)
+    auto_end: bool = False
+
+
+class RunConfigured(_RunEvent):
+    """The run's own concurrency limit is now ``max_concurrency`` (null: none)."""
+
+    run_id: Id
+    max_concurrency: int | None = Field(default=None, ge=1)
 
 
 class RunStarted(_RunEvent):

@@ -21,8 +21,10 @@ __all__ = [
     "TaskHeartbeatReceived",
     "TaskLeaseExpired",
     "TaskLeased",
+    "TaskPostponed",
     "TaskQueued",
     "TaskRequeued",
+    "TaskRequeuedByOperator",
     "TaskRetryScheduled",
     "TaskStarted",
     "TaskSubmitted",
@@ -79,6 +81,12 @@ class TaskSubmitted(_TaskEvent):
     depends_on: list[Id] = Field(default_factory=list)
     submitted_at: datetime
     hold: Literal["blocked", "pending"] | None = None
+    concurrency_key: Label | None = None
+    max_concurrency: int | None = Field(default=None, ge=1)
+    """With ``concurrency_key``: at most this many leased tasks share the key."""
+    not_before: datetime | None = None
+    deferrable: bool = False
+    timeout_s: float | None = Field(default=None, gt=0)
 
     def chosen_state(self) -> str:
         """``queued``, or the hold it starts in."""
@@ -91,6 +99,19 @@ class TaskDeferred(_TaskEvent):
 
 class TaskQueued(_TaskEvent):
     """A pending task may be claimed again."""
+
+
+class TaskPostponed(_TaskEvent):
+    """A queued task stays queued but is not claimed before ``not_before``."""
+
+    not_before: datetime
+
+
+class TaskRequeuedByOperator(_TaskEvent):
+    """A failed task is back in the queue with fresh attempts (``task.requeue``)."""
+
+    max_attempts: int = Field(ge=1, le=100)
+    reason: ShortText = ""
 
 
 class TaskBlocked(_TaskEvent):
@@ -111,6 +132,8 @@ class TaskLeased(_TaskEvent):
     lease_expires_at: datetime
     lease_ttl_s: float = Field(gt=0)
     attempt: int = Field(ge=1)
+    attempt_deadline: datetime | None = None
+    """From the task's ``timeout_s``: past it, the attempt fails with ``timeout``."""
 
 
 class TaskRequeued(_TaskEvent):

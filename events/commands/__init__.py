@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from events.base import Command
 
-from . import breaker, budget, gate, model, patch, run, task, worker, workstream
+from . import breaker, budget, gate, model, patch, queue, run, task, worker, workstream
 
 __all__ = ["COMMANDS", "command_class"]
 
-_MODULES = (run, workstream, task, worker, breaker, patch, gate, model, budget)
+_MODULES = (run, workstream, task, worker, breaker, patch, gate, model, budget, queue)
 
 COMMANDS: dict[str, type[Command]] = {
     cls.subject: cls

@@ -6,13 +6,15 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field, StringConstraints
 
-from events.base import Command, Label, ShortText
+from events.base import Command, Label, Limit, ShortText
 from events.catalog.run import RunBudget
 from events.ids import Id
 
 from .model import EscapableModelName
 
-__all__ = ["CancelRun", "CreateRun", "FailRun", "RecordUsage", "StartRun", "SucceedRun"]
+__all__ = ["CancelRun", "ConfigureRun", "CreateRun", "FailRun", "RecordUsage", "StartRun",
+           "SucceedRun"]
+
 
 class _RunCommand(Command):
     aggregate: ClassVar[str] = "run"
@@ -30,6 +32,18 @@ class CreateRun(_RunCommand):
     )
     budget: RunBudget | None = None
     budget_id: Id | None = None
+    max_concurrency: Limit | None = None
+    """At most this many of the run's tasks leased at once (``run.configure`` changes it)."""
+    auto_end: bool = False
+    """End the run by itself once every workstream and task of it is done."""
+
+
+class ConfigureRun(_RunCommand):
+    """Change a run's ``max_concurrency`` (null: no limit of its own)."""
+
+    subject: ClassVar[str] = "run.configure"
+    run_id: Id
+    max_concurrency: Limit | None = None
 
 
 class StartRun(_RunCommand):

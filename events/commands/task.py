@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from events.base import Command, JsonObject, Kind, Label, ShortText
+from events.base import Command, JsonObject, Kind, Label, Limit, Moment, ShortText
 from events.catalog.task import ReportedErrorClass
 from events.ids import Id
 
@@ -19,13 +19,17 @@ __all__ = [
     "FailTask",
     "HeartbeatTask",
     "QueueTask",
+    "RequeueTask",
     "StartTask",
     "SubmitTask",
     "SucceedTask",
+    "TimeOutTask",
     "UnblockTask",
 ]
 
 LeaseEpoch = Annotated[int, Field(ge=1, le=2**53)]
+TimeoutS = Annotated[float, Field(gt=0, le=7 * 24 * 3600, allow_inf_nan=False)]
+
 
 
 class _TaskCommand(Command):
@@ -48,6 +52,10 @@ class SubmitTask(_TaskCommand):
     """Submit a task of a running run; ``task_id`` is generated when omitted.
 
     ``priority`` 9 is claimed first, 0 last; equal priorities go in submission order.
+    ``concurrency_key`` with ``max_concurrency``: at most that many leased tasks share the
+    key. ``resource``: at most one leased task per resource. ``not_before``: not claimed
+    before then. ``deferrable``: waits while its run's budget is spent instead of being
+    refused. ``timeout_s``: an attempt past it (from its lease) fails with ``timeout``.
     """
 
     subject: ClassVar[str] = "task.submit"
@@ -60,6 +68,17 @@ class SubmitTask(_TaskCommand):
     payload: JsonObject = Field(default_factory=dict)
     workstream_id: Id | None = None
     depends_on: list[Id] = Field(default_factory=list, max_length=64)
+    concurrency_key: Label | None = None
+    max_concurrency: Limit | None = None
+    not_before: Moment | None = None
+    deferrable: bool = False
+    timeout_s: TimeoutS | None = None
+
+    @model_validator(mode="after")
+    def _key_and_limit_together(self) -> Self:
+        if (self.concurrency_key is None) != (self.max_concurrency is None):
+            raise ValueError("concurrency_key and max_concurrency go together")
+        return self
 
 
 class ClaimTask(_TaskCommand):
@@ -123,9 +142,10 @@ class UnblockTask(_ExistingTask):
 
 
 class DeferTask(_ExistingTask):
-    """Park a queued task in ``pending`` (its workstream stopped running)."""
+    """Push a queued task back: it is not claimed before ``not_before``."""
 
     subject: ClassVar[str] = "task.defer"
+    not_before: Moment
 
 
 class QueueTask(_ExistingTask):
@@ -139,3 +159,18 @@ class ExpireTaskLease(_ExistingTask):
 
     subject: ClassVar[str] = "task.expire_lease"
     lease_epoch: LeaseEpoch
+
+
+class TimeOutTask(_ExistingTask):
+    """Fail the attempt of ``lease_epoch`` that ran past its ``timeout_s`` (the timeout policy)."""
+
+    subject: ClassVar[str] = "task.time_out"
+    lease_epoch: LeaseEpoch
+
+
+class RequeueTask(_ExistingTask):
+    """An operator sends a failed task back to the queue, with fresh attempts."""
+
+    subject: ClassVar[str] = "task.requeue"
+    max_attempts: int | None = Field(default=None, ge=1, le=100)
+    reason: ShortText = ""

@@ -9,6 +9,7 @@ from .entity import EntityProjection, EntitySpec
 from .gates import gates_projection
 from .patches import patches_projection
 from .prices import ModelProjection
+from .queues import queues_projection
 from .runs import runs_projection
 from .tasks import TaskProjection
 from .transitions import TransitionProjection
@@ -40,6 +41,7 @@ def default_projections() -> list[Projection]:
         breakers_projection(),
         patches_projection(),
         gates_projection(),
+        queues_projection(),
         UsageProjection(),
         TransitionProjection(),
     ]

@@ -24,6 +24,16 @@ def _budget(row: Mapping[str, Any], event: Event) -> Row:
     }
 
 
+def _limit(row: Mapping[str, Any], event: Event) -> Row:
+    # Written even when null: a run.configure may lift the limit.
+    limit = event.data.get("max_concurrency")
+    return {"max_concurrency": None if limit is None else ColType.INT.convert(limit)}
+
+
+def _created(row: Mapping[str, Any], event: Event) -> Row:
+    return _budget(row, event) | _limit(row, event)
+
+
 def _usage(row: Mapping[str, Any], event: Event) -> Row:
     data = event.data
     totals = {
@@ -73,19 +83,23 @@ RUNS = EntitySpec(
         Col("budget_max_tokens", ColType.BIGINT, doc="its own token limit (null: none)"),
         Col("budget_max_cost_usd", ColType.DOUBLE, doc="its own cost limit (null: none)"),
         Col("over_budget", ColType.BOOL, False, "whether its usage crossed its budget"),
+        Col("max_concurrency", ColType.INT, doc="at most this many of its tasks leased at once"),
+        Col("auto_end", ColType.BOOL, False, "whether it ends by itself when its work is done"),
         Col("over_budget_at", ColType.TIME, doc="when it crossed its budget"),
         Col("tasks_total", ColType.BIGINT, 0, "number of its tasks", derived=True),
         Col("task_counts", ColType.COUNTS, doc="its tasks by state, e.g. task_counts['running']",
             derived=True),
     ),
-    copy={"name": "name", "labels": "labels", "reason": "reason", "budget_id": "budget_id"},
+    copy={"name": "name", "labels": "labels", "reason": "reason", "budget_id": "budget_id",
+          "auto_end": "auto_end"},
     stamps={
         "RunStarted": "started_at",
         "RunSucceeded": "ended_at",
         "RunFailed": "ended_at",
         "RunCancelled": "ended_at",
     },
-    hooks={"RunCreated": _budget, "UsageRecorded": _usage, "RunBudgetExceeded": _over_budget},
+    hooks={"RunCreated": _created, "UsageRecorded": _usage, "RunBudgetExceeded": _over_budget,
+           "RunConfigured": _limit},
 )
 
 

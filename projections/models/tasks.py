@@ -23,6 +23,16 @@ def _expired(row: Mapping[str, Any], event: Event) -> Row:
     return {"lease_epoch": ColType.BIGINT.convert(event.data["lease_epoch"]) + 1}
 
 
+def _new_attempt(row: Mapping[str, Any], event: Event) -> Row:
+    # A lease starts the next attempt: a deadline or a not_before of the previous one is gone.
+    return {"attempt_deadline": event.data.get("attempt_deadline"), "not_before": None,
+            "retry_at": None}
+
+
+def _requeued(row: Mapping[str, Any], event: Event) -> Row:
+    return {"attempts": 0, "ended_at": None, "retry_at": None}
+
+
 def _revoked(row: Mapping[str, Any], event: Event) -> Row:
     # An attempt runlog ended itself names the epoch it voided (else the holder reported it).
     voided = event.data.get("lease_epoch")
@@ -57,6 +67,14 @@ TASKS = EntitySpec(
         Col("leased_at", ColType.TIME, doc="when it was last leased"),
         Col("started_at", ColType.TIME, doc="when its latest attempt started"),
         Col("ended_at", ColType.TIME, doc="when it succeeded, failed or was cancelled"),
+        Col("concurrency_key", ColType.TEXT, doc="the key its concurrency limit is counted by"),
+        Col("max_concurrency", ColType.INT, doc="at most this many leased tasks share the key"),
+        Col("not_before", ColType.TIME, doc="not claimed before this time"),
+        Col("is_deferrable", ColType.BOOL, False, "task.submit deferrable: waits while its "
+            "run's budget is spent"),
+        Col("timeout_s", ColType.DOUBLE, doc="an attempt past it fails with error class timeout"),
+        Col("attempt_deadline", ColType.TIME, doc="when the current attempt times out"),
+        Col("requeued_at", ColType.TIME, doc="when an operator last sent it back to the queue"),
         Col("payload", ColType.JSON, doc="its input"),
         Col("result", ColType.JSON, doc="its result"),
     ),
@@ -67,7 +85,10 @@ TASKS = EntitySpec(
         "worker_id": "worker_id", "lease_epoch": "lease_epoch",
         "lease_expires_at": "lease_expires_at", "attempt": "attempts",
         "error_class": "error_class", "message": "error_message", "retry_at": "retry_at",
-        "reason": "reason", "result": "result",
+        "reason": "reason", "result": "result", "concurrency_key": "concurrency_key",
+        "max_concurrency": "max_concurrency", "not_before": "not_before",
+        "deferrable": "is_deferrable", "timeout_s": "timeout_s",
+        "attempt_deadline": "attempt_deadline",
     },
     stamps={
         "TaskLeased": "leased_at",
@@ -75,8 +96,10 @@ TASKS = EntitySpec(
         "TaskSucceeded": "ended_at",
         "TaskFailed": "ended_at",
         "TaskCancelled": "ended_at",
+        "TaskRequeuedByOperator": "requeued_at",
     },
-    hooks={"TaskLeaseExpired": _expired, "TaskRetryScheduled": _revoked, "TaskFailed": _revoked},
+    hooks={"TaskLeaseExpired": _expired, "TaskRetryScheduled": _revoked, "TaskFailed": _revoked,
+           "TaskLeased": _new_attempt, "TaskRequeuedByOperator": _requeued},
 )
 
 # Entries in state order: DuckDB compares (and hashes) MAPs entry by entry, and list()

@@ -6,22 +6,41 @@ from typing import Protocol
 
 from events.codec import EventCodec, StoredEvent
 from services.domain.charges import SpendBoard
+from services.domain.gate import GateState
+from services.domain.queue import QueueState
 from services.domain.registry import (
     BREAKER,
     BUDGET,
     GATE,
     MODEL,
     PATCH,
+    QUEUE,
     RUN,
     WORKER,
     WORKSTREAM,
 )
+from services.domain.run import RunState
 from services.store import EventStore
 
 from .claim_index import TaskRepository
-from .repositories import CommandRecord, Repository
+from .limits import ClaimLimits, GatesOfPatches
+from .partition import Partition
+from .repositories import CommandRecord, Loaded, Repository
 
-__all__ = ["Repositories"]
+__all__ = ["PartitionIndex", "Repositories"]
+
+
+class PartitionIndex(Protocol):
+    """What a partition's admissions are decided on, kept complete by the follower."""
+
+    @property
+    def partition(self) -> Partition:
+        """The partition's guard and gate."""
+        ...
+
+    async def complete(self, follower_position: int) -> None:
+        """Folds in whatever of the partition the follower has not handed out yet."""
+        ...
 
 
 class _CommandIndex(Protocol):
@@ -38,7 +57,7 @@ class Repositories:
     """The repositories of every aggregate type, and what the log follower feeds them."""
 
     def __init__(self, store: EventStore, codec: EventCodec, max_entries: int = 50_000,
-                 max_bytes: int = 64 * 1024 * 1024) -> None:
+                 max_bytes: int = 64 * 1024 * 1024, max_running: int | None = None) -> None:
         self.runs = Repository(RUN, store, codec, max_entries, max_bytes)
         self.workstreams = Repository(WORKSTREAM, store, codec, max_entries, max_bytes)
         self.tasks = TaskRepository(store, codec, max_entries, max_bytes)
@@ -48,14 +67,47 @@ class Repositories:
         self.gates = Repository(GATE, store, codec, max_entries, max_bytes)
         self.models = Repository(MODEL, store, codec, max_entries, max_bytes)
         self.budgets = Repository(BUDGET, store, codec, max_entries, max_bytes)
+        self.queues = Repository(QUEUE, store, codec, max_entries, max_bytes)
         self.spend = SpendBoard()
         """What each shared budget has been charged, folded from usage on the log."""
+        self.limits = ClaimLimits(max_running)
+        """Every concurrency limit claims must keep."""
+        self.gates_of = GatesOfPatches()
+        """Which gates hold each patch."""
+        self._watch_own_writes()
 
         self._indexes: dict[str, _CommandIndex] = {
             "run": self.runs, "workstream": self.workstreams, "task": self.tasks,
             "worker": self.workers, "breaker": self.breakers, "patch": self.patches,
             "gate": self.gates, "model": self.models, "budget": self.budgets,
+            "queue": self.queues,
         }
+
+    def _watch_own_writes(self) -> None:
+        """Limits and gates learn this replica's own writes before the follower passes them."""
+        def run_changed(loaded: Loaded[RunState]) -> None:
+            if loaded.state is not None:
+                self.limits.set("run", loaded.aggregate_id, loaded.state.max_concurrency,
+                                loaded.last_seq)
+
+        def queue_changed(loaded: Loaded[QueueState]) -> None:
+            if loaded.state is not None:
+                self.limits.set("kind", loaded.state.kind, loaded.state.max_running,
+                                loaded.last_seq)
+
+        def gate_changed(loaded: Loaded[GateState]) -> None:
+            if loaded.state is not None and loaded.state.patch_id is not None:
+                self.gates_of.add(loaded.state.patch_id, loaded.aggregate_id)
+
+        self.runs.on_change = run_changed
+        self.queues.on_change = queue_changed
+        self.gates.on_change = gate_changed
+
+    def partitioned(self, name: str) -> PartitionIndex:
+        """The index of a partition of the log (``task``)."""
+        if name != "task":
+            raise KeyError(f"no partition {name!r}")
+        return self.tasks
 
     def _by_name(self, aggregate: str) -> _CommandIndex | None:
         return self._indexes.get(aggregate)
@@ -83,6 +135,8 @@ class Repositories:
         repo = self._by_name(stored.aggregate)
         if repo is not None:
             repo.observe(stored)
+        self.limits.observe(stored)
+        self.gates_of.observe(stored)
         if stored.type == "UsageRecorded":
             # Each event passes here once per process: the spending is exact at the
             # follower's position. (Older logs charged with BudgetCharged, which the

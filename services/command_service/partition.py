@@ -15,16 +15,13 @@ claim is decided again.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 
 from services.store import Expectation
 
-__all__ = ["MAX_BURST", "Partition"]
+from .gate import Gate
 
-MAX_BURST = 32
-"""Admissions (claims) served back to back before the waiting writes get their turn."""
+__all__ = ["Partition"]
 
 
 class Partition:
@@ -36,14 +33,7 @@ class Partition:
         """The highest sequence of an event in this partition this process knows of."""
         self.known_through = 0
         """Every event of the partition up to this sequence is known here (not just some)."""
-        self._shared = 0
-        self._exclusive = False
-        self._waiting_exclusive = 0
-        self._ticket = 0
-        self._admit_until = 0
-        self._burst = 0
-        self._waiting_shared: set[int] = set()
-        self._changed = asyncio.Condition()
+        self._gate = Gate()
 
     def saw(self, seq: int) -> None:
         """Notes an event of the partition at ``seq`` (own write, follower or reload)."""
@@ -60,54 +50,10 @@ class Partition:
         """The guard of an admission decided on everything known now."""
         return Expectation(self.last_seq, self.subject_filter)
 
-    @contextlib.asynccontextmanager
-    async def shared(self) -> AsyncIterator[None]:
-        """Held by an ordinary write to the partition: many at once, none during an admission.
+    def shared(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """Held by an ordinary write to the partition (see ``Gate``)."""
+        return self._gate.shared()
 
-        Phase-fair: while an admission waits, newcomers wait too (so admissions are not
-        starved); admissions that queue up go one after another, up to ``MAX_BURST``
-        (each costs one append round trip, the writes would cost one more in between);
-        then the writes that were waiting go before the next admission (so writes are not
-        starved by a stream of claims).
-        """
-        async with self._changed:
-            self._ticket += 1
-            ticket = self._ticket
-            self._waiting_shared.add(ticket)
-            try:
-                await self._changed.wait_for(lambda: not self._exclusive and (
-                    not self._waiting_exclusive or ticket <= self._admit_until))
-            finally:
-                self._waiting_shared.discard(ticket)
-            self._shared += 1
-        try:
-            yield
-        finally:
-            async with self._changed:
-                self._shared -= 1
-                self._changed.notify_all()
-
-    @contextlib.asynccontextmanager
-    async def exclusive(self) -> AsyncIterator[None]:
-        """Held by an admission (a claim): alone, once every ordinary write is acknowledged."""
-        async with self._changed:
-            self._waiting_exclusive += 1
-            try:
-                await self._changed.wait_for(self._exclusive_may_enter)
-            finally:
-                self._waiting_exclusive -= 1
-            self._exclusive = True
-        try:
-            yield
-        finally:
-            async with self._changed:
-                self._exclusive = False
-                self._burst += 1
-                if not self._waiting_exclusive or self._burst >= MAX_BURST:
-                    self._admit_until = self._ticket
-                    self._burst = 0
-                self._changed.notify_all()
-
-    def _exclusive_may_enter(self) -> bool:
-        admitted = any(t <= self._admit_until for t in self._waiting_shared)
-        return not self._exclusive and not self._shared and not admitted
+    def exclusive(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """Held by an admission (a claim), once every ordinary write is acknowledged."""
+        return self._gate.exclusive()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from enum import Enum
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from events.base import Command
@@ -22,6 +21,9 @@ if TYPE_CHECKING:
     from .service import CommandService
 
 __all__ = [
+    "CLAIM",
+    "ORDINARY",
+    "TASK_WRITE",
     "AnyRoute",
     "Extra",
     "Lane",
@@ -60,15 +62,27 @@ class Outcome:
     extra: Extra | None = None
 
 
-class Lane(Enum):
-    """How a command shares its partition of the log with others in this replica."""
+@dataclass(frozen=True, slots=True)
+class Lane:
+    """How a command shares a partition of the log with the others in this replica.
 
-    ORDINARY = "ordinary"
-    """Its own aggregate's concurrency check is all it needs."""
-    TASK = "task"
-    """Writes one task: concurrent with other task writes, never during a claim."""
-    CLAIM = "claim"
-    """Decided on every task (a claim): alone, once every task write is acknowledged."""
+    A partition (``task``: every task's events) has admissions (a claim) decided on all
+    of it, alone, and ordinary writes that need only their own aggregate's check, many at
+    once but never during an admission (services/command_service/partition.py).
+    """
+
+    partition: str | None = None
+    """The partition it writes to, if any."""
+    admission: bool = False
+    """Whether it is decided on the whole partition (else on its own aggregate)."""
+
+
+ORDINARY = Lane()
+"""Its own aggregate's concurrency check is all it needs."""
+TASK_WRITE = Lane("task")
+"""Writes one task: concurrent with other task writes, never during a claim."""
+CLAIM = Lane("task", admission=True)
+"""Decided on every task (a claim): alone, once every task write is acknowledged."""
 
 
 Handler = Callable[[UnitOfWork, C], Awaitable[Outcome]]
@@ -107,7 +121,7 @@ class Route(Generic[C]):
 
     command: type[C]
     handle: Handler[C]
-    lane: Lane = Lane.ORDINARY
+    lane: Lane = ORDINARY
     replay: Replay[C] | None = None
     """Extra reply fields of a retried command, rebuilt from what it wrote."""
     recognise: Recognise[C] | None = None

@@ -55,7 +55,8 @@ class ServiceLimits:
 
     def __init__(self, max_command_bytes: int = 64 * 1024, occ_retries: int = 30,
                  occ_deadline_s: float = 5.0, lease_ttl_s: float = 30.0,
-                 catch_up_timeout_s: float = 5.0) -> None:
+                 catch_up_timeout_s: float = 5.0, max_running: int | None = None) -> None:
+        self.max_running = max_running
         self.max_command_bytes = max_command_bytes
         self.occ_retries = occ_retries
         self.occ_deadline_s = occ_deadline_s
@@ -92,7 +93,7 @@ class CommandService:
         self.limits = limits or ServiceLimits()
         self.clock = clock
         self.hooks: StepHooks = hooks or _NoHooks()
-        self.repos = Repositories(store, codec)
+        self.repos = Repositories(store, codec, max_running=self.limits.max_running)
         self.follower = LogFollower(store, codec, [self.repos])
         self.remembered = RememberedReplies()
         # One writer per aggregate inside this process: concurrent commands on the
@@ -167,15 +168,14 @@ class CommandService:
     async def _serialised(self, route: Route[C], command: C, trace: Mapping[str, str]
                           ) -> Reply | Decided:
         lock = self._locks[hash((command.aggregate, target_of(command))) % _LOCK_STRIPES]
-        partition = self.repos.tasks.partition
+        lane = route.lane
         async with lock:
-            if route.lane is Lane.CLAIM:
-                async with partition.exclusive():
-                    return await self._attempts(route, command, trace)
-            if route.lane is Lane.TASK:
-                async with partition.shared():
-                    return await self._attempts(route, command, trace)
-            return await self._attempts(route, command, trace)
+            if lane.partition is None:
+                return await self._attempts(route, command, trace)
+            partition = self.repos.partitioned(lane.partition).partition
+            gate = partition.exclusive() if lane.admission else partition.shared()
+            async with gate:
+                return await self._attempts(route, command, trace)
 
     # -- the one retry loop ---------------------------------------------------
 
@@ -209,8 +209,8 @@ class CommandService:
         recognised = await self._recognise(route, uow, command)
         if recognised is not None:
             return _replayed(recognised)
-        if route.lane is Lane.CLAIM:
-            await self._board_complete()
+        if route.lane.admission and route.lane.partition is not None:
+            await self._complete(route.lane.partition)
         try:
             with self.hooks.step("decide"):
                 outcome = await route.handle(uow, command)
@@ -239,22 +239,22 @@ class CommandService:
         extra = await route.replay(uow, command, record) if route.replay else {}
         return Recognised(target, record, extra)
 
-    async def _board_complete(self) -> None:
-        """Makes the board hold every task event up to now, before a claim is decided on it.
+    async def _complete(self, partition: str) -> None:
+        """Brings a partition's index up to now, before an admission is decided on it.
 
-        Everything up to the follower's position is on the board, and so are this
-        replica's own writes; another replica's task event between the two would not
-        be, and the claim's guard (the partition's last sequence) would not notice it.
-        So the gap is read from the log directly when there is one.
+        Everything up to the follower's position is folded in, and so are this replica's
+        own writes; another replica's event between the two would not be, and the
+        admission's guard (the partition's last sequence) would not notice it. So the
+        gap is read from the log directly when there is one.
         """
-        await self.repos.tasks.complete(self.follower.position)
+        await self.repos.partitioned(partition).complete(self.follower.position)
 
     async def _catch_up(self, uow: UnitOfWork, conflict: ConcurrencyConflict,
                         lane: Lane) -> None:
-        """After a conflict: the follower past the partition's head, or the reads reloaded."""
-        if lane is Lane.CLAIM:
+        """After a conflict: the partition known up to the log's head, or the reads reloaded."""
+        if lane.admission and lane.partition is not None:
             head = conflict.actual_last_seq or await self.store.last_seq()
-            self.repos.tasks.partition.saw(head)
+            self.repos.partitioned(lane.partition).partition.saw(head)
             return
         await uow.reload()
 

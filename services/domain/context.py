@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .budget import BudgetState
+    from .gate import GateState
     from .run import RunState
     from .task import TaskState
     from .workstream import WorkstreamState
@@ -49,6 +50,8 @@ class Facts:
     """A workstream's dependencies, by id (workstream.ready)."""
     held: frozenset[str] = frozenset()
     """The tasks a worker holds now: its live leases (worker.drain, deregister, mark_lost)."""
+    gates: Mapping[str, GateState | None] = field(default_factory=lambda: _EMPTY)
+    """The test gates of a patch, by id (patch.commit)."""
 
 
 NO_FACTS = Facts()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from events.base import Command, DomainEvent
@@ -33,6 +34,7 @@ from events.errors import ErrorCode
 
 from .checks import action_of, require_run
 from .context import Context
+from .gate import CLEARED, GateState
 from .machine import DomainError, InvalidHistory, TransitionTable
 
 __all__ = ["TABLE", "PatchState", "decide", "evolve"]
@@ -99,7 +101,8 @@ def _event_of(patch_id: str, command: Command) -> DomainEvent:
 def decide(state: PatchState | None, command: Command, ctx: Context) -> list[DomainEvent]:
     """Returns the events a patch command produces, or raises ``DomainError``.
 
-    ``patch.propose`` needs ``ctx.facts.run``.
+    ``patch.propose`` needs ``ctx.facts.run``; ``patch.commit`` reads the patch's gates
+    from ``ctx.facts.gates``: each must be ``passed`` or ``waived``.
     """
     if isinstance(command, ProposePatch):
         return _propose(state, command, ctx)
@@ -107,7 +110,23 @@ def decide(state: PatchState | None, command: Command, ctx: Context) -> list[Dom
         raise DomainError(ErrorCode.NOT_FOUND, f"patch {command.target_id()} does not exist")
     event = _event_of(state.patch_id, command)
     TABLE.require(state.state, event.type_name(), action_of(command), state.patch_id)
+    if isinstance(command, CommitPatch):
+        _require_gates_cleared(state.patch_id, ctx.facts.gates)
     return [event]
+
+
+def _require_gates_cleared(patch_id: str, gates: Mapping[str, GateState | None]) -> None:
+    """Refuses a commit while any gate of the patch is not passed or waived."""
+    holding = {gate_id: gate.state if gate else "missing" for gate_id, gate in gates.items()
+               if gate is None or gate.state not in CLEARED}
+    if holding:
+        gate_id, state = sorted(holding.items())[0]
+        raise DomainError(
+            ErrorCode.INVALID_TRANSITION,
+            f"patch {patch_id} is held by gate {gate_id}, which is {state}; patch.commit "
+            "needs every gate passed or waived",
+            {"gates": dict(sorted(holding.items()))},
+        )
 
 
 def _propose(state: PatchState | None, command: ProposePatch, ctx: Context) -> list[DomainEvent]:

@@ -8,7 +8,7 @@ from typing import Any, Generic, TypeVar
 
 from events.base import Command, DomainEvent
 
-from . import breaker, budget, gate, model, patch, run, task, worker, workstream
+from . import breaker, budget, gate, model, patch, queue, run, task, worker, workstream
 from .breaker import BreakerState
 from .budget import BudgetState
 from .context import Context
@@ -16,6 +16,7 @@ from .gate import GateState
 from .machine import TransitionTable
 from .model import ModelState
 from .patch import PatchState
+from .queue import QueueState
 from .run import RunState
 from .task import TaskState
 from .worker import WorkerState
@@ -28,6 +29,7 @@ __all__ = [
     "MACHINES",
     "MODEL",
     "PATCH",
+    "QUEUE",
     "RUN",
     "TASK",
     "WORKER",
@@ -61,8 +63,10 @@ PATCH = Machine[PatchState](patch.TABLE, patch.decide, patch.evolve)
 GATE = Machine[GateState](gate.TABLE, gate.decide, gate.evolve)
 MODEL = Machine[ModelState](model.TABLE, model.decide, model.evolve)
 BUDGET = Machine[BudgetState](budget.TABLE, budget.decide, budget.evolve)
+QUEUE = Machine[QueueState](queue.TABLE, queue.decide, queue.evolve)
 
 MACHINES: dict[str, Machine[Any]] = {
-    m.name: m for m in (RUN, WORKSTREAM, TASK, WORKER, BREAKER, PATCH, GATE, MODEL, BUDGET)
+    m.name: m for m in (RUN, WORKSTREAM, TASK, WORKER, BREAKER, PATCH, GATE, MODEL, BUDGET,
+                        QUEUE)
 }
 """Every machine by aggregate name, for generated documentation and whole-domain tests."""

@@ -9,6 +9,7 @@ from events.catalog.run import (
     RunBudget,
     RunBudgetExceeded,
     RunCancelled,
+    RunConfigured,
     RunCreated,
     RunFailed,
     RunStarted,
@@ -17,6 +18,7 @@ from events.catalog.run import (
 )
 from events.commands.run import (
     CancelRun,
+    ConfigureRun,
     CreateRun,
     FailRun,
     RecordUsage,
@@ -46,6 +48,7 @@ TABLE = TransitionTable(
         # arrives after the run ended, but never before the run started.
         **{(s, "UsageRecorded"): s for s in ("running", *_ENDED)},
         **{(s, "RunBudgetExceeded"): s for s in ("running", *_ENDED)},
+        **{(s, "RunConfigured"): s for s in ("pending", "running")},
     },
     terminal=frozenset(_ENDED),
 )
@@ -63,6 +66,10 @@ class RunState:
     over_budget: bool = False
     budget_id: str | None = None
     """The shared budget the run also draws on; the service checks and charges it."""
+    max_concurrency: int | None = None
+    """At most this many of its tasks leased at once."""
+    auto_end: bool = False
+    """Whether the run ends by itself once all its workstreams and tasks are done."""
 
     def require_room(self) -> None:
         """Refuses new work for a run whose budget is spent."""
@@ -93,7 +100,8 @@ def _create(state: RunState | None, command: CreateRun) -> list[DomainEvent]:
     if command.run_id is None:
         raise ValueError("the service assigns a run_id before deciding")
     return [RunCreated(run_id=command.run_id, name=command.name, labels=command.labels,
-                       budget=command.budget, budget_id=command.budget_id)]
+                       budget=command.budget, budget_id=command.budget_id,
+                       max_concurrency=command.max_concurrency, auto_end=command.auto_end)]
 
 
 def _simple_transition(state: RunState, command: Command) -> DomainEvent:
@@ -101,6 +109,8 @@ def _simple_transition(state: RunState, command: Command) -> DomainEvent:
         return RunStarted(run_id=state.run_id)
     if isinstance(command, SucceedRun):
         return RunSucceeded(run_id=state.run_id)
+    if isinstance(command, ConfigureRun):
+        return RunConfigured(run_id=state.run_id, max_concurrency=command.max_concurrency)
     if isinstance(command, FailRun):
         return RunFailed(run_id=state.run_id, reason=command.reason)
     if isinstance(command, CancelRun):
@@ -141,7 +151,8 @@ def evolve(state: RunState | None, event: DomainEvent) -> RunState:
     target = TABLE.next_state(state.state if state else None, event.type_name())
     if isinstance(event, RunCreated):
         return RunState(run_id=event.run_id, state=target, budget=event.budget,
-                        budget_id=event.budget_id)
+                        budget_id=event.budget_id, max_concurrency=event.max_concurrency,
+                        auto_end=event.auto_end)
     if state is None:
         raise InvalidHistory(f"run: {event.type_name()} before RunCreated")
     if isinstance(event, UsageRecorded):
@@ -150,4 +161,6 @@ def evolve(state: RunState | None, event: DomainEvent) -> RunState:
         return replace(spent, over_budget=spent.over_budget or _exceeds(spent))
     if isinstance(event, RunBudgetExceeded):
         return replace(state, over_budget=True)
+    if isinstance(event, RunConfigured):
+        return replace(state, max_concurrency=event.max_concurrency)
     return replace(state, state=target)

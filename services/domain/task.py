@@ -24,13 +24,14 @@ from events.catalog.task import (
     ErrorClass,
     TaskBlocked,
     TaskCancelled,
-    TaskDeferred,
     TaskFailed,
     TaskHeartbeatReceived,
     TaskLeased,
     TaskLeaseExpired,
+    TaskPostponed,
     TaskQueued,
     TaskRequeued,
+    TaskRequeuedByOperator,
     TaskRetryScheduled,
     TaskStarted,
     TaskSubmitted,
@@ -46,9 +47,11 @@ from events.commands.task import (
     FailTask,
     HeartbeatTask,
     QueueTask,
+    RequeueTask,
     StartTask,
     SubmitTask,
     SucceedTask,
+    TimeOutTask,
     UnblockTask,
 )
 from events.errors import ErrorCode
@@ -74,6 +77,9 @@ __all__ = [
     "expire_lease",
     "is_claimable",
     "lease",
+    "revoke",
+    "submit",
+    "time_out",
 ]
 
 RETRYABLE = frozenset({"rate_limit", "timeout", "server_error", "network", "lease_expired"})
@@ -117,8 +123,11 @@ TABLE = TransitionTable(
         # it in the same append decides the next state, exactly as task.fail does.
         **{(s, "TaskLeaseExpired"): s for s in _HELD},
         **{(s, "TaskCancelled"): "cancelled" for s in _OPEN},
+        ("queued", "TaskPostponed"): "queued",
+        # A dead letter an operator sends back: the only way out of failed.
+        ("failed", "TaskRequeuedByOperator"): "queued",
     },
-    terminal=frozenset(_ENDED),
+    terminal=frozenset({"succeeded", "cancelled"}),
 )
 
 
@@ -146,11 +155,25 @@ class TaskState:
     workstream_id: str | None = None
     depends_on: tuple[str, ...] = ()
     last_error_class: str | None = None
+    concurrency_key: str | None = None
+    max_concurrency: int | None = None
+    """With ``concurrency_key``: at most this many leased tasks share the key."""
+    not_before: datetime | None = None
+    deferrable: bool = False
+    timeout_s: float | None = None
+    attempt_deadline: datetime | None = None
+    """When the current attempt times out (from ``timeout_s`` and its lease)."""
 
     @property
     def held(self) -> bool:
         """Whether a worker holds the task now."""
         return self.state in _HELD
+
+    def due_at(self) -> datetime | None:
+        """When a waiting task becomes claimable: its retry time, or its ``not_before``."""
+        if self.state == "retry_wait":
+            return self.retry_at
+        return self.not_before if self.state == "queued" else None
 
 
 def backoff_s(task_id: str, attempt: int) -> float:
@@ -172,9 +195,10 @@ def is_claimable(state: TaskState, kinds: Collection[str], now: datetime) -> boo
     """Whether ``lease`` would accept the task now for a worker serving ``kinds`` (empty: any)."""
     if kinds and state.kind not in kinds:
         return False
-    if state.state == "retry_wait":
-        return state.retry_at is not None and state.retry_at <= now
-    return state.state == "queued"
+    if state.state not in ("queued", "retry_wait"):
+        return False
+    due = state.due_at()
+    return state.state == "queued" if due is None else due <= now
 
 
 def lease(
@@ -186,17 +210,19 @@ def lease(
     """
     if not lease_ttl_s > 0:
         raise ValueError("lease_ttl_s must be positive")
-    if state.state == "retry_wait" and (state.retry_at is None or state.retry_at > ctx.now):
+    TABLE.require(state.state, "TaskLeased", "lease", state.task_id)
+    due = state.due_at()
+    if due is not None and due > ctx.now:
         raise DomainError(
             ErrorCode.INVALID_TRANSITION,
-            f"task {state.task_id} is retry_wait until {state.retry_at}; lease needs queued",
-            {"state": state.state, "retry_at": str(state.retry_at)},
+            f"task {state.task_id} is {state.state} until {due.isoformat()}",
+            {"state": state.state, "due_at": due.isoformat()},
         )
-    TABLE.require(state.state, "TaskLeased", "lease", state.task_id)
+    deadline = ctx.now + timedelta(seconds=state.timeout_s) if state.timeout_s else None
     return TaskLeased(task_id=state.task_id, worker_id=worker_id,
                       lease_epoch=state.lease_epoch + 1, attempt=state.attempts + 1,
                       lease_expires_at=ctx.now + timedelta(seconds=lease_ttl_s),
-                      lease_ttl_s=lease_ttl_s)
+                      lease_ttl_s=lease_ttl_s, attempt_deadline=deadline)
 
 
 def expire_lease(state: TaskState, ctx: Context) -> list[DomainEvent]:
@@ -210,6 +236,19 @@ def expire_lease(state: TaskState, ctx: Context) -> list[DomainEvent]:
                           {"lease_expires_at": until})
     message = f"worker {state.worker_id} held no lease after {expires.isoformat()}"
     return [revoke(state, "lease_expired", message, ctx)]
+
+
+def time_out(state: TaskState, ctx: Context) -> DomainEvent:
+    """Fails an attempt that ran past its deadline (retried or failed as ``timeout``)."""
+    TABLE.require(state.state, "TaskFailed", "time_out", state.task_id)
+    deadline = state.attempt_deadline
+    if deadline is None or deadline > ctx.now:
+        until = deadline.isoformat() if deadline else "no deadline"
+        raise DomainError(ErrorCode.INVALID_TRANSITION,
+                          f"task {state.task_id}'s attempt runs until {until}",
+                          {"attempt_deadline": deadline.isoformat() if deadline else None})
+    message = f"attempt {state.attempts} ran past its timeout of {state.timeout_s} s"
+    return revoke(state, "timeout", message, ctx)
 
 
 def revoke(state: TaskState, error_class: ErrorClass, message: str, ctx: Context
@@ -253,6 +292,13 @@ def _decide_existing(state: TaskState, command: Command, ctx: Context) -> Domain
             return _by_holder(state, command, ctx)
         case ExpireTaskLease():
             return _expire(state, command, ctx)
+        case TimeOutTask():
+            _require_epoch(state, command.lease_epoch)
+            return time_out(state, ctx)
+        case RequeueTask():
+            return _checked(state, command, TaskRequeuedByOperator(
+                task_id=state.task_id, max_attempts=command.max_attempts or state.max_attempts,
+                reason=command.reason))
         case CancelTask():
             return _checked(state, command, TaskCancelled(
                 task_id=state.task_id, reason=command.reason,
@@ -263,7 +309,8 @@ def _decide_existing(state: TaskState, command: Command, ctx: Context) -> Domain
             return _checked(state, command, TaskBlocked(task_id=state.task_id,
                                                         reason=command.reason))
         case DeferTask():
-            return _checked(state, command, TaskDeferred(task_id=state.task_id))
+            return _checked(state, command, TaskPostponed(task_id=state.task_id,
+                                                          not_before=command.not_before))
         case QueueTask():
             return _checked(state, command, TaskQueued(task_id=state.task_id))
     raise TypeError(f"not a task command: {type(command).__name__}")
@@ -280,8 +327,9 @@ def submit(state: TaskState | None, command: SubmitTask, ctx: Context) -> TaskSu
                           f"task {command.task_id} cannot depend on itself")
     facts = ctx.facts
     run = require_run(facts.run, command.run_id, "task.submit", ("running",))
-    run.require_room()
-    _require_budget_room(run, facts.budget)
+    if not command.deferrable:  # a deferrable task waits for room instead (at claim time)
+        run.require_room()
+        _require_budget_room(run, facts.budget)
     workstream = _require_workstream(command, facts.workstream)
     depends_on = list(dict.fromkeys(command.depends_on))
     return TaskSubmitted(
@@ -289,7 +337,9 @@ def submit(state: TaskState | None, command: SubmitTask, ctx: Context) -> TaskSu
         priority=command.priority, resource=command.resource,
         max_attempts=command.max_attempts, payload=command.payload,
         workstream_id=command.workstream_id, depends_on=depends_on, submitted_at=ctx.now,
-        hold=_initial_hold(depends_on, workstream),
+        hold=_initial_hold(depends_on, workstream), concurrency_key=command.concurrency_key,
+        max_concurrency=command.max_concurrency, not_before=command.not_before,
+        deferrable=command.deferrable, timeout_s=command.timeout_s,
     )
 
 
@@ -373,14 +423,17 @@ def _heartbeat(state: TaskState, command: HeartbeatTask, ctx: Context) -> TaskHe
                                  lease_epoch=command.lease_epoch, lease_expires_at=expires)
 
 
-def _expire(state: TaskState, command: ExpireTaskLease, ctx: Context) -> DomainEvent:
-    if state.lease_epoch != command.lease_epoch:
+def _require_epoch(state: TaskState, lease_epoch: int) -> None:
+    if state.lease_epoch != lease_epoch:
         raise DomainError(
             ErrorCode.LEASE_MISMATCH,
-            f"task {state.task_id} is at lease epoch {state.lease_epoch}, "
-            f"not {command.lease_epoch}",
+            f"task {state.task_id} is at lease epoch {state.lease_epoch}, not {lease_epoch}",
             {"lease_epoch": state.lease_epoch},
         )
+
+
+def _expire(state: TaskState, command: ExpireTaskLease, ctx: Context) -> DomainEvent:
+    _require_epoch(state, command.lease_epoch)
     return expire_lease(state, ctx)[0]
 
 
@@ -401,6 +454,8 @@ def evolve(state: TaskState | None, event: DomainEvent) -> TaskState:
             submitted_at=event.submitted_at, priority=event.priority,
             max_attempts=event.max_attempts, resource=event.resource,
             workstream_id=event.workstream_id, depends_on=tuple(event.depends_on),
+            concurrency_key=event.concurrency_key, max_concurrency=event.max_concurrency,
+            not_before=event.not_before, deferrable=event.deferrable, timeout_s=event.timeout_s,
         )
     if state is None:
         raise InvalidHistory(f"task: {event.type_name()} before TaskSubmitted")
@@ -413,23 +468,30 @@ def _changed(state: TaskState, event: DomainEvent) -> TaskState:
         case TaskLeased():
             return replace(state, worker_id=event.worker_id, lease_epoch=event.lease_epoch,
                            attempts=event.attempt, lease_expires_at=event.lease_expires_at,
-                           lease_ttl_s=event.lease_ttl_s, retry_at=None)
+                           lease_ttl_s=event.lease_ttl_s, retry_at=None, not_before=None,
+                           attempt_deadline=event.attempt_deadline)
+        case TaskPostponed():
+            return replace(state, not_before=event.not_before)
+        case TaskRequeuedByOperator():
+            return replace(state, attempts=0, max_attempts=event.max_attempts, retry_at=None,
+                           not_before=None)
         case TaskHeartbeatReceived():
             return replace(state, lease_expires_at=event.lease_expires_at)
         case TaskLeaseExpired():
             return replace(state, lease_epoch=event.lease_epoch + 1, lease_expires_at=None)
         case TaskRetryScheduled():
             return replace(state, retry_at=event.retry_at, last_error_class=event.error_class,
-                           lease_expires_at=None, lease_epoch=_epoch(state, event.lease_epoch))
+                           lease_expires_at=None, attempt_deadline=None,
+                           lease_epoch=_epoch(state, event.lease_epoch))
         case TaskFailed():
             return replace(state, last_error_class=event.error_class, lease_expires_at=None,
-                           lease_epoch=_epoch(state, event.lease_epoch))
+                           attempt_deadline=None, lease_epoch=_epoch(state, event.lease_epoch))
         case TaskRequeued():
             return replace(state, retry_at=None)
         case TaskSucceeded():
-            return replace(state, lease_expires_at=None)
+            return replace(state, lease_expires_at=None, attempt_deadline=None)
         case TaskCancelled():
-            return replace(state, lease_expires_at=None, retry_at=None)
+            return replace(state, lease_expires_at=None, retry_at=None, attempt_deadline=None)
     return state
 
 

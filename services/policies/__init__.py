@@ -6,9 +6,11 @@ same trigger, or a restart repeating one, write it once.
 
 from .base import CommandSender, Policy
 from .lease_expiry import LeaseExpiryPolicy
+from .progress import ProgressPolicy
 from .run_end import RunEndPolicy
+from .task_timeout import TaskTimeoutPolicy
 from .worker_drain import WorkerDrainPolicy
 from .worker_liveness import WorkerLivenessPolicy
 
-__all__ = ["CommandSender", "LeaseExpiryPolicy", "Policy", "RunEndPolicy", "WorkerDrainPolicy",
-           "WorkerLivenessPolicy"]
+__all__ = ["CommandSender", "LeaseExpiryPolicy", "Policy", "ProgressPolicy", "RunEndPolicy",
+           "TaskTimeoutPolicy", "WorkerDrainPolicy", "WorkerLivenessPolicy"]

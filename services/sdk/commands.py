@@ -228,6 +228,40 @@ class CommandMethods(abc.ABC):
             "command_id": command_id,
         })
 
+    async def configure_queue(
+        self,
+        *,
+        kind: str,
+        max_running: int | None = None,
+        command_id: str | None = None,
+    ) -> Reply:
+        """Set how many tasks of ``kind`` may be leased at once, over all runs (null: no limit).
+
+        Sends ``runlog.cmd.queue.configure`` (``ConfigureQueue``).
+        """
+        return await self._command("queue.configure", Reply, {
+            "kind": kind,
+            "max_running": max_running,
+            "command_id": command_id,
+        })
+
+    async def configure_run(
+        self,
+        *,
+        run_id: str,
+        max_concurrency: int | None = None,
+        command_id: str | None = None,
+    ) -> Reply:
+        """Change a run's ``max_concurrency`` (null: no limit of its own).
+
+        Sends ``runlog.cmd.run.configure`` (``ConfigureRun``).
+        """
+        return await self._command("run.configure", Reply, {
+            "run_id": run_id,
+            "max_concurrency": max_concurrency,
+            "command_id": command_id,
+        })
+
     async def create_budget(
         self,
         *,
@@ -278,6 +312,8 @@ class CommandMethods(abc.ABC):
         labels: Mapping[str, str] | None = None,
         budget: RunBudget | Mapping[str, object] | None = None,
         budget_id: str | None = None,
+        max_concurrency: int | None = None,
+        auto_end: bool = False,
         command_id: str | None = None,
     ) -> Reply:
         """Create a run in ``pending``; ``run_id`` is generated when omitted.
@@ -290,6 +326,8 @@ class CommandMethods(abc.ABC):
             "labels": labels,
             "budget": budget,
             "budget_id": budget_id,
+            "max_concurrency": max_concurrency,
+            "auto_end": auto_end,
             "command_id": command_id,
         })
 
@@ -318,14 +356,16 @@ class CommandMethods(abc.ABC):
         self,
         *,
         task_id: str,
+        not_before: datetime,
         command_id: str | None = None,
     ) -> Reply:
-        """Park a queued task in ``pending`` (its workstream stopped running).
+        """Push a queued task back: it is not claimed before ``not_before``.
 
         Sends ``runlog.cmd.task.defer`` (``DeferTask``).
         """
         return await self._command("task.defer", Reply, {
             "task_id": task_id,
+            "not_before": not_before,
             "command_id": command_id,
         })
 
@@ -723,6 +763,25 @@ class CommandMethods(abc.ABC):
             "command_id": command_id,
         })
 
+    async def requeue_task(
+        self,
+        *,
+        task_id: str,
+        max_attempts: int | None = None,
+        reason: str = "",
+        command_id: str | None = None,
+    ) -> Reply:
+        """An operator sends a failed task back to the queue, with fresh attempts.
+
+        Sends ``runlog.cmd.task.requeue`` (``RequeueTask``).
+        """
+        return await self._command("task.requeue", Reply, {
+            "task_id": task_id,
+            "max_attempts": max_attempts,
+            "reason": reason,
+            "command_id": command_id,
+        })
+
     async def reset_breaker(
         self,
         *,
@@ -863,6 +922,11 @@ class CommandMethods(abc.ABC):
         payload: Mapping[str, object] | None = None,
         workstream_id: str | None = None,
         depends_on: Sequence[str] | None = None,
+        concurrency_key: str | None = None,
+        max_concurrency: int | None = None,
+        not_before: datetime | None = None,
+        deferrable: bool = False,
+        timeout_s: float | None = None,
         command_id: str | None = None,
     ) -> Reply:
         """Submit a task of a running run; ``task_id`` is generated when omitted.
@@ -879,6 +943,11 @@ class CommandMethods(abc.ABC):
             "payload": payload,
             "workstream_id": workstream_id,
             "depends_on": depends_on,
+            "concurrency_key": concurrency_key,
+            "max_concurrency": max_concurrency,
+            "not_before": not_before,
+            "deferrable": deferrable,
+            "timeout_s": timeout_s,
             "command_id": command_id,
         })
 
@@ -945,6 +1014,23 @@ class CommandMethods(abc.ABC):
         """
         return await self._command("patch.test", Reply, {
             "patch_id": patch_id,
+            "command_id": command_id,
+        })
+
+    async def time_out_task(
+        self,
+        *,
+        task_id: str,
+        lease_epoch: int,
+        command_id: str | None = None,
+    ) -> Reply:
+        """Fail the attempt of ``lease_epoch`` that ran past its ``timeout_s`` (the timeout policy).
+
+        Sends ``runlog.cmd.task.time_out`` (``TimeOutTask``).
+        """
+        return await self._command("task.time_out", Reply, {
+            "task_id": task_id,
+            "lease_epoch": lease_epoch,
             "command_id": command_id,
         })
 

@@ -1,6 +1,9 @@
 """Claim cycles against single-event commands, in the same ``runlog up``.
 
-Run by hand: ``python tests/bench/bench_claims.py [--rounds N] [--replicas 2]``.
+Run by hand: ``python tests/bench/bench_claims.py [--rounds N] [--replicas 2] [--scale]``.
+
+``--scale``: 10,000 queued tasks and 200 workers, cycles without limits against cycles
+whose tasks share 50 concurrency keys (limit 2 each), claims/s side by side.
 
 ``runlog up`` (everything on: projectors and policies) serves a private nats-server.
 A load process alternates two workloads on it, round by round, so that machine noise
@@ -36,7 +39,9 @@ from tests.e2e.cli import runlog_env, wait_for_instance
 
 def start_service(url: str, data_dir: Path, stream: str) -> subprocess.Popen[str]:
     """``runlog up`` on the private NATS, everything on."""
-    env = runlog_env(data_dir) | {"RUNLOG_NATS_URL": url, "RUNLOG_STREAM": stream}
+    # Load workers do not send worker heartbeats: a long set-up must not get them marked lost.
+    env = runlog_env(data_dir) | {"RUNLOG_NATS_URL": url, "RUNLOG_STREAM": stream,
+                                  "RUNLOG_WORKER_TIMEOUT_S": "3600"}
     process = subprocess.Popen([sys.executable, "-m", "services.cli", "up"], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wait_for_instance(data_dir, process)
@@ -62,6 +67,34 @@ def measured(mode: str, url: str, tag: str, pids: list[int], extra: list[str]
               + 2) if mode == "cycles" else 0
     result["cpu_us_per_command"] = used / (result["commands"] + set_up) * 1e6
     return result
+
+
+def scale(rounds: int, replicas: int, workers: int, tasks: int, keys: int) -> None:
+    """Claims/s with ``tasks`` queued and ``workers`` workers, with and without ``keys``."""
+    with private_nats() as url, tempfile.TemporaryDirectory() as tmp:
+        services = [start_service(url, Path(tmp) / f"replica-{n}", "BENCH_SCALE")
+                    for n in range(replicas)]
+        pids = [p.pid for p in services]
+        results: dict[str, list[dict[str, Any]]] = {"no limits": [], f"{keys} keys": []}
+        try:
+            for n in range(rounds):
+                for name, key_count in (("no limits", 0), (f"{keys} keys", keys)):
+                    results[name].append(measured("cycles", url, f"x{n}{key_count}", pids, [
+                        "--workers", str(workers), "--tasks", str(tasks),
+                        "--keys", str(key_count)]))
+        finally:
+            for process in services:
+                process.terminate()
+                process.wait(timeout=60)
+    print(f"runlog up x{replicas}, {workers} workers, {tasks} queued tasks; keys of limit 2")
+    for name, rounds_done in results.items():
+        for r in rounds_done:
+            print(f"  {name:10s} {r['claims_per_s']:7.0f} claims/s  {r['commands_per_s']:7.0f} "
+                  f"cmd/s  p99 {r['p99_ms']:7.1f} ms  CPU {r['cpu_us_per_command']:6.0f} us/cmd"
+                  f"  done {r['tasks_done']} twice {r['done_twice']} failures {r['failures']}")
+    base, keyed = (statistics.median(r["claims_per_s"] for r in v) for v in results.values())
+    print(f"median claims/s: no limits {base:.0f}, {keys} keys {keyed:.0f}, "
+          f"ratio {keyed / base:.2f}")
 
 
 def main(rounds: int, replicas: int, workers: int, tasks: int) -> None:
@@ -108,5 +141,11 @@ if __name__ == "__main__":
     parser.add_argument("--replicas", type=int, default=1)
     parser.add_argument("--workers", type=int, default=32)
     parser.add_argument("--tasks", type=int, default=400)
+    parser.add_argument("--scale", action="store_true",
+                        help="10,000 queued tasks, 200 workers, with and without 50 keys")
+    parser.add_argument("--keys", type=int, default=50)
     args = parser.parse_args()
-    main(args.rounds, args.replicas, args.workers, args.tasks)
+    if args.scale:
+        scale(args.rounds, args.replicas, 200, 10_000, args.keys)
+    else:
+        main(args.rounds, args.replicas, args.workers, args.tasks)

@@ -47,7 +47,8 @@ class Driver:
         return reply
 
 
-async def set_up(driver: Driver, tag: str, workers: int, tasks: int) -> None:
+async def set_up(driver: Driver, tag: str, workers: int, tasks: int, keys: int = 0,
+                 key_limit: int = 2) -> None:
     """A running run, the workers, and the queued tasks (in parallel, untimed)."""
     run_id = f"{tag}-run"
     await driver.send("run.create", {"run_id": run_id, "name": "claims"}, timed=False)
@@ -55,10 +56,15 @@ async def set_up(driver: Driver, tag: str, workers: int, tasks: int) -> None:
     await asyncio.gather(*(driver.send("worker.register", {
         "worker_id": f"{tag}-w{n}", "kinds": ["llm"], "capacity": 1}, timed=False)
         for n in range(workers)))
+    def body(n: int) -> dict[str, Any]:
+        keyed = {"concurrency_key": f"key-{n % keys}", "max_concurrency": key_limit} \
+            if keys else {}
+        return {"task_id": f"{tag}-t{n}", "run_id": run_id, "kind": "llm", "priority": n % 10,
+                **keyed}
+
     for start in range(0, tasks, 200):
-        await asyncio.gather(*(driver.send("task.submit", {
-            "task_id": f"{tag}-t{n}", "run_id": run_id, "kind": "llm",
-            "priority": n % 10}, timed=False) for n in range(start, min(tasks, start + 200))))
+        await asyncio.gather(*(driver.send("task.submit", body(n), timed=False)
+                               for n in range(start, min(tasks, start + 200))))
 
 
 async def worker_loop(driver: Driver, worker_id: str, done: Counter[str]) -> None:
@@ -75,17 +81,19 @@ async def worker_loop(driver: Driver, worker_id: str, done: Counter[str]) -> Non
         done[task["task_id"]] += 1
 
 
-async def cycles(url: str, tag: str, workers: int, tasks: int) -> dict[str, Any]:
+async def cycles(url: str, tag: str, workers: int, tasks: int, keys: int = 0
+                 ) -> dict[str, Any]:
     nc = await nats.connect(url)
     driver = Driver(nc)
-    await set_up(driver, tag, workers, tasks)
+    await set_up(driver, tag, workers, tasks, keys)
     done: Counter[str] = Counter()
     started = time.perf_counter()
     await asyncio.gather(*(worker_loop(driver, f"{tag}-w{n}", done) for n in range(workers)))
     elapsed = time.perf_counter() - started
     await nc.close()
     return report(driver, elapsed) | {"tasks_done": len(done),
-                                      "done_twice": sum(1 for n in done.values() if n > 1)}
+                                      "done_twice": sum(1 for n in done.values() if n > 1),
+                                      "claims_per_s": len(done) / elapsed}
 
 
 async def singles(url: str, tag: str, clients: int, runs: int) -> dict[str, Any]:
@@ -124,8 +132,9 @@ if __name__ == "__main__":
     parser.add_argument("--tasks", type=int, default=400)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--runs", type=int, default=6, help="runs per client (singles)")
+    parser.add_argument("--keys", type=int, default=0, help="concurrency keys (cycles)")
     args = parser.parse_args()
-    result = (asyncio.run(cycles(args.url, args.tag, args.workers, args.tasks))
+    result = (asyncio.run(cycles(args.url, args.tag, args.workers, args.tasks, args.keys))
               if args.mode == "cycles"
               else asyncio.run(singles(args.url, args.tag, args.clients, args.runs)))
     print(json.dumps(result))

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from nats.aio.client import Client
 
-from events import EVENT_PREFIX
+from events import EVENT_PREFIX, utc_now
 from services.bootstrap import command_service, seed_prices
 from services.settings import Settings
 from services.store import JetStreamEventStore
@@ -27,6 +28,7 @@ from tests.support.service_client import (
     assert_each_task_leased_once,
     fresh_stream,
     launch,
+    wait_past,
 )
 
 pytestmark = pytest.mark.nats
@@ -129,3 +131,58 @@ async def test_two_replicas_race_for_claims_on_the_task_partition(
         if event["type"] == "TaskLeased":
             held[event["worker_id"]] = held.get(event["worker_id"], 0) + 1
     assert max(held.values()) <= 2
+
+
+async def test_coordination_over_nats(client: NatsServiceClient) -> None:
+    """not_before, a workstream ready by itself, a gate holding its patch, over NATS."""
+    await client.running_run("r1")
+    await client.worker("w1", capacity=2)
+    soon = utc_now() + timedelta(milliseconds=500)
+    await client.submit("later", not_before=soon.isoformat())
+    assert await client.claim("w1") is None
+    await wait_past(soon)
+    task = await client.claim("w1")
+    assert task is not None
+    assert task["task_id"] == "later"
+
+    await client.ok("workstream.create", {"workstream_id": "ws1", "run_id": "r1", "name": "a"})
+
+    async def workstream() -> str:
+        return str((await client.state_of("workstream", "ws1")).state)
+
+    assert await wait_until(workstream, lambda s: s == "ready") == "ready"
+
+    await client.ok("patch.propose", {"patch_id": "p1", "run_id": "r1", "title": "fix"})
+    for subject in ("patch.validate", "patch.accept", "patch.apply", "patch.applied",
+                    "patch.test", "patch.verify"):
+        await client.ok(subject, {"patch_id": "p1"})
+    await client.ok("gate.create", {"gate_id": "g1", "run_id": "r1", "name": "unit",
+                                    "patch_id": "p1"})
+    await client.ok("gate.start", {"gate_id": "g1"})
+    await client.ok("gate.fail", {"gate_id": "g1", "reason": "red"})
+    await client.refused("patch.commit", {"patch_id": "p1"}, "invalid_transition")
+
+
+async def test_a_heartbeating_task_past_its_timeout_frees_its_slot_over_nats(
+        client: NatsServiceClient) -> None:
+    """The timeout policy fails an attempt past ``timeout_s`` though its holder heartbeats."""
+    await client.running_run("r1")
+    await client.worker("w1", capacity=1)
+    await client.submit("slow", timeout_s=0.4, max_attempts=1)
+    await client.submit("next")
+    leased = await client.claim("w1")
+    assert leased is not None
+    assert leased["task_id"] == "slow"
+    holder = {"task_id": "slow", "worker_id": "w1", "lease_epoch": leased["lease_epoch"]}
+    await client.ok("task.start", holder)
+
+    async def beat() -> str:
+        await client.send("task.heartbeat", holder)
+        return str((await client.state_of("task", "slow")).state)
+
+    assert await wait_until(beat, lambda s: s == "failed", timeout_s=10) == "failed"
+    assert (await client.events_of("task", "slow"))[-1]["error_class"] == "timeout"
+    await client.refused("task.succeed", holder, "lease_mismatch")
+    freed = await client.claim("w1")
+    assert freed is not None
+    assert freed["task_id"] == "next"

@@ -11,7 +11,8 @@ from events.commands.breaker import (
 )
 from events.commands.budget import CloseBudget, CreateBudget, RaiseBudget
 from events.commands.model import RegisterModel
-from services.domain import breaker, budget, model
+from events.commands.queue import ConfigureQueue
+from services.domain import breaker, budget, model, queue
 
 from ..repositories import CommandRecord
 from ..routes import AnyRoute, Outcome, ReplyFields, Route
@@ -52,6 +53,7 @@ _on_budget = on_target(lambda repos: repos.budgets, budget.decide)
 
 ROUTES: tuple[AnyRoute, ...] = (
     Route(RegisterModel, on_target(lambda repos: repos.models, model.decide)),
+    Route(ConfigureQueue, on_target(lambda repos: repos.queues, queue.decide)),
     Route(CreateBudget, _on_budget),
     Route(RaiseBudget, _on_budget),
     Route(CloseBudget, _on_budget),

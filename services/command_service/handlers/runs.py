@@ -6,6 +6,7 @@ from events.base import DomainEvent
 from events.catalog.run import UsageRecorded
 from events.commands.run import (
     CancelRun,
+    ConfigureRun,
     CreateRun,
     FailRun,
     RecordUsage,
@@ -65,5 +66,6 @@ ROUTES: tuple[AnyRoute, ...] = (
     Route(SucceedRun, _lifecycle),
     Route(FailRun, _lifecycle),
     Route(CancelRun, _lifecycle),
+    Route(ConfigureRun, _lifecycle),
     Route(RecordUsage, record_usage),
 )

@@ -1,10 +1,12 @@
 """Task commands: submit (with its run's facts), claim (decided on the board), the holder's.
 
-Every task write shares the task partition of the log (``Lane.TASK``); a claim is
-decided on all of it (``Lane.CLAIM``): see services/command_service/partition.py.
+Every task write shares the task partition of the log (``TASK_WRITE``); a claim is
+decided on all of it (``CLAIM``): see services/command_service/partition.py.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from events.catalog.task import TaskLeased
 from events.codec import DecodeError
@@ -17,18 +19,30 @@ from events.commands.task import (
     FailTask,
     HeartbeatTask,
     QueueTask,
+    RequeueTask,
     StartTask,
     SubmitTask,
     SucceedTask,
+    TimeOutTask,
     UnblockTask,
 )
 from events.errors import ErrorCode
 from services.domain import DomainError, claims, task
+from services.domain.claims import Lane
 from services.domain.context import Facts
 from services.domain.task import TaskState
 from services.domain.worker import WorkerState
 
-from ..routes import AnyRoute, Lane, Outcome, Recognised, ReplyFields, Route, target_of
+from ..routes import (
+    CLAIM,
+    TASK_WRITE,
+    AnyRoute,
+    Outcome,
+    Recognised,
+    ReplyFields,
+    Route,
+    target_of,
+)
 from ..unit_of_work import Committed, UnitOfWork
 from .common import load_run, on_target
 
@@ -69,7 +83,7 @@ async def claim_task(uow: UnitOfWork, command: ClaimTask) -> Outcome:
                           f"worker {command.worker_id} is not registered; worker.register first")
     kinds = _claim_kinds(command, worker.state)
     decided = claims.claim(repos.tasks.board, worker.state, kinds, uow.context(),
-                           uow.lease_ttl_s)
+                           uow.lease_ttl_s, repos.limits.limits(), _budget_holds(uow))
     if decided is None:
         return Outcome(worker, _no_task)
     loaded = await uow.get(repos.tasks, decided.task.task_id)
@@ -80,6 +94,26 @@ async def claim_task(uow: UnitOfWork, command: ClaimTask) -> Outcome:
         return {"task": await _task_view(uow, decided.task, decided.leased)}
 
     return Outcome(loaded, extra)
+
+
+def _budget_holds(uow: UnitOfWork) -> Callable[[Lane], bool]:
+    """Whether a lane of deferrable tasks waits: its run's budget, or its shared one, is spent."""
+    repos = uow.repos
+
+    def holds(lane: Lane) -> bool:
+        if not lane.deferrable:
+            return False
+        cached = repos.runs.cached(lane.run_id)
+        run = cached.state if cached is not None else None
+        if run is None:
+            return False
+        if run.over_budget:
+            return True
+        budget = repos.budgets.cached(run.budget_id) if run.budget_id else None
+        return budget is not None and budget.state is not None and \
+            repos.spend.view(budget.state).reached()
+
+    return holds
 
 
 def _claim_kinds(command: ClaimTask, worker: WorkerState) -> list[str]:
@@ -141,16 +175,18 @@ async def _task_view(uow: UnitOfWork, state: TaskState, lease: TaskLeased) -> Re
 _on_task = on_target(lambda repos: repos.tasks, task.decide)
 
 ROUTES: tuple[AnyRoute, ...] = (
-    Route(SubmitTask, submit_task, Lane.TASK),
-    Route(ClaimTask, claim_task, Lane.CLAIM, recognise=recognise_claim),
-    Route(StartTask, _on_task, Lane.TASK),
-    Route(HeartbeatTask, _on_task, Lane.TASK),
-    Route(SucceedTask, _on_task, Lane.TASK),
-    Route(FailTask, _on_task, Lane.TASK),
-    Route(CancelTask, _on_task, Lane.TASK),
-    Route(ExpireTaskLease, _on_task, Lane.TASK),
-    Route(BlockTask, _on_task, Lane.TASK),
-    Route(UnblockTask, unblock_task, Lane.TASK),
-    Route(DeferTask, _on_task, Lane.TASK),
-    Route(QueueTask, _on_task, Lane.TASK),
+    Route(SubmitTask, submit_task, TASK_WRITE),
+    Route(ClaimTask, claim_task, CLAIM, recognise=recognise_claim),
+    Route(StartTask, _on_task, TASK_WRITE),
+    Route(HeartbeatTask, _on_task, TASK_WRITE),
+    Route(SucceedTask, _on_task, TASK_WRITE),
+    Route(FailTask, _on_task, TASK_WRITE),
+    Route(CancelTask, _on_task, TASK_WRITE),
+    Route(ExpireTaskLease, _on_task, TASK_WRITE),
+    Route(TimeOutTask, _on_task, TASK_WRITE),
+    Route(RequeueTask, _on_task, TASK_WRITE),
+    Route(BlockTask, _on_task, TASK_WRITE),
+    Route(UnblockTask, unblock_task, TASK_WRITE),
+    Route(DeferTask, _on_task, TASK_WRITE),
+    Route(QueueTask, _on_task, TASK_WRITE),
 )

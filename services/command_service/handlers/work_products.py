@@ -1,4 +1,4 @@
-"""Patches and test gates: created under a run, then single-aggregate transitions."""
+"""Patches and test gates: created under a run; a patch commits once its gates cleared."""
 
 from __future__ import annotations
 
@@ -16,13 +16,25 @@ from events.commands.patch import (
     VerifyPatch,
 )
 from services.domain import gate, patch
+from services.domain.context import Facts
 
-from ..routes import AnyRoute, Route
+from ..routes import AnyRoute, Outcome, Route
+from ..unit_of_work import UnitOfWork
 from .common import on_target, with_run
 
 __all__ = ["ROUTES"]
 
 _on_patch = on_target(lambda repos: repos.patches, patch.decide)
+
+
+async def commit_patch(uow: UnitOfWork, command: CommitPatch) -> Outcome:
+    """Commits a patch once every gate of it has passed or been waived."""
+    loaded = await uow.get(uow.repos.patches, command.patch_id)
+    gates = {g: (await uow.get(uow.repos.gates, g)).state for g in uow.repos.gates_of.of(
+        command.patch_id)}
+    uow.record(uow.repos.patches, loaded,
+               patch.decide(loaded.state, command, uow.context(Facts(gates=gates))))
+    return Outcome(loaded)
 _on_gate = on_target(lambda repos: repos.gates, gate.decide)
 
 ROUTES: tuple[AnyRoute, ...] = (
@@ -30,7 +42,8 @@ ROUTES: tuple[AnyRoute, ...] = (
                                  lambda command: command.run_id)),
     *(Route(cls, _on_patch) for cls in (
         ValidatePatch, AcceptPatch, RejectPatch, ApplyPatch, MarkPatchApplied, TestPatch,
-        VerifyPatch, CommitPatch, RollBackPatch)),
+        VerifyPatch, RollBackPatch)),
+    Route(CommitPatch, commit_patch),
     Route(CreateGate, with_run(lambda repos: repos.gates, gate.decide,
                                lambda command: command.run_id)),
     *(Route(cls, _on_gate) for cls in (StartGate, PassGate, FailGate, WaiveGate)),

@@ -60,3 +60,31 @@ async def test_a_shared_budget_spends_its_runs_usage(tmp_path: Path) -> None:
             ("exhausted", 1400, 3, True)]
         await client.ok("budget.raise", {"budget_id": "team", "max_tokens": 5000})
         assert await _rows(store, tmp_path / "c.duckdb", budgets) == [("active", 1400, 3, False)]
+
+
+async def test_resources_dead_letters_queues_and_limits_are_visible(tmp_path: Path) -> None:
+    store = InMemoryEventStore()
+    async with memory_service(store) as client:
+        await client.running_run("r1", max_concurrency=3)
+        await client.ok("queue.configure", {"kind": "llm", "max_running": 5})
+        await client.worker("w1", capacity=3)
+        await client.submit("holder", resource="repo:main", priority=9, timeout_s=600)
+        await client.submit("second", resource="repo:main", priority=5)
+        await client.submit("third", resource="repo:main", priority=7)
+        await client.submit("doomed", max_attempts=1, concurrency_key="k", max_concurrency=1)
+        await _lease(client, "w1")
+        doomed = await _lease(client, "w1")
+        assert doomed["task_id"] == "doomed"
+        await client.ok("task.fail", doomed | {"error_class": "auth", "message": "no key"})
+        path = tmp_path / "r.duckdb"
+        assert await _rows(store, path, "SELECT * FROM resources") == [
+            ("repo:main", "holder", "w1", 2, ["third", "second"])]
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert con.execute("SELECT task_id, error_class, error_message, attempts "
+                           "FROM dead_letters").fetchall() == [("doomed", "auth", "no key", 1)]
+        assert con.execute("SELECT kind, max_running FROM queues").fetchall() == [("llm", 5)]
+        assert con.execute("SELECT max_concurrency FROM runs").fetchall() == [(3,)]
+        assert con.execute("SELECT concurrency_key, max_concurrency FROM tasks "
+                           "WHERE task_id = 'doomed'").fetchall() == [("k", 1)]
+        assert con.execute("SELECT count(*) FROM tasks WHERE task_id = 'holder' "
+                           "AND attempt_deadline IS NOT NULL").fetchall() == [(1,)]

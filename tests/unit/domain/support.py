@@ -39,6 +39,7 @@ SAMPLE_FIELDS: dict[str, Any] = {
     "attempt": 1,
     "error_class": "timeout",
     "retry_at": LATER,
+    "not_before": LATER,
     "capacity": 2,
     "at": NOW,
     "failure_threshold": 3,

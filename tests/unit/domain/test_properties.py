@@ -54,6 +54,7 @@ from events.commands.task import (
     FailTask,
     HeartbeatTask,
     QueueTask,
+    RequeueTask,
     StartTask,
     SubmitTask,
     SucceedTask,
@@ -271,7 +272,8 @@ TASK_ACTIONS = [
     command("task", BlockTask(task_id="t1")),
     command("task", UnblockTask(task_id="t1"), _DEP_DONE),
     command("task", UnblockTask(task_id="t1")),
-    command("task", DeferTask(task_id="t1")),
+    command("task", DeferTask(task_id="t1", not_before=NOW + timedelta(seconds=30))),
+    command("task", RequeueTask(task_id="t1")),
     command("task", QueueTask(task_id="t1")),
 ]
 

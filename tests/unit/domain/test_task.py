@@ -17,7 +17,6 @@ from events.commands.task import (
     ExpireTaskLease,
     FailTask,
     HeartbeatTask,
-    QueueTask,
     StartTask,
     SubmitTask,
     SucceedTask,
@@ -400,8 +399,7 @@ def test_block_unblock_defer_queue() -> None:
     state = _submitted()
     for command, expected in [(BlockTask(task_id="t1", reason="review"), "blocked"),
                               (UnblockTask(task_id="t1"), "queued"),
-                              (DeferTask(task_id="t1"), "pending"),
-                              (QueueTask(task_id="t1"), "queued")]:
+                              (DeferTask(task_id="t1", not_before=LATER), "queued")]:
         state = fold("task", decide(state, command, ctx()), state)
         assert state.state == expected
 
