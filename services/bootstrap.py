@@ -11,14 +11,16 @@ from dataclasses import dataclass
 from functools import partial
 
 from faststream.nats import NatsBroker
-from faststream.nats.subscriber.usecases import LogicSubscriber
 from nats.aio.client import Client
-from nats.aio.subscription import Subscription
 
 from events.codec import CODEC, EventCodec
 
-from .command_service import CommandService, ServiceLimits, register_command_handlers
-from .command_service.app import CommandDispatcher
+from .command_service import (
+    CommandIntake,
+    CommandService,
+    ServiceLimits,
+    document_command_handlers,
+)
 from .command_service.telemetry import Executor, MeasuredStore, SpanSteps, TracedCommands
 from .embedded_nats import EmbeddedNats
 from .instance_file import remove_instance_file, write_instance_file
@@ -46,11 +48,11 @@ __all__ = [
     "command_service",
     "connect_nats",
     "connect_store",
+    "documentation_broker",
     "nats_server",
     "running_instance",
     "seed_prices",
     "serve",
-    "stop_command_intake",
 ]
 
 log = logging.getLogger(__name__)
@@ -77,19 +79,17 @@ async def connect_store(url: str, settings: Settings, name: str = "runlog") -> t
     return nc, store
 
 
-def build_broker(url: str, settings: Settings, executor: Executor | None = None
-                 ) -> tuple[NatsBroker, CommandDispatcher]:
-    """A broker with every command handler registered (connects only when started)."""
-    broker = NatsBroker(server_list(url), logger=None, max_reconnect_attempts=-1,
-                        reconnect_time_wait=1, **broker_options(settings))
+def build_broker(url: str, settings: Settings) -> NatsBroker:
+    """The broker whose connection the service runs on (connects only when started)."""
+    return NatsBroker(server_list(url), logger=None, max_reconnect_attempts=-1,
+                      reconnect_time_wait=1, **broker_options(settings))
 
-    def current_executor() -> Executor:
-        if executor is None:
-            raise RuntimeError("this broker documents the service; it cannot execute")
-        return executor
 
-    dispatcher = register_command_handlers(broker, current_executor, settings.command_queue)
-    return broker, dispatcher
+def documentation_broker(url: str, settings: Settings) -> NatsBroker:
+    """A broker carrying one subscriber per command, for the AsyncAPI document only."""
+    broker = build_broker(url, settings)
+    document_command_handlers(broker, settings.command_queue)
+    return broker
 
 
 @dataclass
@@ -101,7 +101,7 @@ class Instance:
     store: JetStreamEventStore
     service: CommandService
     broker: NatsBroker
-    dispatcher: CommandDispatcher
+    intake: CommandIntake
     read_side: LiveReadSide | None = None
     """The projectors and SQL of this process, when it runs them."""
     http_url: str | None = None
@@ -175,38 +175,29 @@ async def running_instance(settings: Settings, url: str, plan: ShutdownPlan | No
     workers stopped, the connections closed; every step under a deadline.
     """
     async with _stopping(plan) as plan:
-        nc, store = await connect_store(url, settings)
-        plan.add(Phase.CONNECTIONS, "store connection", partial(close_connection, nc), 2.0)
+        broker = build_broker(url, settings)
+        await broker.start()
+        # One connection for the intake, the appends and the replies: each flush of it
+        # carries many commands' appends and replies at once.
+        nc = broker.connection
+        plan.add(Phase.CONNECTIONS, "connection", partial(close_connection, nc), 2.0)
+        store = JetStreamEventStore(nc, stream=settings.stream, replicas=settings.replicas,
+                                    duplicate_window_s=settings.duplicate_window_s)
+        await store.ensure_stream()
         async with command_service(store, settings, plan=plan) as service:
-            broker, dispatcher = build_broker(url, settings, TracedCommands(service))
-            plan.add(Phase.CONNECTIONS, "command connection", broker.stop, 2.0)
-            plan.add(Phase.IN_FLIGHT, "commands in flight", partial(dispatcher.drain, 5.0), 6.0)
-            plan.add(Phase.INTAKE, "command intake", partial(stop_command_intake, broker), 2.0)
-            await broker.start()
-            yield Instance(url, settings, store, service, broker, dispatcher)
-
-
-async def stop_command_intake(broker: NatsBroker) -> None:
-    """Drains every command subscription: nothing new is taken, what was delivered is handled.
-
-    A plain unsubscribe would drop the requests already delivered to this process but not
-    yet handled, and their clients would wait for a reply that never comes.
-    """
-    subscriptions: list[Subscription] = []
-    for subscriber in broker.subscribers:
-        if isinstance(subscriber, LogicSubscriber) and isinstance(
-                subscriber.subscription, Subscription):
-            subscriptions.append(subscriber.subscription)
-            subscriber.subscription = None  # FastStream's stop would unsubscribe it again
-    await asyncio.gather(*(subscription.drain()  # type: ignore[no-untyped-call]
-                           for subscription in subscriptions))
+            intake = CommandIntake(TracedCommands(service))
+            plan.add(Phase.IN_FLIGHT, "commands in flight", partial(intake.drain, 5.0), 6.0)
+            plan.add(Phase.INTAKE, "command intake", intake.stop_taking, 2.0)
+            await intake.start(nc, settings.command_queue)
+            yield Instance(url, settings, store, service, broker, intake)
 
 
 async def close_connection(nc: Client) -> None:
     """Closes a connection once its last publishes are out (acks, replies).
 
-    Not a drain: the log feeds read their queues without a callback, and a drain would
-    wait for those queues to empty with nobody left to read them.
+    Not a drain (nor the broker's stop, which drains): the log feeds read their queues
+    without a callback, and a drain would wait for those queues to empty with nobody
+    left to read them.
     """
     if not nc.is_closed:
         await nc.close()

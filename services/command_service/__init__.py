@@ -1,7 +1,8 @@
 """The command service: typed handlers, one unit of work, one retry loop, and the claim index."""
 
 from .aggregates import Repositories
-from .app import register_command_handlers
+from .app import CommandIntake, document_command_handlers
 from .service import CommandService, ServiceLimits
 
-__all__ = ["CommandService", "Repositories", "ServiceLimits", "register_command_handlers"]
+__all__ = ["CommandIntake", "CommandService", "Repositories", "ServiceLimits",
+           "document_command_handlers"]

@@ -18,7 +18,7 @@ from typing import Any
 from faststream import FastStream
 from faststream.specification import AsyncAPI
 
-from services.bootstrap import build_broker
+from services.bootstrap import documentation_broker
 from services.docs.generated import write_or_check
 from services.settings import Settings
 from services.sql_subjects import document_sql_subjects
@@ -40,7 +40,7 @@ _SORTED_MAPS = (("channels",), ("operations",), ("components", "messages"),
                 ("components", "schemas"))
 
 # Defaults, not this shell's RUNLOG_* variables: the document must not depend on them.
-_broker, _ = build_broker(_SERVER_URL, Settings.model_construct())
+_broker = documentation_broker(_SERVER_URL, Settings.model_construct())
 document_sql_subjects(_broker)
 
 app = FastStream(_broker, specification=AsyncAPI(
