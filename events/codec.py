@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from pydantic_core import from_json
 
 from .base import DomainEvent
@@ -57,9 +58,9 @@ class EventCodec:
         The event's fields are serialised by pydantic (in Rust) and spliced in, which
         measured several times faster than building and dumping one merged dict.
         """
-        envelope = json.dumps(self._head(event.type_name(), head), separators=(",", ":"))
-        fields = event.model_dump_json()
-        return (envelope[:-1] + ("}" if fields == "{}" else "," + fields[1:])).encode()
+        envelope = orjson.dumps(self._head(event.type_name(), head))
+        fields = event.__pydantic_serializer__.to_json(event)
+        return envelope[:-1] + (b"}" if fields == b"{}" else b"," + fields[1:])
 
     def encode_raw(self, event_type: str, head: EventHead, fields: Mapping[str, Any],
                    schema_version: int | None = None) -> bytes:

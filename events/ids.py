@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import uuid
@@ -62,6 +63,7 @@ def escaped_id(name: str) -> str:
     return model_aggregate_id(name)
 
 
+@functools.lru_cache(maxsize=4096)  # a handful of model names, escaped on every usage
 def model_aggregate_id(name: str) -> str:
     """Returns the id of a model's aggregate: its name with every other byte escaped.
 

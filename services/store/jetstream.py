@@ -20,6 +20,7 @@ from nats.js import api
 from events import EVENT_PREFIX
 from services.errors import ConcurrencyConflict, StoreError, StoreUnavailable
 
+from .acks import AckInbox, AckRefused
 from .direct_get import DirectGetter
 from .feed import JetStreamFeed
 from .records import AppendResult, OutgoingMessage, RecordedEvent
@@ -54,6 +55,7 @@ class JetStreamEventStore:
         self.duplicate_window_s = duplicate_window_s
         self.timeout_s = timeout_s
         self._getter = DirectGetter(nc, stream, timeout_s)
+        self._acks = AckInbox(nc, timeout_s)
 
     async def ensure_stream(self) -> None:
         """Creates the stream, or updates it to this configuration; safe to repeat."""
@@ -116,10 +118,10 @@ class JetStreamEventStore:
     async def _publish_one(self, msg: OutgoingMessage) -> AppendResult:
         headers = {**msg.headers, "Nats-Msg-Id": msg.msg_id, **_expect_headers(msg)}
         try:
-            ack = await self.js.publish(msg.subject, msg.payload, headers=headers)
-        except nats.js.errors.BadRequestError as error:
-            raise _Rejected(error.err_code or 0, error.description or "") from error
-        return AppendResult(ack.seq, ack.seq, duplicate=bool(ack.duplicate))
+            ack = await self._acks.publish(msg.subject, msg.payload, headers)
+        except AckRefused as refused:
+            raise _Rejected(refused.err_code, refused.description) from refused
+        return AppendResult(ack.seq, ack.seq, duplicate=ack.duplicate)
 
     async def _publish_batch(self, messages: Sequence[OutgoingMessage]) -> AppendResult:
         batch_id = messages[0].msg_id[:64]
