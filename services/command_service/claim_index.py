@@ -47,9 +47,9 @@ class TaskRepository(Repository[TaskState]):
         self._payload_bytes = 0
 
     def apply(self, loaded: Loaded[TaskState], event: DomainEvent, seq: int, command_id: str,
-              size: int) -> None:
+              size: int, evolved: TaskState | None = None) -> None:
         """Applies one event; a lease also records which task its claim's command got."""
-        super().apply(loaded, event, seq, command_id, size)
+        super().apply(loaded, event, seq, command_id, size, evolved)
         if isinstance(event, TaskSubmitted) and self._payload_bytes + size <= _PAYLOAD_BYTES:
             self._payloads[loaded.aggregate_id] = (event.payload, size)
             self._payload_bytes += size

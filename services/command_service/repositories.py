@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from events import event_subject
@@ -58,7 +58,9 @@ class Loaded(Generic[S]):
 
     def copy(self) -> Loaded[S]:
         """A copy to fold into; commands in flight keep deciding on the original."""
-        return replace(self)
+        # Spelled out: dataclasses.replace introspects the fields on every call.
+        return Loaded(self.aggregate, self.aggregate_id, self.state, self.version,
+                      self.last_seq, self.commands, self.size)
 
     def record(self, command_id: str, version: int, seq: int, event_type: str) -> None:
         """Notes that ``command_id`` wrote an event at ``seq``."""
@@ -148,9 +150,12 @@ class Repository(Generic[S]):
                    len(stored.data))
 
     def apply(self, loaded: Loaded[S], event: DomainEvent, seq: int, command_id: str,
-              size: int) -> None:
-        """Applies one typed event written at ``seq`` to ``loaded`` (in place)."""
-        loaded.state = self.machine.evolve(loaded.state, event)
+              size: int, evolved: S | None = None) -> None:
+        """Applies one typed event written at ``seq`` to ``loaded`` (in place).
+
+        ``evolved`` is the state after it when the caller folded it already.
+        """
+        loaded.state = self.machine.evolve(loaded.state, event) if evolved is None else evolved
         loaded.version += 1
         loaded.last_seq = seq
         loaded.size += size

@@ -81,6 +81,8 @@ class _Staged(Generic[S]):
     partition: Partition | None
     command_id: str = ""
     sizes: tuple[int, ...] = ()
+    states: tuple[S, ...] = ()
+    """The state after each event, folded once for the envelopes and kept for ``landed``."""
 
     @property
     def count(self) -> int:
@@ -92,10 +94,11 @@ class _Staged(Generic[S]):
         expect = (self.partition.expectation() if self.partition is not None
                   else Expectation(self.loaded.last_seq))
         state, version = self.loaded.state, self.loaded.version
-        messages = []
+        messages, states = [], []
         for index, event in enumerate(self.events):
             before = _state_name(state)
             state = self.repo.machine.evolve(state, event)
+            states.append(state)
             version += 1
             head = EventHead(new_id(), self.loaded.aggregate, self.loaded.aggregate_id, version,
                              now, command_id, before, _state_name(state))
@@ -104,6 +107,7 @@ class _Staged(Generic[S]):
                 headers, expect if index == 0 else None))
         self.command_id = command_id
         self.sizes = tuple(len(m.payload) for m in messages)
+        self.states = tuple(states)
         return messages
 
     def landed(self, seqs: Sequence[int]) -> list[Written]:
@@ -112,8 +116,9 @@ class _Staged(Generic[S]):
             self.partition.known_up_to(seqs[-1])
         after = self.loaded.copy()
         written = []
-        for event, seq, size in zip(self.events, seqs, self.sizes, strict=True):
-            self.repo.apply(after, event, seq, self.command_id, size)
+        for event, state, seq, size in zip(self.events, self.states, seqs, self.sizes,
+                                           strict=True):
+            self.repo.apply(after, event, seq, self.command_id, size, evolved=state)
             written.append(Written(after.aggregate, after.aggregate_id, event.type_name(), seq,
                                    after.version))
         self.repo.remember(after)

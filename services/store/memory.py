@@ -9,6 +9,7 @@ suite (``tests/contract/``) runs the same tests against it and against JetStream
 from __future__ import annotations
 
 import asyncio
+import bisect
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,10 @@ def subject_matches(subject_filter: str, subject: str) -> bool:
     return len(tokens) == len(wanted)
 
 
+def _is_filter(subject: str) -> bool:
+    return "*" in subject or ">" in subject
+
+
 @dataclass(frozen=True, slots=True)
 class _Seen:
     seq: int
@@ -50,6 +55,8 @@ class InMemoryEventStore:
         self._clock = clock
         self._log: list[RecordedEvent] = []
         self._last_by_subject: dict[str, int] = {}
+        self._seqs_by_subject: dict[str, list[int]] = {}
+        """Every sequence of each literal subject, so an aggregate's read is no log scan."""
         self._msg_ids: dict[str, _Seen] = {}
         self._appended = asyncio.Condition()
         self.appends = 0
@@ -102,7 +109,7 @@ class InMemoryEventStore:
                     msg.subject, f"{msg.subject}: wrong last sequence: {actual}", actual)
 
     def _last_matching(self, subject_filter: str) -> int:
-        if "*" not in subject_filter and ">" not in subject_filter:
+        if not _is_filter(subject_filter):
             return self._last_by_subject.get(subject_filter, 0)
         matching = (seq for subject, seq in self._last_by_subject.items()
                     if subject_matches(subject_filter, subject))
@@ -113,16 +120,23 @@ class InMemoryEventStore:
         headers = {**msg.headers, "Nats-Msg-Id": msg.msg_id}
         self._log.append(RecordedEvent(seq, msg.subject, msg.payload, headers))
         self._last_by_subject[msg.subject] = seq
+        self._seqs_by_subject.setdefault(msg.subject, []).append(seq)
         self._msg_ids[msg.msg_id] = _Seen(seq, self._clock())
 
     # -- reading --------------------------------------------------------------
 
     async def read_subject(self, subject: str, from_seq: int = 1) -> list[RecordedEvent]:
         """Returns the events on ``subject`` (or filter) from ``from_seq`` on."""
+        if not _is_filter(subject):
+            seqs = self._seqs_by_subject.get(subject, [])
+            return [self._log[seq - 1] for seq in seqs[bisect.bisect_left(seqs, from_seq):]]
         return [e for e in self._log[max(from_seq, 1) - 1:] if subject_matches(subject, e.subject)]
 
     async def first_on_subject(self, subject: str) -> RecordedEvent | None:
         """Returns the first event on ``subject`` (or filter), or None."""
+        if not _is_filter(subject):
+            seqs = self._seqs_by_subject.get(subject)
+            return self._log[seqs[0] - 1] if seqs else None
         return next((e for e in self._log if subject_matches(subject, e.subject)), None)
 
     async def last_on_subject(self, subject: str) -> RecordedEvent | None:
