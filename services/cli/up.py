@@ -75,8 +75,11 @@ async def until_stopped(serving: asyncio.Task[None], stop: asyncio.Event,
 async def _serve(url: str, settings: Settings, projectors: bool, stop: asyncio.Event,
                  started: asyncio.Event, starting: Status) -> None:
     from services.bootstrap import serve
+    from services.gc_tuning import freeze_started_process, tune_for_service
 
+    tune_for_service()
     async with serve(settings, url, projectors=projectors, http=True) as instance:
+        freeze_started_process()
         started.set()
         starting.stop()
         say(f"runlog is up: NATS {url}, data in {settings.data_dir.resolve()}, dashboard "
