@@ -35,6 +35,12 @@ class UpcasterRegistry:
 
         return decorate
 
+    def copy(self) -> UpcasterRegistry:
+        """A registry holding these upcasters, to which more may be added."""
+        copied = UpcasterRegistry()
+        copied._upcasters = dict(self._upcasters)
+        return copied
+
     def require_chain(self, event_type: str, target: int) -> None:
         """Raises unless an upcaster leads from every version below ``target`` to it."""
         missing = [v for v in range(1, target) if (event_type, v) not in self._upcasters]

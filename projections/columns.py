@@ -11,10 +11,13 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from enum import Enum
 from typing import Any
 
 import pyarrow as pa
+
+from events.money import USD_PLACES, parse_usd
 
 __all__ = ["Col", "ColType", "arrow_schema", "ddl_columns"]
 
@@ -72,7 +75,9 @@ class ColType(Enum):
     BIGINT = ("BIGINT", pa.int64(), _int)
     """A sequence, a token count."""
     DOUBLE = ("DOUBLE", pa.float64(), _float)
-    """Money and seconds."""
+    """Seconds, ratios."""
+    MONEY = (f"DECIMAL(38, {USD_PLACES})", pa.decimal128(38, USD_PLACES), parse_usd)
+    """US dollars, exact (never a float: sums of many small costs do not drift)."""
     BOOL = ("BOOLEAN", pa.bool_(), _bool)
     """A flag."""
     TIME = ("TIMESTAMPTZ", pa.string(), _time)
@@ -132,7 +137,7 @@ def ddl_columns(columns: tuple[Col, ...], key: tuple[str, ...] = ()) -> str:
 def _constraint(col: Col, key: tuple[str, ...]) -> str:
     if col.name in key:
         return " NOT NULL"
-    if col.derived and isinstance(col.default, (int, float)):
+    if col.derived and isinstance(col.default, (int, float, Decimal)):
         return f" DEFAULT {col.default}"
     return ""
 

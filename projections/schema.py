@@ -26,7 +26,7 @@ __all__ = [
     "write_info",
 ]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 STALE_HEARTBEAT_S = 30
 """A worker that is not offline or lost and has been silent this long shows in ``health``."""
 
@@ -67,11 +67,29 @@ SELECT CAST(occurred_at AT TIME ZONE 'UTC' AS DATE) AS day, model, provider,
 FROM usage GROUP BY ALL
 """
 
+_COST_RECONCILIATION = """
+CREATE OR REPLACE VIEW cost_reconciliation AS
+WITH calls AS (
+    SELECT CAST(occurred_at AT TIME ZONE 'UTC' AS DATE) AS day, provider, model, cost_usd,
+           provider_cost_usd,
+           CASE WHEN provider_cost_usd IS NOT NULL THEN cost_usd END AS computed_reported
+    FROM usage)
+SELECT day, provider, model, count(*) AS calls, count(provider_cost_usd) AS reported_calls,
+       sum(cost_usd) AS cost_usd, sum(computed_reported) AS computed_reported_usd,
+       sum(provider_cost_usd) AS provider_cost_usd,
+       sum(provider_cost_usd) - sum(computed_reported) AS difference_usd,
+       round(100 * (sum(provider_cost_usd) - sum(computed_reported))
+             / nullif(sum(computed_reported), 0), 4) AS difference_pct,
+       max(abs(provider_cost_usd - cost_usd)) AS max_call_difference_usd
+FROM calls GROUP BY ALL
+"""
+
 _PRICE_PERIODS = """
 CREATE OR REPLACE VIEW model_price_periods AS
 SELECT model_id, model, provider, effective_from,
        lead(effective_from) OVER (PARTITION BY model_id ORDER BY effective_from) AS effective_to,
-       input_usd_per_mtok, output_usd_per_mtok
+       input_usd_per_mtok, output_usd_per_mtok, cached_input_usd_per_mtok,
+       cache_write_usd_per_mtok
 FROM model_prices
 """
 
@@ -157,8 +175,27 @@ VIEWS = (
         Col("errors", ColType.BIGINT, doc="calls whose outcome is not ok"),
         Col("tokens_in", ColType.BIGINT, doc="input tokens"),
         Col("tokens_out", ColType.BIGINT, doc="output tokens"),
-        Col("cost_usd", ColType.DOUBLE, doc="cost, at the prices frozen on each event")),
+        Col("cost_usd", ColType.MONEY, doc="cost, at the prices frozen on each event")),
         kind="view"), _USAGE_DAILY),
+    (TableDoc("cost_reconciliation", "What runlog computed against what providers billed, by "
+              "UTC day, provider and model (calls whose usage.record carried "
+              "provider_cost_usd).", (
+                  Col("day", ColType.DATE, doc="the UTC day"),
+                  Col("provider", ColType.TEXT, doc="who served the calls"),
+                  Col("model", ColType.TEXT, doc="the model called"),
+                  Col("calls", ColType.BIGINT, doc="UsageRecorded events"),
+                  Col("reported_calls", ColType.BIGINT, doc="of them, with a provider cost"),
+                  Col("cost_usd", ColType.MONEY, doc="computed cost of all the calls"),
+                  Col("computed_reported_usd", ColType.MONEY,
+                      doc="computed cost of the calls with a provider cost"),
+                  Col("provider_cost_usd", ColType.MONEY, doc="what the provider billed for them"),
+                  Col("difference_usd", ColType.MONEY,
+                      doc="provider minus computed, over the reported calls"),
+                  Col("difference_pct", ColType.DOUBLE,
+                      doc="that difference as a percentage of the computed cost"),
+                  Col("max_call_difference_usd", ColType.MONEY,
+                      doc="the largest difference on one call")), kind="view"),
+     _COST_RECONCILIATION),
     (TableDoc("model_price_periods", "Each price entry with the instant the next one "
               "replaced it (null: still in effect).", (
                   Col("model_id", ColType.TEXT, doc="the model aggregate's id"),
@@ -166,9 +203,14 @@ VIEWS = (
                   Col("provider", ColType.TEXT, doc="who serves it"),
                   Col("effective_from", ColType.TIME, doc="the price applies from here"),
                   Col("effective_to", ColType.TIME, doc="until the next entry's effective_from"),
-                  Col("input_usd_per_mtok", ColType.DOUBLE, doc="USD per million input tokens"),
-                  Col("output_usd_per_mtok", ColType.DOUBLE,
-                      doc="USD per million output tokens")), kind="view"), _PRICE_PERIODS),
+                  Col("input_usd_per_mtok", ColType.MONEY, doc="USD per million input tokens"),
+                  Col("output_usd_per_mtok", ColType.MONEY,
+                      doc="USD per million output tokens"),
+                  Col("cached_input_usd_per_mtok", ColType.MONEY,
+                      doc="USD per million input tokens read from the prompt cache"),
+                  Col("cache_write_usd_per_mtok", ColType.MONEY,
+                      doc="USD per million input tokens written to the prompt cache")),
+              kind="view"), _PRICE_PERIODS),
     (TableDoc("health", "What needs attention: whether a `runlog up` is projecting into "
               f"this file (down after {STALE_AFTER_BEATS} missed beats of "
               f"{BEAT_INTERVAL_S:g} s, or at once after a clean stop), lag per projection "

@@ -8,6 +8,8 @@ from pydantic import Field
 
 from events.base import DomainEvent, Label
 from events.ids import Id
+from events.money import Usd, register_money_upcaster
+from events.versions import registry
 
 __all__ = [
     "BudgetCharged",
@@ -27,32 +29,46 @@ class _BudgetEvent(DomainEvent):
 class BudgetCreated(_BudgetEvent):
     """A budget was created, ``active``; an absent bound is unlimited."""
 
+    schema_version: ClassVar[int] = 2
+
     name: Label
-    max_cost_usd: float | None = Field(default=None, ge=0)
+    max_cost_usd: Usd | None = None
     max_tokens: int | None = Field(default=None, ge=0)
 
 
 class BudgetRaised(_BudgetEvent):
     """The budget's bounds are now these (``None``: unlimited)."""
 
-    max_cost_usd: float | None = Field(default=None, ge=0)
+    schema_version: ClassVar[int] = 2
+
+    max_cost_usd: Usd | None = None
     max_tokens: int | None = Field(default=None, ge=0)
 
 
 class BudgetCharged(_BudgetEvent):
     """(Older logs.) A run spent this (appended with the run's ``UsageRecorded``)."""
 
+    schema_version: ClassVar[int] = 2
+
     run_id: Id
     tokens: int = Field(ge=0)
-    cost_usd: float = Field(ge=0)
+    cost_usd: Usd
 
 
 class BudgetExhausted(_BudgetEvent):
     """Spending reached a bound; runs on this budget get no new work."""
 
+    schema_version: ClassVar[int] = 2
+
     tokens: int
-    cost_usd: float
+    cost_usd: Usd
 
 
 class BudgetClosed(_BudgetEvent):
     """The budget was closed; it accepts no new work, only charges already incurred."""
+
+
+# Version 2 of the events naming an amount holds it as an exact decimal string.
+for _type, _amounts in (("BudgetCreated", ("max_cost_usd",)), ("BudgetRaised", ("max_cost_usd",)),
+                        ("BudgetCharged", ("cost_usd",)), ("BudgetExhausted", ("cost_usd",))):
+    register_money_upcaster(registry, _type, 1, _amounts)

@@ -5,17 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, ClassVar
 
-from pydantic import Field, StringConstraints
+from pydantic import StringConstraints
 
 from events.base import DomainEvent
+from events.money import MAX_USD_PER_MTOK, UsdPerMtok, register_money_upcaster
+from events.versions import registry
 
 __all__ = ["MAX_USD_PER_MTOK", "ModelName", "ModelPriceSet", "ModelRegistered", "UsdPerMtok"]
 
-MAX_USD_PER_MTOK = 100_000.0
-"""No real price comes near this; a larger one is a typo (or an attack on the budgets)."""
-
 ModelName = Annotated[str, StringConstraints(min_length=1, max_length=128, strict=True)]
-UsdPerMtok = Annotated[float, Field(ge=0, le=MAX_USD_PER_MTOK, allow_inf_nan=False)]
 
 
 class _ModelEvent(DomainEvent):
@@ -34,10 +32,21 @@ class ModelRegistered(_ModelEvent):
 class ModelPriceSet(_ModelEvent):
     """From ``effective_from`` on, the model costs this; earlier usage keeps its own price.
 
-    A later event with the same ``effective_from`` corrects that entry.
+    A later event with the same ``effective_from`` corrects that entry. Version 2 holds
+    the prices as exact decimals and adds the cached-input prices (null: the input price).
     """
+
+    schema_version: ClassVar[int] = 2
 
     provider: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     input_usd_per_mtok: UsdPerMtok
     output_usd_per_mtok: UsdPerMtok
     effective_from: datetime
+    cached_input_usd_per_mtok: UsdPerMtok | None = None
+    """Input tokens read from the provider's prompt cache."""
+    cache_write_usd_per_mtok: UsdPerMtok | None = None
+    """Input tokens written to the provider's prompt cache."""
+
+
+register_money_upcaster(registry, "ModelPriceSet", 1,
+                        ("input_usd_per_mtok", "output_usd_per_mtok"))

@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from events.base import DomainEvent, Label, ShortText
 from events.ids import Id
+from events.money import Usd, UsdAmount, UsdPerMtok, register_money_upcaster
+from events.versions import registry
 
 __all__ = [
     "RunBudget",
@@ -28,7 +30,7 @@ class RunBudget(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     max_tokens: int | None = Field(default=None, ge=0)
-    max_cost_usd: float | None = Field(default=None, ge=0)
+    max_cost_usd: UsdAmount | None = None
 
 
 class _RunEvent(DomainEvent):
@@ -36,7 +38,9 @@ class _RunEvent(DomainEvent):
 
 
 class RunCreated(_RunEvent):
-    """A run was created, in ``pending``."""
+    """A run was created, in ``pending`` (version 2: the budget's amount is exact)."""
+
+    schema_version: ClassVar[int] = 2
 
     run_id: Id
     name: Label
@@ -87,7 +91,14 @@ class UsageRecorded(_RunEvent):
     ``budget_id`` names the shared budget the run draws on: the budget's spending is the
     sum of these, so one event charges both. (Logs of older versions charge a budget
     with a separate ``BudgetCharged`` and leave ``budget_id`` out here.)
+
+    Version 2 holds prices and costs as exact decimals and adds the cached input: the
+    four token counts are disjoint (``tokens_in`` is the input billed at the input
+    price), each priced at its own rate; ``provider_cost_usd`` is what the provider
+    said the call cost, kept beside the computed ``cost_usd`` for reconciliation.
     """
+
+    schema_version: ClassVar[int] = 2
 
     run_id: Id
     task_id: Id | None = None
@@ -98,11 +109,20 @@ class UsageRecorded(_RunEvent):
     tokens_out: int = Field(ge=0)
     latency_ms: float | None = None
     outcome: str = "ok"
-    input_usd_per_mtok: float
-    output_usd_per_mtok: float
+    input_usd_per_mtok: UsdPerMtok
+    output_usd_per_mtok: UsdPerMtok
     price_effective_from: str
-    cost_usd: float
+    cost_usd: Usd
     budget_id: Id | None = None
+    cached_tokens_in: int = Field(default=0, ge=0)
+    """Input tokens read from the provider's prompt cache."""
+    cache_write_tokens_in: int = Field(default=0, ge=0)
+    """Input tokens written to the provider's prompt cache."""
+    cached_input_usd_per_mtok: UsdPerMtok | None = None
+    """The cache-read price applied (null on older events: no cached tokens)."""
+    cache_write_usd_per_mtok: UsdPerMtok | None = None
+    """The cache-write price applied."""
+    provider_cost_usd: Usd | None = None
 
 
 class RunBudgetExceeded(_RunEvent):
@@ -112,8 +132,18 @@ class RunBudgetExceeded(_RunEvent):
     budget as soon as its usage says so.
     """
 
+    schema_version: ClassVar[int] = 2
+
     run_id: Id
     tokens: int
-    cost_usd: float
+    cost_usd: Usd
     max_tokens: int | None = None
-    max_cost_usd: float | None = None
+    max_cost_usd: Usd | None = None
+
+
+# Version 2 of the events naming an amount holds it as an exact decimal string.
+for _type, _amounts in (
+        ("RunCreated", ("budget.max_cost_usd",)),
+        ("UsageRecorded", ("input_usd_per_mtok", "output_usd_per_mtok", "cost_usd")),
+        ("RunBudgetExceeded", ("cost_usd", "max_cost_usd"))):
+    register_money_upcaster(registry, _type, 1, _amounts)

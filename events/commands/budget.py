@@ -8,10 +8,11 @@ from pydantic import Field
 
 from events.base import Command, Label
 from events.ids import Id
+from events.money import UsdAmount
 
 __all__ = ["CloseBudget", "CreateBudget", "RaiseBudget"]
 
-MaxCost = Annotated[float, Field(ge=0, le=1_000_000_000, allow_inf_nan=False)]
+MaxCost = UsdAmount
 MaxTokens = Annotated[int, Field(ge=0, le=10**15)]
 
 

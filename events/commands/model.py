@@ -38,6 +38,10 @@ class RegisterModel(Command):
     input_usd_per_mtok: UsdPerMtok
     output_usd_per_mtok: UsdPerMtok
     effective_from: Moment | None = None
+    cached_input_usd_per_mtok: UsdPerMtok | None = None
+    """Price of input read from the prompt cache (absent: the input price)."""
+    cache_write_usd_per_mtok: UsdPerMtok | None = None
+    """Price of input written to the prompt cache (absent: the input price)."""
 
     def target_id(self) -> str:
         """Returns the model's aggregate id: its name, escaped to fit a subject."""

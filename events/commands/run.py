@@ -9,6 +9,7 @@ from pydantic import Field, StringConstraints
 from events.base import Command, Label, Limit, ShortText
 from events.catalog.run import RunBudget
 from events.ids import Id
+from events.money import UsdAmount
 
 from .model import EscapableModelName
 
@@ -77,7 +78,13 @@ class CancelRun(_RunCommand):
 
 
 class RecordUsage(_RunCommand):
-    """Record one model call's tokens against its run, priced at the price in effect."""
+    """Record one model call's tokens against its run, priced at the price in effect.
+
+    The token counts are disjoint: ``tokens_in`` is the input billed at the input price,
+    ``cached_tokens_in`` the input read from the provider's prompt cache,
+    ``cache_write_tokens_in`` the input written to it (for an OpenAI-style report that
+    includes cached tokens in the prompt count, send ``prompt - cached`` as ``tokens_in``).
+    """
 
     subject: ClassVar[str] = "usage.record"
     run_id: Id
@@ -88,3 +95,7 @@ class RecordUsage(_RunCommand):
     tokens_out: int = Field(ge=0, le=100_000_000)
     latency_ms: float | None = Field(default=None, ge=0)
     outcome: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,32}$")] = "ok"
+    cached_tokens_in: int = Field(default=0, ge=0, le=100_000_000)
+    cache_write_tokens_in: int = Field(default=0, ge=0, le=100_000_000)
+    provider_cost_usd: UsdAmount | None = None
+    """What the provider billed for the call, kept beside the computed cost."""

@@ -11,6 +11,7 @@ from typing import Any
 
 import duckdb
 
+from events.money import ZERO_USD
 from projections.columns import Col, ColType
 from projections.decode import Event
 
@@ -28,7 +29,7 @@ def _optional(convert: ColType, value: Any) -> Any:
 def _bounds(row: Mapping[str, Any], event: Event) -> Row:
     # An absent bound means unlimited, so it is written even when null.
     return {
-        "max_cost_usd": _optional(ColType.DOUBLE, event.data.get("max_cost_usd")),
+        "max_cost_usd": _optional(ColType.MONEY, event.data.get("max_cost_usd")),
         "max_tokens": _optional(ColType.BIGINT, event.data.get("max_tokens")),
     }
 
@@ -42,10 +43,10 @@ BUDGETS = EntitySpec(
         Col("budget_id", ColType.TEXT, doc="the budget's id"),
         Col("name", ColType.TEXT, doc="its name"),
         Col("state", ColType.TEXT, doc="active, exhausted or closed"),
-        Col("max_cost_usd", ColType.DOUBLE, doc="cost bound (null: unlimited)"),
+        Col("max_cost_usd", ColType.MONEY, doc="cost bound (null: unlimited)"),
         Col("max_tokens", ColType.BIGINT, doc="token bound (null: unlimited)"),
         Col("spent_tokens", ColType.BIGINT, 0, "tokens its runs used so far", derived=True),
-        Col("spent_cost_usd", ColType.DOUBLE, 0.0, "cost of its runs' usage so far",
+        Col("spent_cost_usd", ColType.MONEY, ZERO_USD, "cost of its runs' usage so far",
             derived=True),
         Col("charges", ColType.BIGINT, 0, "number of usage records of its runs", derived=True),
         Col("exhausted_at", ColType.TIME, doc="when spending reached a bound", derived=True),

@@ -38,7 +38,7 @@ UPDATE budgets SET spent_tokens = coalesce(s.tokens, 0), spent_cost_usd = coales
     state = CASE WHEN budgets.state = 'closed' THEN 'closed'
                  WHEN s.reached_at IS NOT NULL THEN 'exhausted' ELSE 'active' END
 FROM (
-    SELECT k.key AS budget_id, sum(u.tokens) AS tokens, fsum(u.cost) AS cost,
+    SELECT k.key AS budget_id, sum(u.tokens) AS tokens, sum(u.cost) AS cost,
            count(u.seq) AS n,
            min(u.occurred_at) FILTER (WHERE (b.max_tokens IS NOT NULL
                                              AND u.running_tokens >= b.max_tokens)
@@ -50,7 +50,7 @@ FROM (
         SELECT r.budget_id, x.seq, x.occurred_at, x.tokens_in + x.tokens_out AS tokens,
                x.cost_usd AS cost,
                sum(x.tokens_in + x.tokens_out) OVER w AS running_tokens,
-               fsum(x.cost_usd) OVER w AS running_cost
+               sum(x.cost_usd) OVER w AS running_cost
         FROM usage AS x JOIN runs AS r ON r.run_id = x.run_id
         WHERE r.budget_id IN (SELECT key FROM {keys})
         WINDOW w AS (PARTITION BY r.budget_id ORDER BY x.seq)

@@ -24,8 +24,10 @@ __all__ = ["MODELS", "MODEL_PRICE_COLUMNS", "ModelProjection"]
 def _price(row: Mapping[str, Any], event: Event) -> Row:
     data = event.data
     entry = {
-        "input_usd_per_mtok": ColType.DOUBLE.convert(data["input_usd_per_mtok"]),
-        "output_usd_per_mtok": ColType.DOUBLE.convert(data["output_usd_per_mtok"]),
+        "input_usd_per_mtok": ColType.MONEY.convert(data["input_usd_per_mtok"]),
+        "output_usd_per_mtok": ColType.MONEY.convert(data["output_usd_per_mtok"]),
+        "cached_input_usd_per_mtok": _cache_price(data, "cached_input_usd_per_mtok"),
+        "cache_write_usd_per_mtok": _cache_price(data, "cache_write_usd_per_mtok"),
         "effective_from": ColType.TIME.convert(data["effective_from"]),
     }
     current = row.get("effective_from")
@@ -33,6 +35,19 @@ def _price(row: Mapping[str, Any], event: Event) -> Row:
         return {"price_entries": row["price_entries"] + 1}
     return entry | {"price_entries": row["price_entries"] + 1}
 
+
+def _cache_price(data: Mapping[str, Any], name: str) -> Any:
+    # Without a price of its own, cached input is billed at the input price.
+    value = data.get(name)
+    return ColType.MONEY.convert(data["input_usd_per_mtok"] if value is None else value)
+
+
+_CACHE_PRICES = (
+    Col("cached_input_usd_per_mtok", ColType.MONEY,
+        doc="USD per million input tokens read from the prompt cache"),
+    Col("cache_write_usd_per_mtok", ColType.MONEY,
+        doc="USD per million input tokens written to the prompt cache"),
+)
 
 MODELS = EntitySpec(
     name="models",
@@ -44,8 +59,9 @@ MODELS = EntitySpec(
         Col("model", ColType.TEXT, doc="the model's name as users write it"),
         Col("provider", ColType.TEXT, doc="who serves it"),
         Col("state", ColType.TEXT, doc="active"),
-        Col("input_usd_per_mtok", ColType.DOUBLE, doc="USD per million input tokens"),
-        Col("output_usd_per_mtok", ColType.DOUBLE, doc="USD per million output tokens"),
+        Col("input_usd_per_mtok", ColType.MONEY, doc="USD per million input tokens"),
+        Col("output_usd_per_mtok", ColType.MONEY, doc="USD per million output tokens"),
+        *_CACHE_PRICES,
         Col("effective_from", ColType.TIME, doc="when that price applies from"),
         Col("price_entries", ColType.INT, 0, "ModelPriceSet events so far"),
     ),
@@ -58,8 +74,9 @@ MODEL_PRICE_COLUMNS = (
     Col("model", ColType.TEXT, doc="the model's name"),
     Col("provider", ColType.TEXT, doc="who serves it"),
     Col("effective_from", ColType.TIME, doc="the price applies from this instant on"),
-    Col("input_usd_per_mtok", ColType.DOUBLE, doc="USD per million input tokens"),
-    Col("output_usd_per_mtok", ColType.DOUBLE, doc="USD per million output tokens"),
+    Col("input_usd_per_mtok", ColType.MONEY, doc="USD per million input tokens"),
+    Col("output_usd_per_mtok", ColType.MONEY, doc="USD per million output tokens"),
+    *_CACHE_PRICES,
     Col("set_at", ColType.TIME, doc="when this entry was (last) set"),
     Col("seq", ColType.BIGINT, doc="stream sequence of the event that set it"),
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from events.money import ZERO_USD
 from projections.columns import Col, ColType
 from projections.decode import Event
 
@@ -20,7 +21,7 @@ def _budget(row: Mapping[str, Any], event: Event) -> Row:
     tokens, cost = budget.get("max_tokens"), budget.get("max_cost_usd")
     return {
         "budget_max_tokens": None if tokens is None else ColType.BIGINT.convert(tokens),
-        "budget_max_cost_usd": None if cost is None else ColType.DOUBLE.convert(cost),
+        "budget_max_cost_usd": None if cost is None else ColType.MONEY.convert(cost),
     }
 
 
@@ -39,7 +40,10 @@ def _usage(row: Mapping[str, Any], event: Event) -> Row:
     totals = {
         "tokens_in": row["tokens_in"] + ColType.BIGINT.convert(data["tokens_in"]),
         "tokens_out": row["tokens_out"] + ColType.BIGINT.convert(data["tokens_out"]),
-        "cost_usd": row["cost_usd"] + ColType.DOUBLE.convert(data["cost_usd"]),
+        "cost_usd": row["cost_usd"] + ColType.MONEY.convert(data["cost_usd"]),
+        "cached_tokens_in": row["cached_tokens_in"] + _count(data, "cached_tokens_in"),
+        "cache_write_tokens_in": (row["cache_write_tokens_in"]
+                                  + _count(data, "cache_write_tokens_in")),
         "usage_count": row["usage_count"] + 1,
     }
     if row["over_budget"] or not _over(row, totals):
@@ -47,6 +51,11 @@ def _usage(row: Mapping[str, Any], event: Event) -> Row:
     # Crossing its own budget is a fact of the usage itself (older logs also wrote
     # RunBudgetExceeded, which says the same).
     return totals | {"over_budget": True, "over_budget_at": event.occurred_at}
+
+
+def _count(data: Mapping[str, Any], name: str) -> int:
+    value = data.get(name)
+    return 0 if value is None else ColType.BIGINT.convert(value)
 
 
 def _over(row: Mapping[str, Any], totals: Mapping[str, Any]) -> bool:
@@ -77,15 +86,19 @@ RUNS = EntitySpec(
         Col("reason", ColType.TEXT, doc="why it failed or was cancelled"),
         Col("tokens_in", ColType.BIGINT, 0, "input tokens of all its usage"),
         Col("tokens_out", ColType.BIGINT, 0, "output tokens of all its usage"),
-        Col("cost_usd", ColType.DOUBLE, 0.0, "cost of all its usage, at the prices frozen on it"),
+        Col("cost_usd", ColType.MONEY, ZERO_USD,
+            "cost of all its usage, at the prices frozen on it (exact)"),
         Col("usage_count", ColType.BIGINT, 0, "number of UsageRecorded events"),
         Col("budget_id", ColType.TEXT, doc="the shared budget it draws on, if any"),
         Col("budget_max_tokens", ColType.BIGINT, doc="its own token limit (null: none)"),
-        Col("budget_max_cost_usd", ColType.DOUBLE, doc="its own cost limit (null: none)"),
+        Col("budget_max_cost_usd", ColType.MONEY, doc="its own cost limit (null: none)"),
         Col("over_budget", ColType.BOOL, False, "whether its usage crossed its budget"),
         Col("max_concurrency", ColType.INT, doc="at most this many of its tasks leased at once"),
         Col("auto_end", ColType.BOOL, False, "whether it ends by itself when its work is done"),
         Col("over_budget_at", ColType.TIME, doc="when it crossed its budget"),
+        Col("cached_tokens_in", ColType.BIGINT, 0, "input tokens read from the prompt cache"),
+        Col("cache_write_tokens_in", ColType.BIGINT, 0,
+            "input tokens written to the prompt cache"),
         Col("tasks_total", ColType.BIGINT, 0, "number of its tasks", derived=True),
         Col("task_counts", ColType.COUNTS, doc="its tasks by state, e.g. task_counts['running']",
             derived=True),

@@ -24,14 +24,21 @@ USAGE_COLUMNS = (
     Col("provider", ColType.TEXT, doc="who served it"),
     Col("tokens_in", ColType.BIGINT, doc="input tokens"),
     Col("tokens_out", ColType.BIGINT, doc="output tokens"),
-    Col("cost_usd", ColType.DOUBLE, doc="its cost at the price in effect when it was recorded"),
+    Col("cost_usd", ColType.MONEY, doc="its cost at the prices in effect when it was recorded"),
     Col("outcome", ColType.TEXT, doc="ok, or the error class of the call"),
     Col("latency_ms", ColType.DOUBLE, doc="the call's latency"),
-    Col("input_usd_per_mtok", ColType.DOUBLE, doc="the input price applied"),
-    Col("output_usd_per_mtok", ColType.DOUBLE, doc="the output price applied"),
+    Col("input_usd_per_mtok", ColType.MONEY, doc="the input price applied"),
+    Col("output_usd_per_mtok", ColType.MONEY, doc="the output price applied"),
     Col("price_effective_from", ColType.TIME, doc="effective date of the price applied"),
     Col("budget_id", ColType.TEXT, doc="the shared budget it was charged to, if any"),
+    Col("cached_tokens_in", ColType.BIGINT, doc="input tokens read from the prompt cache"),
+    Col("cache_write_tokens_in", ColType.BIGINT, doc="input tokens written to the prompt cache"),
+    Col("cached_input_usd_per_mtok", ColType.MONEY, doc="the cache-read price applied"),
+    Col("cache_write_usd_per_mtok", ColType.MONEY, doc="the cache-write price applied"),
+    Col("provider_cost_usd", ColType.MONEY,
+        doc="what the provider said the call cost, if it was reported"),
 )
+_ZERO_COUNTS = frozenset({"cached_tokens_in", "cache_write_tokens_in"})
 _FIELDS = tuple(c for c in USAGE_COLUMNS if c.name not in ("seq", "occurred_at"))
 _REQUIRED = frozenset({"run_id", "model", "tokens_in", "tokens_out", "cost_usd"})
 
@@ -43,6 +50,8 @@ def _row(event: Event) -> dict[str, Any]:
         value = data.get(col.name)
         if value is None and col.name in _REQUIRED:
             raise ValueError(f"UsageRecorded without {col.name}")
+        if value is None and col.name in _ZERO_COUNTS:
+            value = 0  # older events had no cached input
         row[col.name] = None if value is None else col.type.convert(value)
     return row
 

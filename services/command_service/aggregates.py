@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from events.codec import EventCodec, StoredEvent
+from events.money import parse_usd
 from services.domain.charges import SpendBoard
 from services.domain.gate import GateState
 from services.domain.queue import QueueState
@@ -147,4 +148,4 @@ class Repositories:
         budget_id = stored.data.get("budget_id")
         if isinstance(budget_id, str):
             tokens = int(stored.data["tokens_in"]) + int(stored.data["tokens_out"])
-            self.spend.charge(stored.seq, budget_id, tokens, float(stored.data["cost_usd"]))
+            self.spend.charge(stored.seq, budget_id, tokens, parse_usd(stored.data["cost_usd"]))

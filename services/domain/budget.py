@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import TypeVar
 
 from events.base import Command, DomainEvent
@@ -15,6 +16,7 @@ from events.catalog.budget import (
 )
 from events.commands.budget import CloseBudget, CreateBudget, RaiseBudget
 from events.errors import ErrorCode
+from events.money import ZERO_USD
 
 from .checks import action_of
 from .context import Context
@@ -22,7 +24,7 @@ from .machine import DomainError, InvalidHistory, TransitionTable
 
 __all__ = ["TABLE", "BudgetState", "decide", "evolve"]
 
-_N = TypeVar("_N", int, float)
+_N = TypeVar("_N", int, Decimal)
 
 TABLE = TransitionTable(
     aggregate="budget",
@@ -48,10 +50,10 @@ class BudgetState:
     budget_id: str
     name: str
     state: str
-    max_cost_usd: float | None = None
+    max_cost_usd: Decimal | None = None
     max_tokens: int | None = None
     tokens: int = 0
-    cost_usd: float = 0.0
+    cost_usd: Decimal = ZERO_USD
 
     def reached(self) -> bool:
         """Whether spending has reached a bound: nothing is left."""

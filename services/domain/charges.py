@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, replace
+from decimal import Decimal
+
+from events.money import ZERO_USD
 
 from .budget import BudgetState
 
@@ -19,7 +22,7 @@ class Spent:
     """Tokens and cost charged to one budget."""
 
     tokens: int = 0
-    cost_usd: float = 0.0
+    cost_usd: Decimal = ZERO_USD
 
 
 _SEEN_KEPT = 100_000
@@ -36,7 +39,7 @@ class SpendBoard:
         self._spent: dict[str, Spent] = {}
         self._seen: OrderedDict[int, None] = OrderedDict()
 
-    def charge(self, seq: int, budget_id: str, tokens: int, cost_usd: float) -> None:
+    def charge(self, seq: int, budget_id: str, tokens: int, cost_usd: Decimal) -> None:
         """Adds the usage at ``seq`` of a run drawing on ``budget_id`` (once)."""
         if seq in self._seen:
             return

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
@@ -22,12 +23,30 @@ _EMPTY: Mapping[str, None] = MappingProxyType({})
 
 @dataclass(frozen=True, slots=True)
 class Price:
-    """A model's list price per million tokens, in effect from ``effective_from``."""
+    """A model's list prices per million tokens, in effect from ``effective_from``.
+
+    Cached input without a price of its own is billed at the input price: a cost is
+    never understated because a cache price is missing.
+    """
 
     provider: str
-    input_usd_per_mtok: float
-    output_usd_per_mtok: float
+    input_usd_per_mtok: Decimal
+    output_usd_per_mtok: Decimal
     effective_from: datetime
+    cached_input_usd_per_mtok: Decimal | None = None
+    cache_write_usd_per_mtok: Decimal | None = None
+
+    @property
+    def cache_read(self) -> Decimal:
+        """The price of input read from the prompt cache."""
+        own = self.cached_input_usd_per_mtok
+        return self.input_usd_per_mtok if own is None else own
+
+    @property
+    def cache_write(self) -> Decimal:
+        """The price of input written to the prompt cache."""
+        own = self.cache_write_usd_per_mtok
+        return self.input_usd_per_mtok if own is None else own
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,6 +58,8 @@ def decide(state: ModelState | None, command: Command, ctx: Context) -> list[Dom
         input_usd_per_mtok=command.input_usd_per_mtok,
         output_usd_per_mtok=command.output_usd_per_mtok,
         effective_from=command.effective_from or ctx.now,
+        cached_input_usd_per_mtok=command.cached_input_usd_per_mtok,
+        cache_write_usd_per_mtok=command.cache_write_usd_per_mtok,
     )
     if state is None:
         return [ModelRegistered(model=command.model, provider=command.provider), price]
@@ -67,7 +69,9 @@ def decide(state: ModelState | None, command: Command, ctx: Context) -> list[Dom
 def _as_price(event: ModelPriceSet) -> Price:
     return Price(provider=event.provider, input_usd_per_mtok=event.input_usd_per_mtok,
                  output_usd_per_mtok=event.output_usd_per_mtok,
-                 effective_from=event.effective_from)
+                 effective_from=event.effective_from,
+                 cached_input_usd_per_mtok=event.cached_input_usd_per_mtok,
+                 cache_write_usd_per_mtok=event.cache_write_usd_per_mtok)
 
 
 def evolve(state: ModelState | None, event: DomainEvent) -> ModelState:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from decimal import Decimal
 
 from events.base import Command, DomainEvent
 from events.catalog.run import (
@@ -26,11 +27,12 @@ from events.commands.run import (
     SucceedRun,
 )
 from events.errors import ErrorCode
+from events.money import ZERO_USD, exact_usd
 
-from .context import Context
+from .context import Context, Price
 from .machine import DomainError, InvalidHistory, TransitionTable
 
-__all__ = ["TABLE", "RunState", "decide", "evolve"]
+__all__ = ["TABLE", "RunState", "cost_of", "decide", "evolve"]
 
 _ENDED = ("succeeded", "failed", "cancelled")
 
@@ -62,7 +64,7 @@ class RunState:
     state: str
     budget: RunBudget | None = None
     tokens: int = 0
-    cost_usd: float = 0.0
+    cost_usd: Decimal = ZERO_USD
     over_budget: bool = False
     budget_id: str | None = None
     """The shared budget the run also draws on; the service checks and charges it."""
@@ -123,18 +125,32 @@ def _record_usage(state: RunState, command: RecordUsage, ctx: Context) -> list[D
     if ctx.price is None:
         raise DomainError(ErrorCode.NOT_FOUND, f"model {command.model} has no price in effect")
     price = ctx.price
-    cost = (command.tokens_in * price.input_usd_per_mtok
-            + command.tokens_out * price.output_usd_per_mtok) / 1_000_000
     usage = UsageRecorded(
         run_id=state.run_id, task_id=command.task_id, worker_id=command.worker_id,
         model=command.model, provider=price.provider, tokens_in=command.tokens_in,
         tokens_out=command.tokens_out, latency_ms=command.latency_ms, outcome=command.outcome,
         input_usd_per_mtok=price.input_usd_per_mtok,
         output_usd_per_mtok=price.output_usd_per_mtok,
-        price_effective_from=price.effective_from.isoformat(), cost_usd=round(cost, 12),
-        budget_id=state.budget_id,
+        price_effective_from=price.effective_from.isoformat(), cost_usd=cost_of(command, price),
+        budget_id=state.budget_id, cached_tokens_in=command.cached_tokens_in,
+        cache_write_tokens_in=command.cache_write_tokens_in,
+        cached_input_usd_per_mtok=price.cache_read if command.cached_tokens_in else None,
+        cache_write_usd_per_mtok=price.cache_write if command.cache_write_tokens_in else None,
+        provider_cost_usd=command.provider_cost_usd,
     )
     return [usage]
+
+
+_PER_MTOK = Decimal(1_000_000)
+
+
+def cost_of(command: RecordUsage, price: Price) -> Decimal:
+    """The call's cost: each token count at its own price, exact to twelve places."""
+    total = (command.tokens_in * price.input_usd_per_mtok
+             + command.tokens_out * price.output_usd_per_mtok
+             + command.cached_tokens_in * price.cache_read
+             + command.cache_write_tokens_in * price.cache_write)
+    return exact_usd(total / _PER_MTOK)
 
 
 def _exceeds(state: RunState) -> bool:

@@ -13,6 +13,7 @@ import sys
 import types
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -111,6 +112,9 @@ class _Renderer:
             return str(hint.__name__)
         if hint is datetime:
             return self.need("datetime", "datetime")
+        if hint is Decimal:
+            # Money: a Decimal is sent exactly (as a decimal string), a float by its repr.
+            return f"{self.need('decimal', 'Decimal')} | float | str"
         if isinstance(hint, type) and issubclass(hint, BaseModel):
             mapping = self.need("collections.abc", "Mapping")
             return f"{self.need(hint.__module__, hint.__name__)} | {mapping}[str, object]"

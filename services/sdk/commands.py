@@ -8,6 +8,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Literal, TypeVar
 
 from events.catalog.run import RunBudget
@@ -267,7 +268,7 @@ class CommandMethods(abc.ABC):
         *,
         name: str,
         budget_id: str | None = None,
-        max_cost_usd: float | None = None,
+        max_cost_usd: Decimal | float | str | None = None,
         max_tokens: int | None = None,
         command_id: str | None = None,
     ) -> Reply:
@@ -641,7 +642,7 @@ class CommandMethods(abc.ABC):
         self,
         *,
         budget_id: str,
-        max_cost_usd: float | None = None,
+        max_cost_usd: Decimal | float | str | None = None,
         max_tokens: int | None = None,
         command_id: str | None = None,
     ) -> Reply:
@@ -686,6 +687,9 @@ class CommandMethods(abc.ABC):
         worker_id: str | None = None,
         latency_ms: float | None = None,
         outcome: str = "ok",
+        cached_tokens_in: int = 0,
+        cache_write_tokens_in: int = 0,
+        provider_cost_usd: Decimal | float | str | None = None,
         command_id: str | None = None,
     ) -> Reply:
         """Record one model call's tokens against its run, priced at the price in effect.
@@ -701,6 +705,9 @@ class CommandMethods(abc.ABC):
             "worker_id": worker_id,
             "latency_ms": latency_ms,
             "outcome": outcome,
+            "cached_tokens_in": cached_tokens_in,
+            "cache_write_tokens_in": cache_write_tokens_in,
+            "provider_cost_usd": provider_cost_usd,
             "command_id": command_id,
         })
 
@@ -709,9 +716,11 @@ class CommandMethods(abc.ABC):
         *,
         model: str,
         provider: str,
-        input_usd_per_mtok: float,
-        output_usd_per_mtok: float,
+        input_usd_per_mtok: Decimal | float | str,
+        output_usd_per_mtok: Decimal | float | str,
         effective_from: datetime | None = None,
+        cached_input_usd_per_mtok: Decimal | float | str | None = None,
+        cache_write_usd_per_mtok: Decimal | float | str | None = None,
         command_id: str | None = None,
     ) -> Reply:
         """Register a model's price from ``effective_from`` on (default: now).
@@ -724,6 +733,8 @@ class CommandMethods(abc.ABC):
             "input_usd_per_mtok": input_usd_per_mtok,
             "output_usd_per_mtok": output_usd_per_mtok,
             "effective_from": effective_from,
+            "cached_input_usd_per_mtok": cached_input_usd_per_mtok,
+            "cache_write_usd_per_mtok": cache_write_usd_per_mtok,
             "command_id": command_id,
         })
 

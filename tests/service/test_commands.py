@@ -26,10 +26,10 @@ async def test_run_create_writes_run_created_and_replies_with_the_envelope(
     assert set(event) >= _ENVELOPE
     assert event["seq"] == reply["seq"]
     assert event | {"event_id": "", "occurred_at": "", "seq": 0} == {
-        "type": "RunCreated", "schema_version": 1, "event_id": "", "aggregate": "run",
+        "type": "RunCreated", "schema_version": 2, "event_id": "", "aggregate": "run",
         "aggregate_id": "r1", "version": 1, "occurred_at": "", "command_id": "create-r1",
         "from_state": None, "to_state": "pending", "run_id": "r1", "name": "nightly",
-        "labels": {"team": "infra"}, "budget": {"max_tokens": 1000, "max_cost_usd": 2.5},
+        "labels": {"team": "infra"}, "budget": {"max_tokens": 1000, "max_cost_usd": "2.5"},
         "budget_id": None, "max_concurrency": None, "auto_end": False, "seq": 0,
     }
     assert datetime.fromisoformat(event["occurred_at"]).utcoffset() == timedelta(0)
@@ -208,7 +208,7 @@ async def test_model_register_writes_the_model_and_its_price(client: ServiceClie
                      "seq": await client.last_seq(), "events": ["ModelRegistered", "ModelPriceSet"]}
     price = (await client.events_of("model", "acme-1_2e5"))[-1]
     assert (price["model"], price["provider"]) == ("acme-1.5", "acme")
-    assert (price["input_usd_per_mtok"], price["output_usd_per_mtok"]) == (1.5, 6.0)
+    assert (price["input_usd_per_mtok"], price["output_usd_per_mtok"]) == ("1.5", "6")
     assert datetime.fromisoformat(price["effective_from"]) == datetime.fromisoformat(
         "2024-01-01T00:00:00+00:00")
 
@@ -245,8 +245,8 @@ async def test_usage_record_prices_the_call(client: ServiceClient) -> None:
     assert (usage["task_id"], usage["worker_id"], usage["model"], usage["provider"]) == (
         "t9", "w9", "gpt-4o", "openai")
     assert (usage["tokens_in"], usage["tokens_out"], usage["latency_ms"]) == (1000, 500, 812.5)
-    assert (usage["input_usd_per_mtok"], usage["output_usd_per_mtok"]) == (2.5, 10.0)
-    assert usage["cost_usd"] == pytest.approx((1000 * 2.5 + 500 * 10.0) / 1e6, rel=1e-12)
+    assert (usage["input_usd_per_mtok"], usage["output_usd_per_mtok"]) == ("2.5", "10")
+    assert usage["cost_usd"] == "0.0075"  # (1000 x 2.5 + 500 x 10) / 1e6, exact
     assert usage["outcome"] == "ok"
 
 

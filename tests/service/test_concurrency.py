@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import math
 from datetime import datetime
+from decimal import Decimal
 
 import pytest
 
@@ -47,12 +47,11 @@ async def test_fifty_concurrent_usage_records_add_up_exactly(client: ServiceClie
     assert all(r["ok"] for r in replies), [r for r in replies if not r["ok"]]
     assert len({r["seq"] for r in replies}) == 50
     tokens = sum(i + o for i, o in sizes)
-    cost = math.fsum((i * 2.5 + o * 10.0) / 1e6 for i, o in sizes)
+    cost = sum(Decimal(i * 25 + o * 100) / 10_000_000 for i, o in sizes)
     run = await client.state_of("run", "r1")
     budget_tokens, budget_cost = await client.budget_spent("team")
     assert (run.tokens, budget_tokens) == (tokens, tokens)
-    assert run.cost_usd == pytest.approx(cost, rel=1e-9)
-    assert budget_cost == pytest.approx(cost, rel=1e-9)
+    assert (run.cost_usd, budget_cost) == (cost, cost)  # exact, not approximately
     assert sum(e["type"] == "UsageRecorded" for e in await client.events_of("run", "r1")) == 50
 
 

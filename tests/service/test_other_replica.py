@@ -103,7 +103,7 @@ async def test_a_price_registered_elsewhere_prices_usage_here(client: ServiceCli
     await client.ok("usage.record", {"run_id": "r1", "model": "acme", "tokens_in": 1_000_000,
                                      "tokens_out": 0})
     usage = (await client.events_of("run", "r1"))[-1]
-    assert (usage["input_usd_per_mtok"], usage["cost_usd"]) == (5.0, pytest.approx(5.0))
+    assert (usage["input_usd_per_mtok"], usage["cost_usd"]) == ("5", "5")
 
 
 async def test_a_retry_here_of_a_claim_made_elsewhere_gets_its_reply(

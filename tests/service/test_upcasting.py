@@ -3,21 +3,25 @@ policies, the caches and the read models alike."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
 
 import duckdb
 
+from events import event_subject
 from events.catalog import EVENT_TYPES
 from events.catalog.task import TaskSubmitted
 from events.catalog.worker import WorkerRegistered
-from events.codec import EventCodec
-from events.versions import UpcasterRegistry
+from events.codec import CODEC, EventCodec
+from events.versions import registry
 from projections import build_read_models
 from services.settings import Settings
-from services.store import InMemoryEventStore
+from services.store import InMemoryEventStore, OutgoingMessage
 from tests.support.nats_server import wait_until
+from tests.support.read_side import EventLog
 from tests.support.service_client import memory_service
 
 SHIFT = timedelta(hours=3)
@@ -41,7 +45,7 @@ _WorkerRegisteredV2.__name__ = "WorkerRegistered"
 
 
 def _codec_v2() -> EventCodec:
-    upcasters = UpcasterRegistry()
+    upcasters = registry.copy()  # the catalog's own upcasters, and these
 
     @upcasters.register("TaskSubmitted", 1)
     def _invert_priority(data: dict[str, Any]) -> dict[str, Any]:
@@ -81,3 +85,65 @@ async def test_the_claim_index_policies_and_read_models_see_version_2(tmp_path: 
     with duckdb.connect(str(db_path), read_only=True) as con:
         rows = con.execute("SELECT task_id, priority FROM tasks ORDER BY task_id").fetchall()
     assert rows == [("idle-in-v1", 8), ("urgent-in-v1", 1)]
+
+
+def _float_money_log() -> EventLog:
+    """A log as version 1 wrote it: prices, bounds and costs as JSON numbers (floats)."""
+    log = EventLog()
+    log.emit("model", "m1", "ModelRegistered", "active", model="m1", provider="acme")
+    log.emit("model", "m1", "ModelPriceSet", "active", model="m1", provider="acme",
+             input_usd_per_mtok=0.1, output_usd_per_mtok=0.3,
+             effective_from="2024-01-01T00:00:00+00:00")
+    log.emit("budget", "b1", "BudgetCreated", "active", budget_id="b1", name="team",
+             max_cost_usd=0.2, max_tokens=None)
+    log.emit("run", "r1", "RunCreated", "pending", run_id="r1", name="r1", labels={},
+             budget={"max_tokens": None, "max_cost_usd": 0.05}, budget_id="b1")
+    log.emit("run", "r1", "RunStarted", "running", run_id="r1")
+    for _ in range(97):
+        log.emit("run", "r1", "UsageRecorded", "running", run_id="r1", model="m1",
+                 provider="acme", tokens_in=1000, tokens_out=3000, outcome="ok",
+                 input_usd_per_mtok=0.1, output_usd_per_mtok=0.3, cost_usd=0.001,
+                 price_effective_from="2024-01-01T00:00:00+00:00", budget_id="b1")
+    # Version 1 summed floats into this one: the noise must not survive the upcast.
+    log.emit("run", "r1", "RunBudgetExceeded", "running", run_id="r1", tokens=388_000,
+             cost_usd=sum([0.001] * 97), max_tokens=None, max_cost_usd=0.05)
+    return log
+
+
+async def _store_of(log: EventLog) -> InMemoryEventStore:
+    store = InMemoryEventStore()
+    for envelope in log.envelopes:
+        subject = event_subject(envelope.aggregate, envelope.aggregate_id, store.subject_prefix)
+        await store.append([OutgoingMessage(subject, envelope.to_json(),
+                                            f"{envelope.command_id}:0", {})])
+    return store
+
+
+async def test_float_money_of_version_1_replays_exactly(tmp_path: Path) -> None:
+    assert sum([0.001] * 97) != 0.097  # what summing the stored floats would give
+    store = await _store_of(_float_money_log())
+    db_path = tmp_path / "read-models.duckdb"
+    await build_read_models(store, db_path)
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        run = con.execute("SELECT cost_usd, budget_max_cost_usd FROM runs").fetchone()
+        budget = con.execute("SELECT spent_cost_usd, max_cost_usd FROM budgets").fetchone()
+        usage = con.execute("SELECT sum(cost_usd), min(input_usd_per_mtok) FROM usage").fetchone()
+        kind = con.execute("SELECT typeof(cost_usd) FROM runs").fetchone()
+    assert run == (Decimal("0.097"), Decimal("0.05"))
+    assert budget == (Decimal("0.097"), Decimal("0.2"))
+    assert usage == (Decimal("0.097"), Decimal("0.1"))
+    assert kind == ("DECIMAL(38,12)",)
+
+    async with memory_service(store) as service:
+        state = await service.state_of("run", "r1")
+        assert (state.cost_usd, state.over_budget) == (Decimal("0.097"), True)
+        (stored,) = [e for e in await service.events_of("run", "r1")
+                     if e["type"] == "RunBudgetExceeded"]
+        assert (stored["schema_version"], stored["cost_usd"]) == (1, sum([0.001] * 97))
+        exceeded = CODEC.decode(json.dumps(stored).encode())
+        assert (exceeded.schema_version, exceeded.data["cost_usd"]) == (2, "0.097")
+        # The float price of version 1 prices new usage exactly: 1000 x 0.1 + 3000 x 0.3.
+        await service.ok("usage.record", {"run_id": "r1", "model": "m1", "tokens_in": 1000,
+                                          "tokens_out": 3000})
+        assert (await service.events_of("run", "r1"))[-1]["cost_usd"] == "0.001"
+        assert (await service.state_of("run", "r1")).cost_usd == Decimal("0.098")

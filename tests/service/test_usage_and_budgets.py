@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
-
-import pytest
 
 from events import utc_now
 from tests.support.service_client import ServiceClient
@@ -33,11 +32,11 @@ async def test_cost_is_tokens_times_the_price_in_effect(client: ServiceClient) -
     await client.running_run("r1")
     await client.ok("usage.record", _usage("r1", "acme-m", 12_345, 678))
     (usage,) = await _recorded(client, "r1")
-    assert (usage["input_usd_per_mtok"], usage["output_usd_per_mtok"]) == (3.0, 15.0)
+    assert (usage["input_usd_per_mtok"], usage["output_usd_per_mtok"]) == ("3", "15")
     assert usage["price_effective_from"].startswith("2020-01-01T00:00:00")
-    assert usage["cost_usd"] == pytest.approx((12_345 * 3.0 + 678 * 15.0) / 1e6, rel=1e-12)
+    assert usage["cost_usd"] == "0.047205"  # (12,345 x 3 + 678 x 15) / 1e6, exact
     state = await client.state_of("run", "r1")
-    assert (state.tokens, state.cost_usd) == (12_345 + 678, usage["cost_usd"])
+    assert (state.tokens, state.cost_usd) == (12_345 + 678, Decimal(usage["cost_usd"]))
 
 
 async def test_a_newer_price_does_not_reprice_old_usage(client: ServiceClient) -> None:
@@ -49,9 +48,9 @@ async def test_a_newer_price_does_not_reprice_old_usage(client: ServiceClient) -
     await client.ok("model.register", _price("acme-m", 10.0, 20.0, changed))
     await client.ok("usage.record", _usage("r1", "acme-m", 1_000_000, 1_000_000))
     old, new = await _recorded(client, "r1")
-    assert (old["input_usd_per_mtok"], old["cost_usd"]) == (1.0, pytest.approx(3.0))
-    assert (new["input_usd_per_mtok"], new["cost_usd"]) == (10.0, pytest.approx(30.0))
-    assert (await client.state_of("run", "r1")).cost_usd == pytest.approx(33.0)
+    assert (old["input_usd_per_mtok"], old["cost_usd"]) == ("1", "3")
+    assert (new["input_usd_per_mtok"], new["cost_usd"]) == ("10", "30")
+    assert (await client.state_of("run", "r1")).cost_usd == Decimal(33)
 
 
 async def test_a_future_dated_price_is_not_used_yet(client: ServiceClient) -> None:
@@ -62,7 +61,7 @@ async def test_a_future_dated_price_is_not_used_yet(client: ServiceClient) -> No
     await client.running_run("r1")
     await client.ok("usage.record", _usage("r1", "acme-m", 1_000_000, 0))
     (usage,) = await _recorded(client, "r1")
-    assert (usage["input_usd_per_mtok"], usage["cost_usd"]) == (1.0, pytest.approx(1.0))
+    assert (usage["input_usd_per_mtok"], usage["cost_usd"]) == ("1", "1")
 
 
 async def test_a_model_with_only_a_future_price_has_no_price_yet(client: ServiceClient) -> None:
@@ -119,7 +118,10 @@ async def test_a_run_over_its_cost_budget_refuses_new_tasks(client: ServiceClien
     await client.running_run("r1", budget={"max_cost_usd": 0.01})
     crossing = await client.ok("usage.record", _usage("r1", "gpt-4o", 0, 1001))
     assert crossing["events"] == ["UsageRecorded"]
-    await client.refused("task.submit", {"run_id": "r1", "kind": "llm"}, "budget_exceeded")
+    refused = await client.send("task.submit", {"run_id": "r1", "kind": "llm"})
+    # 1001 output tokens at $10 per million; the amount travels as exact decimal text.
+    assert (refused["error"]["code"], refused["error"]["details"]["cost_usd"]) == (
+        "budget_exceeded", "0.01001")
 
 
 async def test_a_shared_budget_is_charged_by_every_run_on_it(client: ServiceClient) -> None:

@@ -12,10 +12,10 @@ import abc
 import asyncio
 import contextlib
 import json
-import math
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from events import COMMAND_PREFIX, EVENT_PREFIX, utc_now
 from events.codec import CODEC, EventCodec
 from services.bootstrap import Instance, command_service, seed_prices, serve
 from services.command_service import CommandService
+from services.command_service.replies import encode
 from services.command_service.repositories import Repository
 from services.domain import MACHINES
 from services.domain.task import backoff_s
@@ -177,12 +178,12 @@ class ServiceClient(abc.ABC):
         repository: Repository[Any] = Repository(MACHINES[aggregate], self.store, CODEC)
         return (await repository.get(aggregate_id)).state
 
-    async def budget_spent(self, budget_id: str) -> tuple[int, float]:
+    async def budget_spent(self, budget_id: str) -> tuple[int, Decimal]:
         """Tokens and cost charged to a shared budget, summed from the usage on the log."""
         usage = [e for e in await self.events(f"{EVENT_PREFIX}.run.*")
                  if e["type"] == "UsageRecorded" and e.get("budget_id") == budget_id]
         return (sum(e["tokens_in"] + e["tokens_out"] for e in usage),
-                math.fsum(e["cost_usd"] for e in usage))
+                sum((Decimal(e["cost_usd"]) for e in usage), Decimal(0)))
 
     async def running_run(self, run_id: str, **fields: object) -> None:
         """Creates and starts a run."""
@@ -235,7 +236,7 @@ class InProcessClient(ServiceClient):
                       headers: dict[str, str] | None = None) -> bytes:
         """The service's reply to ``runlog.cmd.<subject>``, encoded as NATS would carry it."""
         reply = await asyncio.wait_for(self.service.execute(subject, data, headers), timeout_s)
-        return json.dumps(reply, default=str).encode()
+        return encode(reply)
 
     def held_by(self, worker_id: str) -> frozenset[str]:
         """The tasks a worker holds now (its live leases), as this service's board says."""

@@ -13,7 +13,7 @@ import duckdb
 import pytest
 from nats.aio.client import Client
 
-from events import EventEnvelope, UpcasterRegistry, utc_now
+from events import EventEnvelope, registry, utc_now
 from events.catalog import EVENT_TYPES
 from events.catalog.run import RunCreated
 from events.codec import EventCodec
@@ -85,34 +85,34 @@ async def test_time_travel_to_a_seq_and_to_a_time(store: JetStreamEventStore, db
 
 def old_run_created(run_id: str, title: str) -> EventEnvelope:
     return EventEnvelope(
-        type="RunCreated", schema_version=1, event_id=uuid.uuid4().hex, aggregate="run",
+        type="RunCreated", schema_version=2, event_id=uuid.uuid4().hex, aggregate="run",
         aggregate_id=run_id, version=1, occurred_at=utc_now(), command_id=uuid.uuid4().hex,
         to_state="pending", data={"run_id": run_id, "title": title},
     )
 
 
-class _RunCreatedV2(RunCreated):
-    """RunCreated whose v1 called its name ``title``."""
+class _RunCreatedV3(RunCreated):
+    """RunCreated whose v2 called its name ``title``."""
 
-    schema_version: ClassVar[int] = 2
+    schema_version: ClassVar[int] = 3
 
 
 async def test_old_schema_events_are_upcast_on_replay(store: JetStreamEventStore,
                                                       db_path: Path) -> None:
-    upcasters = UpcasterRegistry()
+    upcasters = registry.copy()  # the catalog's own, and this one
 
-    @upcasters.register("RunCreated", 1)
+    @upcasters.register("RunCreated", 2)
     def _title_became_name(data: dict[str, Any]) -> dict[str, Any]:
         data["name"] = data.pop("title")
         return data
 
     current = EventEnvelope(
-        type="RunCreated", schema_version=2, event_id=uuid.uuid4().hex, aggregate="run",
+        type="RunCreated", schema_version=3, event_id=uuid.uuid4().hex, aggregate="run",
         aggregate_id="new", version=1, occurred_at=utc_now(), command_id=uuid.uuid4().hex,
         to_state="pending", data={"run_id": "new", "name": "written today"},
     )
     await append_all(store, [old_run_created("old", "written long ago"), current])
-    codec = EventCodec({**EVENT_TYPES, "RunCreated": _RunCreatedV2}, upcasters)
+    codec = EventCodec({**EVENT_TYPES, "RunCreated": _RunCreatedV3}, upcasters)
     result = await build_read_models(store, db_path, codec=codec)
     assert result.position == 2
     con = duckdb.connect(str(db_path), read_only=True)

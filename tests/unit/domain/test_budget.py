@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from services.domain.charges import SpendBoard
 
 from .support import ctx, fold, play, types
 
-CREATE = CreateBudget(budget_id="team", name="team", max_cost_usd=10.0, max_tokens=1000)
+CREATE = CreateBudget(budget_id="team", name="team", max_cost_usd=Decimal(10), max_tokens=1000)
 
 
 def _active() -> BudgetState:
@@ -33,7 +34,7 @@ def _refused(call: Any, *args: Any) -> DomainError:
 
 def test_create() -> None:
     state = _active()
-    assert (state.state, state.max_cost_usd, state.max_tokens) == ("active", 10.0, 1000)
+    assert (state.state, state.max_cost_usd, state.max_tokens) == ("active", Decimal(10), 1000)
     state.require_room()
     assert _refused(decide, state, CREATE, ctx()).code == ErrorCode.ALREADY_EXISTS
 
@@ -46,7 +47,8 @@ def test_a_zero_budget_is_exhausted_at_once() -> None:
 def _spent(state: BudgetState, *charges: tuple[int, float]) -> BudgetState:
     """The budget as the service sees it: with its runs' usage counted."""
     board = SpendBoard()
-    for seq, (tokens, cost) in enumerate(charges, start=1):
+    for seq, (tokens, amount) in enumerate(charges, start=1):
+        cost = Decimal(str(amount))
         board.charge(seq, state.budget_id, tokens, cost)
         board.charge(seq, state.budget_id, tokens, cost)  # the log's copy of an own write
     return board.view(state)
@@ -55,7 +57,7 @@ def _spent(state: BudgetState, *charges: tuple[int, float]) -> BudgetState:
 def test_charges_below_the_bounds() -> None:
     state = _spent(_active(), (100, 1.0))
     assert (state.state, state.tokens, state.cost_usd, state.reached()) == (
-        "active", 100, 1.0, False)
+        "active", 100, Decimal(1), False)
     state.require_room()
 
 
@@ -70,12 +72,12 @@ def test_charges_reaching_a_bound_exhaust(tokens: int, cost: float) -> None:
 
 def test_concurrent_charges_add_up_exactly() -> None:
     state = _spent(_active(), *[(99, 0.99)] * 10)
-    assert (state.tokens, state.reached()) == (990, False)
+    assert (state.tokens, state.cost_usd, state.reached()) == (990, Decimal("9.9"), False)
     assert _spent(_active(), *[(99, 0.99)] * 10, (10, 0.0)).reached()
 
 
 def test_older_logs_charges_fold_into_the_budget() -> None:
-    charged = BudgetCharged(budget_id="team", run_id="r1", tokens=600, cost_usd=1.0)
+    charged = BudgetCharged(budget_id="team", run_id="r1", tokens=600, cost_usd=Decimal(1))
     state = fold("budget", [charged], _active())
     assert (state.tokens, state.state) == (600, "active")
     assert _spent(state, (400, 0.0)).reached()
@@ -86,7 +88,7 @@ def test_raise_reopens_an_exhausted_budget() -> None:
                                       ctx()))
     assert exhausted.state == "exhausted"
     raised = play("budget", [RaiseBudget(budget_id="team", max_tokens=2000)], state=exhausted)
-    assert (raised.state, raised.max_tokens, raised.max_cost_usd) == ("active", 2000, 10.0)
+    assert (raised.state, raised.max_tokens, raised.max_cost_usd) == ("active", 2000, Decimal(10))
     _spent(raised, (1000, 0.0)).require_room()
 
 
@@ -99,7 +101,7 @@ def test_raise_that_is_not_enough_stays_exhausted() -> None:
 @pytest.mark.parametrize("command", [
     RaiseBudget(budget_id="team"),
     RaiseBudget(budget_id="team", max_tokens=999),
-    RaiseBudget(budget_id="team", max_cost_usd=9.0),
+    RaiseBudget(budget_id="team", max_cost_usd=Decimal(9)),
 ])
 def test_raise_cannot_lower(command: RaiseBudget) -> None:
     assert _refused(decide, _active(), command, ctx()).code == ErrorCode.VALIDATION_FAILED

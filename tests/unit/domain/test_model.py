@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 
@@ -16,8 +17,9 @@ DAY = timedelta(days=1)
 
 def _register(price: float, effective_from: object = None, provider: str = "google") -> (
         RegisterModel):
-    return RegisterModel(model="gemini-2.5-pro", provider=provider, input_usd_per_mtok=price,
-                         output_usd_per_mtok=price * 4,
+    exact = Decimal(str(price))
+    return RegisterModel(model="gemini-2.5-pro", provider=provider, input_usd_per_mtok=exact,
+                         output_usd_per_mtok=exact * 4,
                          effective_from=effective_from)  # type: ignore[arg-type]
 
 
@@ -47,7 +49,8 @@ def test_a_new_price_is_a_new_entry() -> None:
 
 def test_a_price_on_a_known_date_corrects_it() -> None:
     state = play("model", [_register(1.1, NOW)], state=_history())
-    assert [p.input_usd_per_mtok for p in state.prices] == [0.5, 1.1, 2.0]
+    prices = [p.input_usd_per_mtok for p in state.prices]
+    assert prices == [Decimal("0.5"), Decimal("1.1"), Decimal(2)]
 
 
 @pytest.mark.parametrize(("when", "expected"), [

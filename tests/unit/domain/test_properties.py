@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from hypothesis import given, settings
@@ -128,7 +129,7 @@ def helper(name: str, call: Callable[[Any, Context], list[DomainEvent]]) -> Acti
     return Action(name, step)
 
 
-PRICE = Price("acme", 1.0, 2.0, NOW)
+PRICE = Price("acme", Decimal(1), Decimal(2), NOW)
 
 
 def check_history(aggregate: str, steps: list[tuple[Action, int]]) -> Any:
@@ -390,7 +391,7 @@ MODEL_ACTIONS = [
     command("model", RegisterModel(model="gemini-2.5-pro", provider="google",
                                    input_usd_per_mtok=price, output_usd_per_mtok=price * 2,
                                    effective_from=when))
-    for price in (0.0, 1.0, 2.5) for when in (None, *_DATES)
+    for price in (Decimal(0), Decimal(1), Decimal("2.5")) for when in (None, *_DATES)
 ]
 
 
@@ -409,21 +410,21 @@ def test_model_histories(steps: list[tuple[Action, int]]) -> None:
 BUDGET_CREATES = [
     command("budget", CreateBudget(budget_id="b1", name="b", max_tokens=tokens,
                                    max_cost_usd=cost))
-    for tokens in (None, 0, 300) for cost in (None, 2.5)
+    for tokens in (None, 0, 300) for cost in (None, Decimal("2.5"))
 ]
 
 
 def _charge(tokens: int, cost: float) -> Action:
     """A charge as older logs recorded it (now a budget's spending is its runs' usage)."""
     return helper(f"charge({tokens}, {cost})", lambda s, c: [BudgetCharged(
-        budget_id=s.budget_id, run_id="r1", tokens=tokens, cost_usd=cost)])
+        budget_id=s.budget_id, run_id="r1", tokens=tokens, cost_usd=Decimal(str(cost)))])
 
 
 BUDGET_ACTIONS = [
     *BUDGET_CREATES[::3],
     *(command("budget", RaiseBudget(budget_id="b1", max_tokens=tokens))
       for tokens in (200, 600, 2000)),
-    command("budget", RaiseBudget(budget_id="b1", max_cost_usd=5.0)),
+    command("budget", RaiseBudget(budget_id="b1", max_cost_usd=Decimal(5))),
     command("budget", CloseBudget(budget_id="b1")),
     *(_charge(tokens, cost) for tokens, cost in [(0, 0.0), (50, 0.3), (120, 1.1), (7, 0.01)]),
 ]
