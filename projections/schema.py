@@ -12,6 +12,7 @@ import duckdb
 
 from .columns import Col, ColType, ddl_columns
 from .errors import SchemaMismatch
+from .forecasts import FORECAST_VIEWS
 from .liveness import BEAT_INTERVAL_S, LIVENESS_TABLE, STALE_AFTER_BEATS
 from .models import Projection, TableDoc
 
@@ -247,6 +248,7 @@ VIEWS = (
                   Col("failed_at", ColType.TIME, doc="when it failed"),
                   Col("worker_id", ColType.TEXT, doc="the worker of its last attempt")),
               kind="view"), _DEAD_LETTERS),
+    *FORECAST_VIEWS,
 )
 
 
