@@ -17,11 +17,12 @@ from typing import Any
 
 from faststream import FastStream
 from faststream.specification import AsyncAPI
+from pydantic import BaseModel
 
 from services.bootstrap import documentation_broker
 from services.docs.generated import write_or_check
 from services.settings import Settings
-from services.sql_subjects import document_sql_subjects
+from services.sql_subjects import SQL_REPLIES, document_sql_subjects
 
 __all__ = ["DOCUMENT", "REGENERATE", "app", "main", "render"]
 
@@ -56,12 +57,45 @@ app = FastStream(_broker, specification=AsyncAPI(
 def render() -> str:
     """The document as JSON text, identical for identical code."""
     document: dict[str, Any] = app.schema.to_specification().to_jsonable()
+    _add_replies(document, SQL_REPLIES)
     for path in _SORTED_MAPS:
         parent = document
         for key in path[:-1]:
             parent = parent[key]
         parent[path[-1]] = dict(sorted(parent[path[-1]].items()))
     return json.dumps(document, indent=2) + "\n"
+
+
+def _add_replies(document: dict[str, Any],
+                 replies: dict[str, tuple[type[BaseModel], ...]]) -> None:
+    """Gives each subject's operation its reply: the models it may answer with, on the
+    requester's inbox (a channel of unknown address)."""
+    schemas: dict[str, Any] = document["components"].setdefault("schemas", {})
+    messages: dict[str, Any] = document["components"]["messages"]
+    for subject, models in replies.items():
+        channel_id = f"{subject}.reply"
+        refs = {}
+        for model in models:
+            key = f"{channel_id}.{model.__name__}"
+            messages[key] = _message(model, schemas)
+            refs[model.__name__] = {"$ref": f"#/components/messages/{key}"}
+        document["channels"][channel_id] = {
+            "address": None, "messages": refs,
+            "description": f"The requester's inbox: the reply subject of a {subject} request."}
+        document["operations"][subject]["reply"] = {
+            "channel": {"$ref": f"#/channels/{channel_id}"},
+            "messages": [{"$ref": f"#/channels/{channel_id}/messages/{name}"} for name in refs]}
+
+
+def _message(model: type[BaseModel], schemas: dict[str, Any]) -> dict[str, Any]:
+    """A message whose payload is ``model``'s JSON schema; nested models go to ``schemas``."""
+    payload = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, nested in payload.pop("$defs", {}).items():
+        if schemas.setdefault(name, nested) != nested:
+            raise ValueError(f"two different schemas are named {name}")
+    return {"name": model.__name__, "title": model.__name__,
+            "summary": (model.__doc__ or "").strip(), "contentType": "application/json",
+            "payload": payload}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
