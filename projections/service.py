@@ -177,8 +177,9 @@ class ReadSide:
     async def export(self, name: str, fmt: str = "parquet", client: str = _LOCAL) -> Path:
         """Writes a consistent snapshot under ``<data dir>/snapshots/`` and returns its path."""
         dest = snapshot_path(self.db_path, name, fmt)
-        return await self.sql.run(client, None,
-                                  lambda _watch: export_snapshot(self._require_db(), dest, fmt))
+        # Bounded like a query (its turn, memory, a stop); its time limit is the longest allowed.
+        return await self.sql.run(client, self.limits.max_timeout_s, lambda watch: export_snapshot(
+            self._require_db(), dest, fmt, watch, self.limits))
 
     async def rebuild(self) -> ReplayResult:
         """Rebuilds the live file from the log while serving, then swaps it in."""

@@ -23,8 +23,13 @@ from events import is_valid_id
 
 from .database import ReadModelDb
 from .errors import ProjectionError, QueryRefused
+from .limits import DEFAULT_LIMITS, SqlLimits
 from .models import default_projections
+from .query import QueryWatch
 from .schema import all_tables, write_info
+
+_UNBOUNDED_S = 365 * 24 * 3600.0
+"""The time limit of an export nobody bounds (a local ``runlog export``)."""
 
 __all__ = ["SNAPSHOT_FORMATS", "export_snapshot", "snapshot_path"]
 
@@ -41,33 +46,57 @@ def snapshot_path(db_path: Path, name: str, fmt: str) -> Path:
     return folder / (f"{name}.duckdb" if fmt == "duckdb" else name)
 
 
-def export_snapshot(db: ReadModelDb, dest: Path, fmt: str = "parquet") -> Path:
-    """Writes every table of ``db`` as it is now to ``dest``; returns ``dest``."""
+def export_snapshot(db: ReadModelDb, dest: Path, fmt: str = "parquet",
+                    watch: QueryWatch | None = None, limits: SqlLimits = DEFAULT_LIMITS) -> Path:
+    """Writes every table of ``db`` as it is now to ``dest``; returns ``dest``.
+
+    ``watch`` bounds it like a query (its time limit, a stop of the service): the read is
+    interrupted, and the writing stops between tables. ``limits`` caps a DuckDB copy's memory.
+    """
+    watch = watch or QueryWatch(_UNBOUNDED_S)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with _read_transaction(db) as cursor:
-            tables = {t.name: (t.kind, _fetch(cursor, t.name))
-                      for t in all_tables(default_projections())}
-    except duckdb.Error as error:
-        raise ProjectionError(f"snapshot failed: {str(error).splitlines()[0]}") from None
+    tables = _read_all(db, watch)
     building = dest.with_name(f"{dest.name}.part-{os.getpid()}")
     _remove(building)
-    if fmt == "parquet":
-        _write_parquet(building, tables)
-    else:
-        _write_duckdb(building, tables)
+    try:
+        if fmt == "parquet":
+            _write_parquet(building, tables, watch)
+        else:
+            _write_duckdb(building, tables, watch, limits)
+    except BaseException:
+        _remove(building)
+        raise
     _remove(dest)
     os.replace(building, dest)
     return dest
 
 
-@contextlib.contextmanager
-def _read_transaction(db: ReadModelDb) -> Iterator[duckdb.DuckDBPyConnection]:
-    cursor = db.cursor()
-    cursor.execute("BEGIN TRANSACTION READ ONLY")
+def _read_all(db: ReadModelDb, watch: QueryWatch) -> dict[str, tuple[str, pa.Table]]:
+    """Every table and view, read in one transaction under ``watch``."""
     try:
+        with _read_transaction(db, watch) as cursor:
+            tables = {}
+            for table in all_tables(default_projections()):
+                watch.raise_if_fired()
+                tables[table.name] = (table.kind, _fetch(cursor, table.name))
+            return tables
+    except duckdb.Error as error:
+        failure = watch.failure(error)
+        if watch.fired:
+            raise failure from None
+        raise ProjectionError(f"snapshot failed: {str(error).splitlines()[0]}") from None
+
+
+@contextlib.contextmanager
+def _read_transaction(db: ReadModelDb, watch: QueryWatch
+                      ) -> Iterator[duckdb.DuckDBPyConnection]:
+    cursor = db.cursor()
+    watch.attach(cursor)
+    try:
+        cursor.execute("BEGIN TRANSACTION READ ONLY")
         yield cursor
     finally:
+        watch.detach()
         with contextlib.suppress(duckdb.Error):
             cursor.execute("ROLLBACK")
         cursor.close()
@@ -77,18 +106,22 @@ def _fetch(cursor: duckdb.DuckDBPyConnection, name: str) -> pa.Table:
     return cursor.sql(f"SELECT * FROM {name}").to_arrow_table()
 
 
-def _write_parquet(folder: Path, tables: dict[str, tuple[str, pa.Table]]) -> None:
+def _write_parquet(folder: Path, tables: dict[str, tuple[str, pa.Table]],
+                   watch: QueryWatch) -> None:
     folder.mkdir(parents=True)
     for name, (_, table) in tables.items():
+        watch.raise_if_fired()
         pq.write_table(table, folder / f"{name}.parquet")
 
 
-def _write_duckdb(path: Path, tables: dict[str, tuple[str, pa.Table]]) -> None:
-    snapshot = ReadModelDb.open_writer(path)
+def _write_duckdb(path: Path, tables: dict[str, tuple[str, pa.Table]], watch: QueryWatch,
+                  limits: SqlLimits) -> None:
+    snapshot = ReadModelDb.open_writer(path, limits=limits)
     try:
         con = snapshot.con
         con.execute("BEGIN")
         for name, (kind, table) in tables.items():
+            watch.raise_if_fired()
             if kind == "table" and name != "read_model_info":
                 con.register("_snapshot_rows", table)
                 con.execute(f"INSERT INTO {name} SELECT * FROM _snapshot_rows")

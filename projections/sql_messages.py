@@ -63,7 +63,8 @@ class QueryRequest(_Request):
 
 
 class ExportRequest(_Request):
-    """Write a consistent snapshot of the read models under ``<data dir>/snapshots/``."""
+    """Write a consistent snapshot of the read models under ``<data dir>/snapshots/``, bounded
+    like a query (its turn, RUNLOG_SQL_MAX_TIMEOUT_S, the memory caps, a stop)."""
 
     name: str | None = Field(None, description="the snapshot's name, 1-128 of [A-Za-z0-9_-] "
                                                "(default: the time)")

@@ -22,6 +22,7 @@ from projections import (
     ReadSide,
     SqlLimits,
     execute_query,
+    export_async,
     run_sql_async,
 )
 from projections.runtime import Projector, ProjectorConfig
@@ -172,3 +173,31 @@ def test_a_writer_names_a_reader_that_will_not_let_go(tmp_path: Path) -> None:
     finally:
         other.kill()
         other.wait()
+
+
+async def test_exports_take_their_turn_and_obey_the_time_limit(
+    store: JetStreamEventStore, db_path: Path, history: EventLog, sql_prefix: str
+) -> None:
+    limits = SqlLimits(workers=2, per_client=1, queue=4, max_timeout_s=120)
+    async with ReadSide(store, db_path, subject_prefix=sql_prefix, limits=limits) as read_side:
+        await read_side.wait_for_seq(await append_all(store, history.envelopes))
+        slow = asyncio.create_task(read_side.query(SLOW, timeout_s=100, client="greedy"))
+        queue = read_side.sql.queue
+        await wait_until(lambda: current(queue.load("greedy")), lambda load: load == (1, 0))
+        waiting = asyncio.create_task(read_side.export("mine", client="greedy"))
+        await wait_until(lambda: current(queue.load("greedy")), lambda load: load == (1, 1))
+        other = await read_side.export("theirs", client="patient")  # a free worker, its turn
+        assert (other / "runs.parquet").exists()
+        assert not waiting.done()
+        await read_side.stop()
+        outcomes = await asyncio.gather(slow, waiting, return_exceptions=True)
+    assert [type(outcome).__name__ for outcome in outcomes] == [
+        "QueryInterrupted", "QueryUnavailable"]
+    assert not (db_path.parent / "snapshots" / "mine").exists()
+    hurried = SqlLimits(max_timeout_s=0.001)
+    with pytest.raises(QueryTimeout):  # the file itself, bounded the same way
+        await export_async("hurried", db_path=db_path, limits=hurried)
+    async with ReadSide(store, db_path, subject_prefix=sql_prefix, limits=hurried) as read_side:
+        with pytest.raises(QueryTimeout):
+            await read_side.export("hurried")
+    assert not (db_path.parent / "snapshots" / "hurried").exists()
