@@ -19,6 +19,7 @@ from faststream.specification.asyncapi.v3_0_0.schema import ApplicationSchema
 from pydantic import BaseModel
 
 from events.commands import COMMANDS
+from events.errors import ErrorCode
 from services.command_service import asyncapi
 from services.command_service.asyncapi import DOCUMENT, REGENERATE, render
 from services.settings import Settings
@@ -86,7 +87,7 @@ def test_document_is_asyncapi_3_that_faststream_can_serve() -> None:
 def test_every_command_subject_is_a_channel_with_its_payload_schema(
         document: dict[str, Any]) -> None:
     expected = {f"runlog.cmd.{subject}" for subject in COMMANDS} | {"runlog.cmd.>"}
-    replies = {f"{subject}.reply" for subject in SQL_SUBJECTS}
+    replies = {f"{subject}.reply" for subject in SQL_SUBJECTS} | {"runlog.cmd.reply"}
     assert set(document["channels"]) == expected | set(SQL_SUBJECTS) | replies
     for subject in COMMANDS:
         address = f"runlog.cmd.{subject}"
@@ -205,3 +206,14 @@ def test_a_query_request_documents_the_streamed_form(document: dict[str, Any]) -
     assert set(fields) == {"sql", "limit", "timeout_s", "wait_seq", "wait_timeout_s", "stream"}
     parts = resolve(document["channels"]["runlog.sql.query.reply"], document)["messages"]
     assert {"QueryReply", "StreamPart", "StreamEndReply", "ErrorReply"} == set(parts)
+
+
+def test_every_command_lists_the_reply_envelope(document: dict[str, Any]) -> None:
+    for address in [f"runlog.cmd.{subject}" for subject in COMMANDS] + ["runlog.cmd.>"]:
+        reply = resolve(document["operations"][address]["reply"], document)
+        names = [message["name"] for message in reply["messages"]]
+        assert names == (["CommandRefused"] if address == "runlog.cmd.>"
+                         else ["CommandAccepted", "CommandRefused"]), address
+    refused = document["components"]["messages"]["runlog.cmd.reply.CommandRefused"]["payload"]
+    codes = resolve(refused, document)["properties"]["error"]["properties"]["code"]["enum"]
+    assert set(codes) == {str(code) for code in ErrorCode}

@@ -140,3 +140,28 @@ async def test_every_reply_is_exactly_one_documented_message(
             "RebuildReply"], rebuilt
     finally:
         await nc.close()
+
+
+async def test_command_replies_are_the_documented_envelope(
+        running: Settings, document: dict[str, Any]) -> None:
+    assert running.nats_url is not None
+    nc = await nats.connect(running.nats_url)
+    try:
+        create = reply_validator(document, "runlog.cmd.run.create")
+        made = await ask(nc, "runlog.cmd.run.create", {"run_id": "doc1", "name": "documented"})
+        assert matching(create, made) == ["CommandAccepted"], made
+        again = await ask(nc, "runlog.cmd.run.create", {"run_id": "doc1", "name": "again"})
+        assert again["error"]["code"] == "already_exists"
+        assert matching(create, again) == ["CommandRefused"], again
+        invalid = await ask(nc, "runlog.cmd.run.create", {"name": 7})
+        assert matching(create, invalid) == ["CommandRefused"], invalid
+        claim = reply_validator(document, "runlog.cmd.task.claim")
+        await ask(nc, "runlog.cmd.worker.register", {"worker_id": "w-doc", "kinds": ["k"]})
+        nothing = await ask(nc, "runlog.cmd.task.claim", {"worker_id": "w-doc", "kinds": ["k"]})
+        assert matching(claim, nothing) == ["CommandAccepted"], nothing
+        unknown = await ask(nc, "runlog.cmd.run.fly", {})
+        assert unknown["error"]["code"] == "unknown_command"
+        assert matching(reply_validator(document, "runlog.cmd.>"), unknown) == [
+            "CommandRefused"]
+    finally:
+        await nc.close()
