@@ -62,6 +62,17 @@ def served_subjects(http_port: int, inbox_prefix: str) -> set[str]:
     return {subject for subject in subjects if not subject.startswith(inbox_prefix)}
 
 
+def covers(pattern: str, subject: str) -> bool:
+    """Whether a NATS subscription subject (``*``, ``>``) receives messages on ``subject``."""
+    wanted, given = pattern.split("."), subject.split(".")
+    for index, token in enumerate(wanted):
+        if token == ">":
+            return len(given) > index
+        if index >= len(given) or token not in ("*", given[index]):
+            return False
+    return len(wanted) == len(given)
+
+
 async def test_every_subject_the_service_answers_is_a_documented_channel(
         running: Settings, monitored: tuple[str, int], document: dict[str, Any]) -> None:
     _, http_port = monitored
@@ -69,7 +80,31 @@ async def test_every_subject_the_service_answers_is_a_documented_channel(
     documented = {channel["address"] for channel in document["channels"].values()
                   if channel.get("address") is not None}
     assert "runlog.sql.query" in served  # the listing does see the read side
-    assert served == documented
+    assert served <= documented  # nothing answered that the document leaves out
+    unserved = {address for address in documented
+                if not any(covers(subject, address) for subject in served)}
+    assert unserved == set()
+    assert covers("runlog.cmd.>", "runlog.cmd.run.create")
+    assert not covers("runlog.cmd.*", "runlog.cmd.run.create")
+
+
+async def test_every_documented_command_is_handled_not_unknown(
+        running: Settings, document: dict[str, Any]) -> None:
+    # One wildcard subscription may take them all: what counts is that each one is handled.
+    commands = sorted(address for address in (c.get("address") for c in
+                                              document["channels"].values())
+                      if address and address.startswith("runlog.cmd.") and "*" not in address
+                      and not address.endswith(">"))
+    assert running.nats_url is not None
+    nc = await nats.connect(running.nats_url)
+    try:
+        replies = await asyncio.gather(*(ask(nc, subject, {}) for subject in commands))
+    finally:
+        await nc.close()
+    codes = {subject: reply.get("error", {}).get("code") for subject, reply in
+             zip(commands, replies, strict=True)}
+    assert len(codes) > 50
+    assert [subject for subject, code in codes.items() if code == "unknown_command"] == []
 
 
 def reply_validator(document: dict[str, Any], subject: str) -> list[tuple[str, Any]]:
