@@ -28,6 +28,9 @@ from .models import default_projections
 from .query import QueryWatch
 from .schema import all_tables, write_info
 
+BATCH_ROWS = 50_000
+"""Rows an export holds in memory at a time."""
+
 _UNBOUNDED_S = 365 * 24 * 3600.0
 """The time limit of an export nobody bounds (a local ``runlog export``)."""
 
@@ -50,19 +53,21 @@ def export_snapshot(db: ReadModelDb, dest: Path, fmt: str = "parquet",
                     watch: QueryWatch | None = None, limits: SqlLimits = DEFAULT_LIMITS) -> Path:
     """Writes every table of ``db`` as it is now to ``dest``; returns ``dest``.
 
-    ``watch`` bounds it like a query (its time limit, a stop of the service): the read is
-    interrupted, and the writing stops between tables. ``limits`` caps a DuckDB copy's memory.
+    Rows go from the read transaction to the files in batches of ``BATCH_ROWS``, so an
+    export holds one batch in memory, not the tables. ``watch`` bounds it like a query (its
+    time limit, a stop of the service): the read is interrupted, the writing stops between
+    batches. ``limits`` caps a DuckDB copy's memory as the read models' own.
     """
     watch = watch or QueryWatch(_UNBOUNDED_S)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tables = _read_all(db, watch)
     building = dest.with_name(f"{dest.name}.part-{os.getpid()}")
     _remove(building)
     try:
-        if fmt == "parquet":
-            _write_parquet(building, tables, watch)
-        else:
-            _write_duckdb(building, tables, watch, limits)
+        with _read_transaction(db, watch) as cursor, _failing_as(watch):
+            if fmt == "parquet":
+                _write_parquet(cursor, building, watch)
+            else:
+                _write_duckdb(cursor, building, watch, limits)
     except BaseException:
         _remove(building)
         raise
@@ -71,19 +76,14 @@ def export_snapshot(db: ReadModelDb, dest: Path, fmt: str = "parquet",
     return dest
 
 
-def _read_all(db: ReadModelDb, watch: QueryWatch) -> dict[str, tuple[str, pa.Table]]:
-    """Every table and view, read in one transaction under ``watch``."""
+@contextlib.contextmanager
+def _failing_as(watch: QueryWatch) -> Iterator[None]:
+    """DuckDB's errors as runlog's: why the export was stopped, else its first line."""
     try:
-        with _read_transaction(db, watch) as cursor:
-            tables = {}
-            for table in all_tables(default_projections()):
-                watch.raise_if_fired()
-                tables[table.name] = (table.kind, _fetch(cursor, table.name))
-            return tables
+        yield
     except duckdb.Error as error:
-        failure = watch.failure(error)
         if watch.fired:
-            raise failure from None
+            raise watch.failure(error) from None
         raise ProjectionError(f"snapshot failed: {str(error).splitlines()[0]}") from None
 
 
@@ -102,29 +102,42 @@ def _read_transaction(db: ReadModelDb, watch: QueryWatch
         cursor.close()
 
 
-def _fetch(cursor: duckdb.DuckDBPyConnection, name: str) -> pa.Table:
-    return cursor.sql(f"SELECT * FROM {name}").to_arrow_table()
+def _batches(cursor: duckdb.DuckDBPyConnection, name: str, watch: QueryWatch
+             ) -> pa.RecordBatchReader:
+    watch.raise_if_fired()
+    # arrow() streams batch by batch (to_arrow_reader() would run the whole query first).
+    return cursor.sql(f"SELECT * FROM {name}").arrow(BATCH_ROWS)
 
 
-def _write_parquet(folder: Path, tables: dict[str, tuple[str, pa.Table]],
-                   watch: QueryWatch) -> None:
+def _watched(batches: pa.RecordBatchReader, watch: QueryWatch) -> pa.RecordBatchReader:
+    """The same batches, checking ``watch`` before each."""
+    def checked() -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            watch.raise_if_fired()
+            yield batch
+    return pa.RecordBatchReader.from_batches(batches.schema, checked())
+
+
+def _write_parquet(cursor: duckdb.DuckDBPyConnection, folder: Path, watch: QueryWatch) -> None:
     folder.mkdir(parents=True)
-    for name, (_, table) in tables.items():
-        watch.raise_if_fired()
-        pq.write_table(table, folder / f"{name}.parquet")
+    for table in all_tables(default_projections()):
+        batches = _batches(cursor, table.name, watch)
+        with pq.ParquetWriter(folder / f"{table.name}.parquet", batches.schema) as writer:
+            for batch in _watched(batches, watch):
+                writer.write_batch(batch)
 
 
-def _write_duckdb(path: Path, tables: dict[str, tuple[str, pa.Table]], watch: QueryWatch,
+def _write_duckdb(cursor: duckdb.DuckDBPyConnection, path: Path, watch: QueryWatch,
                   limits: SqlLimits) -> None:
     snapshot = ReadModelDb.open_writer(path, limits=limits)
     try:
         con = snapshot.con
         con.execute("BEGIN")
-        for name, (kind, table) in tables.items():
-            watch.raise_if_fired()
-            if kind == "table" and name != "read_model_info":
-                con.register("_snapshot_rows", table)
-                con.execute(f"INSERT INTO {name} SELECT * FROM _snapshot_rows")
+        for table in all_tables(default_projections()):
+            if table.kind == "table" and table.name != "read_model_info":
+                con.register("_snapshot_rows", _watched(_batches(cursor, table.name, watch),
+                                                        watch))
+                con.execute(f"INSERT INTO {table.name} SELECT * FROM _snapshot_rows")
                 con.unregister("_snapshot_rows")
         write_info(con, {"built_by": "snapshot",
                          "built_at": datetime.now(UTC).isoformat()})

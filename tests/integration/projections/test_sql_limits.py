@@ -17,6 +17,7 @@ from nats.aio.client import Client
 from projections import (
     DatabaseBusy,
     QueryError,
+    QueryInterrupted,
     QueryTimeout,
     ReadModelDb,
     ReadSide,
@@ -24,8 +25,13 @@ from projections import (
     execute_query,
     export_async,
     run_sql_async,
+    snapshot,
 )
+from projections.models import default_projections
+from projections.query import QueryWatch
 from projections.runtime import Projector, ProjectorConfig
+from projections.schema import all_tables
+from projections.snapshot import export_snapshot
 from services.store import JetStreamEventStore
 from tests.support.nats_server import wait_until
 from tests.support.read_side import EventLog, append_all
@@ -201,3 +207,41 @@ async def test_exports_take_their_turn_and_obey_the_time_limit(
         with pytest.raises(QueryTimeout):
             await read_side.export("hurried")
     assert not (db_path.parent / "snapshots" / "hurried").exists()
+
+
+class CountingWatch(QueryWatch):
+    """A watch that stops the export at its ``stop_at``-th check."""
+
+    def __init__(self, stop_at: int) -> None:
+        super().__init__(60)
+        self.stop_at = stop_at
+        self.checks = 0
+
+    def raise_if_fired(self) -> None:
+        self.checks += 1
+        if self.checks == self.stop_at:
+            self.cancel("the service is stopping")
+        super().raise_if_fired()
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "duckdb"])
+async def test_an_export_streams_batches_and_stops_between_them(
+    store: JetStreamEventStore, db_path: Path, history: EventLog, fmt: str,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = ReadModelDb.open_writer(db_path)
+    try:
+        await Projector(store, db).catch_up(await append_all(store, history.envelopes))
+        monkeypatch.setattr(snapshot, "BATCH_ROWS", 1)  # one row a batch: many checks
+        whole = CountingWatch(stop_at=10**9)
+        export_snapshot(db, db_path.parent / "whole", fmt, whole)
+        tables = len(all_tables(default_projections()))
+        assert whole.checks > tables + 6  # checked before each batch, not once a table
+        stopped = CountingWatch(stop_at=whole.checks // 2)
+        dest = db_path.parent / "stopped"
+        with pytest.raises(QueryInterrupted, match="the service is stopping"):
+            export_snapshot(db, dest, fmt, stopped)
+    finally:
+        db.close()
+    assert not dest.exists()
+    assert [p.name for p in db_path.parent.iterdir() if ".part-" in p.name] == []
