@@ -15,7 +15,9 @@ needs the memory):
 - ``runlog.sql.rebuild``: ``{}`` -> the live file rebuilt from the log: the projector
   pauses, the fresh file is caught up to it and swapped in, and projection resumes.
 
-Failures answer ``{"ok": false, "error": {"code", "message"}}`` with a one-line message.
+Each body is read with its model in ``projections.sql_messages`` (the AsyncAPI document
+shows the same models); failures answer ``{"ok": false, "error": {"code", "message"}}``
+with a one-line message.
 """
 
 from __future__ import annotations
