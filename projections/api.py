@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
@@ -19,6 +19,7 @@ import nats
 import nats.errors
 from nats.aio.client import Client
 
+from services.nats_connection import server_list
 from services.store import JetStreamEventStore
 
 from .database import ReadModelDb, writer_waiting
@@ -64,32 +65,38 @@ __all__ = [
 
 T = TypeVar("T")
 
+NatsOptions = Mapping[str, Any]
+"""Keyword arguments for ``nats.connect`` (TLS, credentials, inbox prefix): the caller's
+``services.nats_connection.connection_options``."""
+
 _REBUILD_TIMEOUT_S = 3600.0
 
 
 def run_sql(sql: str, *, db_path: Path, nats_url: str | None = None, fmt: str = "table",
             limit: int = DEFAULT_LIMIT, timeout_s: float = DEFAULT_TIMEOUT_S,
             wait_seq: int | None = None, wait_timeout_s: float = 10.0,
-            subject_prefix: str = SQL_SUBJECT_PREFIX, limits: SqlLimits = DEFAULT_LIMITS) -> str:
+            subject_prefix: str = SQL_SUBJECT_PREFIX, limits: SqlLimits = DEFAULT_LIMITS,
+            nats_options: NatsOptions | None = None) -> str:
     """Runs one read-only query and returns it formatted (table, csv, jsonl or json)."""
     return asyncio.run(run_sql_async(
         sql, db_path=db_path, nats_url=nats_url, fmt=fmt, limit=limit, timeout_s=timeout_s,
         wait_seq=wait_seq, wait_timeout_s=wait_timeout_s, subject_prefix=subject_prefix,
-        limits=limits))
+        limits=limits, nats_options=nats_options))
 
 
 async def run_sql_async(sql: str, *, db_path: Path, nats_url: str | None = None,
                         fmt: str = "table", limit: int = DEFAULT_LIMIT,
                         timeout_s: float = DEFAULT_TIMEOUT_S, wait_seq: int | None = None,
                         wait_timeout_s: float = 10.0, subject_prefix: str = SQL_SUBJECT_PREFIX,
-                        limits: SqlLimits = DEFAULT_LIMITS) -> str:
+                        limits: SqlLimits = DEFAULT_LIMITS,
+                        nats_options: NatsOptions | None = None) -> str:
     """``run_sql`` for callers already inside an event loop."""
     if fmt not in FORMATS:
         raise QueryRefused(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
     result = await query_async(sql, db_path=db_path, nats_url=nats_url, limit=limit,
                                timeout_s=timeout_s, wait_seq=wait_seq,
                                wait_timeout_s=wait_timeout_s, subject_prefix=subject_prefix,
-                               limits=limits)
+                               limits=limits, nats_options=nats_options)
     return format_result(result, fmt)
 
 
@@ -97,20 +104,24 @@ def query(sql: str, *, db_path: Path, nats_url: str | None = None,
           limit: int = DEFAULT_LIMIT, timeout_s: float = DEFAULT_TIMEOUT_S,
           wait_seq: int | None = None, wait_timeout_s: float = 10.0,
           subject_prefix: str = SQL_SUBJECT_PREFIX,
-          limits: SqlLimits = DEFAULT_LIMITS) -> QueryResult:
+          limits: SqlLimits = DEFAULT_LIMITS,
+          nats_options: NatsOptions | None = None) -> QueryResult:
     """Runs one read-only query and returns at most ``limit`` of its rows."""
     return asyncio.run(query_async(sql, db_path=db_path, nats_url=nats_url, limit=limit,
                                    timeout_s=timeout_s, wait_seq=wait_seq,
                                    wait_timeout_s=wait_timeout_s,
-                                   subject_prefix=subject_prefix, limits=limits))
+                                   subject_prefix=subject_prefix, limits=limits,
+                                   nats_options=nats_options))
 
 
 async def query_async(sql: str, *, db_path: Path, nats_url: str | None = None,
                       limit: int = DEFAULT_LIMIT, timeout_s: float = DEFAULT_TIMEOUT_S,
                       wait_seq: int | None = None, wait_timeout_s: float = 10.0,
                       subject_prefix: str = SQL_SUBJECT_PREFIX,
-                      limits: SqlLimits = DEFAULT_LIMITS) -> QueryResult:
-    """The file when it is free, else the running service that holds it."""
+                      limits: SqlLimits = DEFAULT_LIMITS,
+                      nats_options: NatsOptions | None = None) -> QueryResult:
+    """The file when it is free, else the running service that holds it (connecting with
+    ``nats_options``: TLS, credentials, inbox prefix)."""
     def on_file(db: ReadModelDb, watch: QueryWatch) -> QueryResult:
         return execute_query(db, sql, limit, watch=watch)
 
@@ -121,27 +132,30 @@ async def query_async(sql: str, *, db_path: Path, nats_url: str | None = None,
     request = {"sql": sql, "limit": limit, "timeout_s": timeout_s, "wait_seq": wait_seq,
                "wait_timeout_s": wait_timeout_s}
     return QueryResult.from_dict(await _ask(url, f"{subject_prefix}.query", request,
-                                            _budget(limits, timeout_s, wait_seq, wait_timeout_s)))
+                                            _budget(limits, timeout_s, wait_seq, wait_timeout_s),
+                                            nats_options))
 
 
 def stream_sql(sql: str, out: TextIO, fmt: str, *, db_path: Path, nats_url: str | None = None,
                limit: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
                wait_seq: int | None = None, wait_timeout_s: float = 10.0,
                subject_prefix: str = SQL_SUBJECT_PREFIX,
-               limits: SqlLimits = DEFAULT_LIMITS) -> StreamSummary:
+               limits: SqlLimits = DEFAULT_LIMITS,
+               nats_options: NatsOptions | None = None) -> StreamSummary:
     """Writes every row of a query (or the first ``limit``) to ``out`` as ``csv``, ``jsonl`` or
     ``json``, from the file when it is free, else streamed by the running service."""
     return asyncio.run(stream_sql_async(
         sql, out, fmt, db_path=db_path, nats_url=nats_url, limit=limit, timeout_s=timeout_s,
         wait_seq=wait_seq, wait_timeout_s=wait_timeout_s, subject_prefix=subject_prefix,
-        limits=limits))
+        limits=limits, nats_options=nats_options))
 
 
 async def stream_sql_async(sql: str, out: TextIO, fmt: str, *, db_path: Path,
                            nats_url: str | None = None, limit: int | None = None,
                            timeout_s: float = DEFAULT_TIMEOUT_S, wait_seq: int | None = None,
                            wait_timeout_s: float = 10.0, subject_prefix: str = SQL_SUBJECT_PREFIX,
-                           limits: SqlLimits = DEFAULT_LIMITS) -> StreamSummary:
+                           limits: SqlLimits = DEFAULT_LIMITS,
+                           nats_options: NatsOptions | None = None) -> StreamSummary:
     """``stream_sql`` for callers already inside an event loop."""
     if fmt not in STREAM_FORMATS:
         raise QueryRefused(f"cannot stream {fmt!r}: use one of {', '.join(STREAM_FORMATS)}")
@@ -156,7 +170,7 @@ async def stream_sql_async(sql: str, out: TextIO, fmt: str, *, db_path: Path,
         url = _owner_url(busy, nats_url)
     request = {"sql": sql, "limit": limit, "timeout_s": timeout_s, "wait_seq": wait_seq,
                "wait_timeout_s": wait_timeout_s}
-    nc = await _connect(url)
+    nc = await _connect(url, nats_options)
     try:
         return await receive_stream(nc, f"{subject_prefix}.query", request, writer,
                                     _budget(limits, timeout_s, wait_seq, wait_timeout_s))
@@ -204,26 +218,30 @@ def _budget(limits: SqlLimits, timeout_s: float, wait_seq: int | None,
 
 
 def export(name: str, *, db_path: Path, nats_url: str | None = None, fmt: str = "parquet",
-           subject_prefix: str = SQL_SUBJECT_PREFIX) -> Path:
+           subject_prefix: str = SQL_SUBJECT_PREFIX, limits: SqlLimits = DEFAULT_LIMITS,
+           nats_options: NatsOptions | None = None) -> Path:
     """Writes a consistent snapshot under ``<data dir>/snapshots/`` and returns its path."""
     return asyncio.run(export_async(name, db_path=db_path, nats_url=nats_url, fmt=fmt,
-                                    subject_prefix=subject_prefix))
+                                    subject_prefix=subject_prefix, limits=limits,
+                                    nats_options=nats_options))
 
 
 async def export_async(name: str, *, db_path: Path, nats_url: str | None = None,
-                       fmt: str = "parquet", subject_prefix: str = SQL_SUBJECT_PREFIX) -> Path:
+                       fmt: str = "parquet", subject_prefix: str = SQL_SUBJECT_PREFIX,
+                       limits: SqlLimits = DEFAULT_LIMITS,
+                       nats_options: NatsOptions | None = None) -> Path:
     """``export`` for callers already inside an event loop."""
     dest = snapshot_path(db_path, name, fmt)
     if fmt not in SNAPSHOT_FORMATS:
         raise QueryRefused(f"unknown snapshot format {fmt!r}")
     try:
-        return await asyncio.to_thread(_export_file, db_path, dest, fmt)
+        return await asyncio.to_thread(_export_file, db_path, dest, fmt, limits)
     except DatabaseBusy:
         if nats_url is None:
             raise QueryUnavailable(f"{db_path} is held by a running runlog and its NATS URL "
                                    "is unknown") from None
     result = await _ask(nats_url, f"{subject_prefix}.export", {"name": name, "format": fmt},
-                        600.0)
+                        limits.max_timeout_s + 5.0, nats_options)
     return Path(result["path"])
 
 
@@ -236,10 +254,13 @@ async def query_over_nats(nc: Client, sql: str, *, limit: int = DEFAULT_LIMIT,
         await _request(nc, f"{subject_prefix}.query", request, timeout_s + 5.0))
 
 
-def _export_file(db_path: Path, dest: Path, fmt: str) -> Path:
-    db = ReadModelDb.open_reader(db_path)
+def _export_file(db_path: Path, dest: Path, fmt: str, limits: SqlLimits) -> Path:
+    """A snapshot from the file itself, bounded as the service bounds one (and giving the file
+    up to a starting ``runlog up``)."""
+    db = ReadModelDb.open_reader(db_path, limits)
     try:
-        return export_snapshot(db, dest, fmt)
+        watch = QueryWatch(limits.max_timeout_s, yield_to=_yields_to(db_path))
+        return export_snapshot(db, dest, fmt, watch, limits)
     finally:
         db.close()
 
@@ -281,22 +302,23 @@ def parse_until(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-async def _ask(nats_url: str, subject: str, body: dict[str, Any], timeout_s: float
-               ) -> dict[str, Any]:
-    nc = await _connect(nats_url)
+async def _ask(nats_url: str, subject: str, body: dict[str, Any], timeout_s: float,
+               nats_options: NatsOptions | None) -> dict[str, Any]:
+    nc = await _connect(nats_url, nats_options)
     try:
         return await _request(nc, subject, body, timeout_s)
     finally:
         await nc.close()
 
 
-async def _connect(nats_url: str) -> Client:
+async def _connect(nats_url: str, nats_options: NatsOptions | None) -> Client:
     async def quiet(error: Exception) -> None:
         """Connection errors are reported once, below, not logged by the client."""
 
     try:
-        return await nats.connect(nats_url, connect_timeout=2, allow_reconnect=False,
-                                  max_reconnect_attempts=0, error_cb=quiet)
+        return await nats.connect(server_list(nats_url), connect_timeout=2,
+                                  allow_reconnect=False, max_reconnect_attempts=0,
+                                  error_cb=quiet, **(nats_options or {}))
     except (OSError, TimeoutError, nats.errors.Error) as error:
         raise QueryUnavailable(f"cannot reach NATS at {nats_url}: "
                                f"{str(error) or type(error).__name__}") from None

@@ -59,6 +59,8 @@ class ReplayResult:
     seconds: float
     until_seq: int | None = None
     until: datetime | None = None
+    note: str | None = None
+    """What a person should know about the bound (a time after the log's last event)."""
 
     def describe(self) -> str:
         """One line for people."""
@@ -67,8 +69,9 @@ class ReplayResult:
             bound = f" (until seq {self.until_seq})"
         elif self.until is not None:
             bound = f" (until {self.until.isoformat()})"
+        note = f"; {self.note}" if self.note else ""
         return (f"read models rebuilt up to seq {self.position}{bound} in {self.seconds:.2f} s"
-                f" -> {self.path}")
+                f" -> {self.path}{note}")
 
 
 def as_of_path(db_path: Path, until_seq: int | None = None, until: datetime | None = None) -> Path:
@@ -95,8 +98,9 @@ async def build_read_models(
     """Builds every read model from the log (up to a bound) and moves the file to ``dest``."""
     if until is not None and until.tzinfo is None:
         until = until.replace(tzinfo=UTC)
+    note = None
     if until_seq is not None or until is not None:
-        await check_bounds(store, until_seq, until, codec)
+        note = await check_bounds(store, until_seq, until, codec)
     started = time.monotonic()
     building = _fresh(dest.with_name(f"{dest.name}.building-{os.getpid()}"))
     db = ReadModelDb.open_writer(building, projections)
@@ -112,20 +116,20 @@ async def build_read_models(
     except BaseException:
         _fresh(building)
         raise
-    return ReplayResult(dest, position, time.monotonic() - started, until_seq, until)
+    return ReplayResult(dest, position, time.monotonic() - started, until_seq, until, note)
 
 
 async def check_bounds(store: EventStore, until_seq: int | None = None,
-                       until: datetime | None = None, codec: EventCodec = CODEC) -> None:
-    """Raises ``BoundOutsideLog`` unless the bound lies between the log's first and last events."""
+                       until: datetime | None = None, codec: EventCodec = CODEC) -> str | None:
+    """Raises ``BoundOutsideLog`` unless the bound lies between the log's first and last events
+    (a time after the last one, up to now, is the state as of the last: the note says so)."""
     events = f"{store.subject_prefix}.>"
     first, last = await store.first_on_subject(events), await store.last_on_subject(events)
     if first is None or last is None:
         raise BoundOutsideLog("the log holds no events: there is no past state to build")
     if until_seq is not None:
         _check_seq(until_seq, first.seq, last.seq)
-    if until is not None:
-        _check_time(until, first, last, codec)
+    return _check_time(until, first, last, codec) if until is not None else None
 
 
 def _check_seq(until_seq: int, first: int, last: int) -> None:
@@ -139,15 +143,19 @@ def _check_seq(until_seq: int, first: int, last: int) -> None:
 
 
 def _check_time(until: datetime, first: RecordedEvent, last: RecordedEvent,
-                codec: EventCodec) -> None:
+                codec: EventCodec) -> str | None:
+    now = datetime.now(UTC)
+    if until > now:
+        raise BoundOutsideLog(f"{until.isoformat()} is in the future (now is {now.isoformat()}): "
+                              "the state then is not known yet")
     began, ended = _when(first, codec), _when(last, codec)
     if began is not None and until < began:
         raise BoundOutsideLog(f"{until.isoformat()} is before the first event the log holds "
                               f"(seq {first.seq}, {began.isoformat()}): that state cannot be built")
     if ended is not None and until > ended:
-        raise BoundOutsideLog(f"{until.isoformat()} is after the last event of the log "
-                              f"(seq {last.seq}, {ended.isoformat()}): the state then is the "
-                              "current one (replay without a bound)")
+        return (f"the log's last event (seq {last.seq}, {ended.isoformat()}) is before "
+                f"{until.isoformat()}: this is the state as of that event")
+    return None
 
 
 def _when(record: RecordedEvent, codec: EventCodec) -> datetime | None:

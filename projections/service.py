@@ -15,7 +15,9 @@ needs the memory):
 - ``runlog.sql.rebuild``: ``{}`` -> the live file rebuilt from the log: the projector
   pauses, the fresh file is caught up to it and swapped in, and projection resumes.
 
-Failures answer ``{"ok": false, "error": {"code", "message"}}`` with a one-line message.
+Each body is read with its model in ``projections.sql_messages`` (the AsyncAPI document
+shows the same models); failures answer ``{"ok": false, "error": {"code", "message"}}``
+with a one-line message.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from services.errors import StoreError
 from services.store import JetStreamEventStore
 
 from .database import ReadModelDb
-from .errors import ProjectionError, ProjectionHalted, QueryRefused, SchemaMismatch
+from .errors import ProjectionError, ProjectionHalted, SchemaMismatch
 from .limits import DEFAULT_LIMITS, SqlLimits
 from .liveness import BEAT_INTERVAL_S, beat, mark_stopped
 from .query import DEFAULT_LIMIT, QueryResult, QueryWatch, execute_query
@@ -41,6 +43,13 @@ from .replay import REPLAY_CONFIG, ReplayResult, build_read_models, swap_into_pl
 from .responder import Request, Responder
 from .runtime import Projector, ProjectorConfig
 from .snapshot import export_snapshot, snapshot_path
+from .sql_messages import (
+    MAX_REPLY_ROWS,
+    ExportRequest,
+    QueryRequest,
+    RebuildRequest,
+    parse_request,
+)
 from .sql_service import SqlService
 from .sql_stream import stream_job
 
@@ -51,9 +60,6 @@ log = logging.getLogger(__name__)
 SQL_SUBJECT_PREFIX = "runlog.sql"
 """Outside ``runlog.cmd.>`` on purpose: the command service answers everything under it."""
 SQL_QUEUE = "runlog-sql"
-_MAX_LIMIT = 100_000
-"""Most rows of an answer in one reply (which is cut to NATS's max payload anyway); a
-streamed answer has no such cap."""
 _LOCAL = "in-process"
 
 
@@ -173,8 +179,9 @@ class ReadSide:
     async def export(self, name: str, fmt: str = "parquet", client: str = _LOCAL) -> Path:
         """Writes a consistent snapshot under ``<data dir>/snapshots/`` and returns its path."""
         dest = snapshot_path(self.db_path, name, fmt)
-        return await self.sql.run(client, None,
-                                  lambda _watch: export_snapshot(self._require_db(), dest, fmt))
+        # Bounded like a query (its turn, memory, a stop); its time limit is the longest allowed.
+        return await self.sql.run(client, self.limits.max_timeout_s, lambda watch: export_snapshot(
+            self._require_db(), dest, fmt, watch, self.limits))
 
     async def rebuild(self) -> ReplayResult:
         """Rebuilds the live file from the log while serving, then swaps it in."""
@@ -236,45 +243,25 @@ class ReadSide:
     # -- NATS handlers ------------------------------------------------------------
 
     async def _serve_query(self, request: Request) -> dict[str, Any]:
-        body = request.body
-        sql = body.get("sql")
-        if not isinstance(sql, str):
-            raise QueryRefused("the request needs a 'sql' string")
-        timeout_s = _number(body.get("timeout_s"))
-        wait_seq = body.get("wait_seq")
-        if wait_seq is not None:
-            asked = _number(body.get("wait_timeout_s"))
-            wait_s = self.limits.timeout(10.0 if asked is None else asked)
-            await self.wait_for_seq(int(_bounded(wait_seq, 0, 0, 2**63 - 1)), wait_s)
-        if body.get("stream"):
-            limit = body.get("limit")
-            rows = None if limit is None else int(_bounded(limit, 0, 0, 2**63 - 1))
-            job = stream_job(self._require_db, sql, rows, await request.stream())
-            return await self.sql.run(request.client, timeout_s, job)
-        limit = int(_bounded(body.get("limit"), DEFAULT_LIMIT, 0, _MAX_LIMIT))
-        return (await self.query(sql, limit, timeout_s, request.client)).to_dict()
+        asked = parse_request(QueryRequest, request.body)
+        if asked.wait_seq is not None:
+            wait_s = self.limits.timeout(10.0 if asked.wait_timeout_s is None
+                                         else asked.wait_timeout_s)
+            await self.wait_for_seq(min(asked.wait_seq, 2**63 - 1), wait_s)
+        if asked.stream:
+            job = stream_job(self._require_db, asked.sql, asked.limit, await request.stream())
+            return await self.sql.run(request.client, asked.timeout_s, job)
+        limit = DEFAULT_LIMIT if asked.limit is None else min(asked.limit, MAX_REPLY_ROWS)
+        return (await self.query(asked.sql, limit, asked.timeout_s, request.client)).to_dict()
 
     async def _serve_export(self, request: Request) -> dict[str, Any]:
-        name = request.body.get("name") or time.strftime("%Y%m%dT%H%M%S")
-        fmt = request.body.get("format") or "parquet"
-        if not isinstance(name, str) or not isinstance(fmt, str):
-            raise QueryRefused("'name' and 'format' must be strings")
-        return {"path": str(await self.export(name, fmt, request.client))}
+        asked = parse_request(ExportRequest, request.body)
+        name = asked.name or time.strftime("%Y%m%dT%H%M%S")
+        return {"path": str(await self.export(name, asked.format, request.client))}
 
     async def _serve_rebuild(self, request: Request) -> dict[str, Any]:
+        parse_request(RebuildRequest, request.body)
         result = await self.rebuild()
         return {"path": str(result.path), "position": result.position,
                 "seconds": result.seconds}
-
-
-def _number(value: object) -> float | None:
-    return None if value is None else _bounded(value, 0.0, 0.0, float("inf"))
-
-
-def _bounded(value: object, default: float, low: float, high: float) -> float:
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise QueryRefused(f"expected a number, got {value!r}")
-    return min(max(float(value), low), high)
 

@@ -23,8 +23,16 @@ from events import is_valid_id
 
 from .database import ReadModelDb
 from .errors import ProjectionError, QueryRefused
+from .limits import DEFAULT_LIMITS, SqlLimits
 from .models import default_projections
+from .query import QueryWatch
 from .schema import all_tables, write_info
+
+BATCH_ROWS = 50_000
+"""Rows an export holds in memory at a time."""
+
+_UNBOUNDED_S = 365 * 24 * 3600.0
+"""The time limit of an export nobody bounds (a local ``runlog export``)."""
 
 __all__ = ["SNAPSHOT_FORMATS", "export_snapshot", "snapshot_path"]
 
@@ -41,57 +49,95 @@ def snapshot_path(db_path: Path, name: str, fmt: str) -> Path:
     return folder / (f"{name}.duckdb" if fmt == "duckdb" else name)
 
 
-def export_snapshot(db: ReadModelDb, dest: Path, fmt: str = "parquet") -> Path:
-    """Writes every table of ``db`` as it is now to ``dest``; returns ``dest``."""
+def export_snapshot(db: ReadModelDb, dest: Path, fmt: str = "parquet",
+                    watch: QueryWatch | None = None, limits: SqlLimits = DEFAULT_LIMITS) -> Path:
+    """Writes every table of ``db`` as it is now to ``dest``; returns ``dest``.
+
+    Rows go from the read transaction to the files in batches of ``BATCH_ROWS``, so an
+    export holds one batch in memory, not the tables. ``watch`` bounds it like a query (its
+    time limit, a stop of the service): the read is interrupted, the writing stops between
+    batches. ``limits`` caps a DuckDB copy's memory as the read models' own.
+    """
+    watch = watch or QueryWatch(_UNBOUNDED_S)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with _read_transaction(db) as cursor:
-            tables = {t.name: (t.kind, _fetch(cursor, t.name))
-                      for t in all_tables(default_projections())}
-    except duckdb.Error as error:
-        raise ProjectionError(f"snapshot failed: {str(error).splitlines()[0]}") from None
     building = dest.with_name(f"{dest.name}.part-{os.getpid()}")
     _remove(building)
-    if fmt == "parquet":
-        _write_parquet(building, tables)
-    else:
-        _write_duckdb(building, tables)
+    try:
+        with _read_transaction(db, watch) as cursor, _failing_as(watch):
+            if fmt == "parquet":
+                _write_parquet(cursor, building, watch)
+            else:
+                _write_duckdb(cursor, building, watch, limits)
+    except BaseException:
+        _remove(building)
+        raise
     _remove(dest)
     os.replace(building, dest)
     return dest
 
 
 @contextlib.contextmanager
-def _read_transaction(db: ReadModelDb) -> Iterator[duckdb.DuckDBPyConnection]:
-    cursor = db.cursor()
-    cursor.execute("BEGIN TRANSACTION READ ONLY")
+def _failing_as(watch: QueryWatch) -> Iterator[None]:
+    """DuckDB's errors as runlog's: why the export was stopped, else its first line."""
     try:
+        yield
+    except duckdb.Error as error:
+        if watch.fired:
+            raise watch.failure(error) from None
+        raise ProjectionError(f"snapshot failed: {str(error).splitlines()[0]}") from None
+
+
+@contextlib.contextmanager
+def _read_transaction(db: ReadModelDb, watch: QueryWatch
+                      ) -> Iterator[duckdb.DuckDBPyConnection]:
+    cursor = db.cursor()
+    watch.attach(cursor)
+    try:
+        cursor.execute("BEGIN TRANSACTION READ ONLY")
         yield cursor
     finally:
+        watch.detach()
         with contextlib.suppress(duckdb.Error):
             cursor.execute("ROLLBACK")
         cursor.close()
 
 
-def _fetch(cursor: duckdb.DuckDBPyConnection, name: str) -> pa.Table:
-    return cursor.sql(f"SELECT * FROM {name}").to_arrow_table()
+def _batches(cursor: duckdb.DuckDBPyConnection, name: str, watch: QueryWatch
+             ) -> pa.RecordBatchReader:
+    watch.raise_if_fired()
+    # arrow() streams batch by batch (to_arrow_reader() would run the whole query first).
+    return cursor.sql(f"SELECT * FROM {name}").arrow(BATCH_ROWS)
 
 
-def _write_parquet(folder: Path, tables: dict[str, tuple[str, pa.Table]]) -> None:
+def _watched(batches: pa.RecordBatchReader, watch: QueryWatch) -> pa.RecordBatchReader:
+    """The same batches, checking ``watch`` before each."""
+    def checked() -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            watch.raise_if_fired()
+            yield batch
+    return pa.RecordBatchReader.from_batches(batches.schema, checked())
+
+
+def _write_parquet(cursor: duckdb.DuckDBPyConnection, folder: Path, watch: QueryWatch) -> None:
     folder.mkdir(parents=True)
-    for name, (_, table) in tables.items():
-        pq.write_table(table, folder / f"{name}.parquet")
+    for table in all_tables(default_projections()):
+        batches = _batches(cursor, table.name, watch)
+        with pq.ParquetWriter(folder / f"{table.name}.parquet", batches.schema) as writer:
+            for batch in _watched(batches, watch):
+                writer.write_batch(batch)
 
 
-def _write_duckdb(path: Path, tables: dict[str, tuple[str, pa.Table]]) -> None:
-    snapshot = ReadModelDb.open_writer(path)
+def _write_duckdb(cursor: duckdb.DuckDBPyConnection, path: Path, watch: QueryWatch,
+                  limits: SqlLimits) -> None:
+    snapshot = ReadModelDb.open_writer(path, limits=limits)
     try:
         con = snapshot.con
         con.execute("BEGIN")
-        for name, (kind, table) in tables.items():
-            if kind == "table" and name != "read_model_info":
-                con.register("_snapshot_rows", table)
-                con.execute(f"INSERT INTO {name} SELECT * FROM _snapshot_rows")
+        for table in all_tables(default_projections()):
+            if table.kind == "table" and table.name != "read_model_info":
+                con.register("_snapshot_rows", _watched(_batches(cursor, table.name, watch),
+                                                        watch))
+                con.execute(f"INSERT INTO {table.name} SELECT * FROM _snapshot_rows")
                 con.unregister("_snapshot_rows")
         write_info(con, {"built_by": "snapshot",
                          "built_at": datetime.now(UTC).isoformat()})

@@ -16,19 +16,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor
+from typing import Any, TypeVar
 
-from .errors import QueryTimeout, QueryUnavailable
+from .errors import QueryInterrupted, QueryTimeout, QueryUnavailable
 from .limits import SqlLimits
 from .query import QueryWatch
+from .telemetry import observe_sql
 
-__all__ = ["FairQueue", "SqlService", "SwapGate"]
+__all__ = ["STOP_WAIT_S", "FairQueue", "SqlService", "SwapGate"]
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+STOP_WAIT_S = 2.0
+"""How long a stop waits for interrupted queries: DuckDB checks for an interrupt often,
+but a stop must not depend on it."""
 
 
 class FairQueue:
@@ -185,18 +193,61 @@ class SqlService:
         self.gate = SwapGate()
         self._pool: ThreadPoolExecutor | None = None
         self._watches: set[QueryWatch] = set()
+        self._abandoned = asyncio.Event()
+        """Set once a stop has waited for the running jobs as long as it may."""
+        observe_sql(self)
+
+    @property
+    def running(self) -> int:
+        """Jobs running in a worker now."""
+        return len(self._watches)
+
+    @property
+    def waiting(self) -> int:
+        """Jobs waiting for a worker now."""
+        return self.queue.waiting
 
     def start(self) -> None:
         """Starts the worker threads."""
         self._pool = ThreadPoolExecutor(self.limits.workers, "runlog-sql")
+        self._abandoned.clear()
 
-    async def stop(self) -> None:
-        """Refuses new queries, interrupts the running ones and waits for their threads."""
+    async def _outcome(self, future: asyncio.Future[T]) -> T:
+        """The job's result, or ``QueryInterrupted`` once a stop gives up waiting for it."""
+        await self._until_done_or_abandoned(future)
+        if not future.done():
+            raise QueryInterrupted("query interrupted: the service is stopping")
+        return future.result()
+
+    async def _until_done_or_abandoned(self, future: asyncio.Future[Any]) -> None:
+        # asyncio.wait never cancels the job's future, as shield() would not either.
+        giving_up = asyncio.create_task(self._abandoned.wait())
+        try:
+            waiting: list[asyncio.Future[Any]] = [future, giving_up]
+            await asyncio.wait(waiting, return_when=FIRST_COMPLETED)
+        finally:
+            giving_up.cancel()
+
+    async def stop(self, wait_s: float = STOP_WAIT_S) -> int:
+        """Refuses new queries, interrupts the running ones and waits at most ``wait_s`` for
+        their threads; returns how many were still running then (left to finish alone)."""
         self.queue.close()
         self.interrupt_all("the service is stopping")
-        if self._pool is not None:
-            await asyncio.to_thread(self._pool.shutdown, True, cancel_futures=True)
-            self._pool = None
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return 0
+        pool.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + wait_s
+        while self._watches and time.monotonic() < deadline:
+            self.interrupt_all("the service is stopping")  # a job between statements
+            await asyncio.sleep(0.02)
+        self._abandoned.set()
+        if self._watches:
+            log.warning("SQL: %d quer%s did not stop within %.1f s of being interrupted; "
+                        "going on without waiting for %s", len(self._watches),
+                        "y" if len(self._watches) == 1 else "ies", wait_s,
+                        "it" if len(self._watches) == 1 else "them")
+        return len(self._watches)
 
     def interrupt_all(self, reason: str) -> int:
         """Stops every running query, saying why; returns how many there were."""
@@ -218,11 +269,11 @@ class SqlService:
             self._watches.add(watch)
             future = asyncio.get_running_loop().run_in_executor(pool, job, watch)
             try:
-                return await asyncio.shield(future)
+                return await self._outcome(future)
             except asyncio.CancelledError:
                 # The thread cannot be stopped, only its query: wait for it before letting go.
                 watch.cancel("the request was cancelled")
-                await asyncio.wait([future])
+                await self._until_done_or_abandoned(future)
                 raise
             finally:
                 self._watches.discard(watch)

@@ -11,6 +11,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator, Sequence
+from typing import Protocol
 
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -20,7 +21,7 @@ from services.store import RecordedEvent
 
 from .decode import parse_traceparent
 
-__all__ = ["MAX_LINKS", "ProjectorTelemetry", "links_of"]
+__all__ = ["MAX_LINKS", "ProjectorTelemetry", "links_of", "observe_sql"]
 
 MAX_LINKS = 128
 """A batch holds thousands of events; a span with thousands of links helps nobody."""
@@ -68,6 +69,38 @@ def _register_gauge() -> None:
         if not _gauge_registered:
             _lag_gauge(metrics.get_meter("runlog.projections"))
             _gauge_registered = True
+
+
+class _SqlLoad(Protocol):
+    """What the SQL gauge reads of a SQL service."""
+
+    @property
+    def running(self) -> int: ...
+
+    @property
+    def waiting(self) -> int: ...
+
+
+_sql_services: weakref.WeakSet[_SqlLoad] = weakref.WeakSet()
+_sql_gauge_registered = False
+
+
+def _observe_sql(options: CallbackOptions) -> list[Observation]:
+    services = list(_sql_services)
+    return [Observation(sum(s.running for s in services), {"state": "running"}),
+            Observation(sum(s.waiting for s in services), {"state": "waiting"})]
+
+
+def observe_sql(service: _SqlLoad) -> None:
+    """Counts ``service``'s queries in the ``runlog.sql.queries`` gauge (running, waiting)."""
+    global _sql_gauge_registered
+    with _gauge_lock:
+        _sql_services.add(service)
+        if not _sql_gauge_registered:
+            metrics.get_meter("runlog.projections").create_observable_gauge(
+                "runlog.sql.queries", callbacks=[_observe_sql], unit="{query}",
+                description="SQL queries of the read side running in a worker, or waiting for one")
+            _sql_gauge_registered = True
 
 
 class ProjectorTelemetry:

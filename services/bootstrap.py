@@ -24,7 +24,8 @@ from .command_service import (
 from .command_service.telemetry import Executor, MeasuredStore, SpanSteps, TracedCommands
 from .embedded_nats import EmbeddedNats
 from .instance_file import remove_instance_file, write_instance_file
-from .nats_connection import broker_options, connect_nats, server_list
+from .nats_broker import broker_options
+from .nats_connection import connect_nats, server_list
 from .policies import (
     LeaseExpiryPolicy,
     Policy,

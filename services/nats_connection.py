@@ -2,7 +2,9 @@
 
 One place reads the connection settings, so the service, the broker, the CLI and the
 read-side clients all connect the same way (``RUNLOG_NATS_URL`` may name a cluster as
-a comma-separated list; TLS and credentials apply to every connection).
+a comma-separated list; TLS and credentials apply to every connection). FastStream's
+form of the same options is in ``services.nats_broker``; this module imports no
+FastStream, so the worker SDK can use it.
 """
 
 from __future__ import annotations
@@ -15,14 +17,12 @@ from typing import Any
 
 import nats
 import nats.errors
-from faststream.nats.security import NatsCredentials, NatsNKey, NatsSecurity
 from nats.aio.client import Client
 
 from .errors import ConfigError, StoreUnavailable
 from .settings import Settings
 
-__all__ = ["broker_options", "connect_nats", "connection_options", "server_list",
-           "tls_context"]
+__all__ = ["connect_nats", "connection_options", "credentials", "server_list", "tls_context"]
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
     return context
 
 
-def _credentials(settings: Settings) -> dict[str, str]:
+def credentials(settings: Settings) -> dict[str, str]:
     """The credentials file or NKey seed file nats-py is to authenticate with, checked."""
     if settings.nats_creds is not None and settings.nats_nkey_seed is not None:
         raise ConfigError("RUNLOG_NATS_CREDS and RUNLOG_NATS_NKEY_SEED exclude each other")
@@ -68,23 +68,10 @@ def _credentials(settings: Settings) -> dict[str, str]:
 def connection_options(settings: Settings) -> dict[str, Any]:
     """The keyword arguments of every nats-py connection runlog makes."""
     options: dict[str, Any] = {"inbox_prefix": settings.nats_inbox_prefix,
-                               **_credentials(settings)}
+                               **credentials(settings)}
     if (context := tls_context(settings)) is not None:
         options["tls"] = context
     return options
-
-
-def broker_options(settings: Settings) -> dict[str, Any]:
-    """The same options in the form FastStream's ``NatsBroker`` takes them."""
-    context, credentials = tls_context(settings), _credentials(settings)
-    security: NatsSecurity | None = None
-    if "user_credentials" in credentials:
-        security = NatsCredentials(credentials["user_credentials"], ssl_context=context)
-    elif "nkeys_seed" in credentials:
-        security = NatsNKey.from_file(credentials["nkeys_seed"], ssl_context=context)
-    elif context is not None:
-        security = NatsSecurity(ssl_context=context)
-    return {"inbox_prefix": settings.nats_inbox_prefix, "security": security}
 
 
 async def _log_nats_error(error: Exception) -> None:

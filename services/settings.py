@@ -84,6 +84,13 @@ class Settings(BaseSettings):
     http_addr: str = "127.0.0.1:8321"
     """``HOST:PORT`` of ``runlog up``'s probes, metrics and dashboard; ``off`` disables it."""
 
+    @field_validator("nats_tls_ca", "nats_tls_cert", "nats_tls_key", "nats_creds",
+                     "nats_nkey_seed", mode="before")
+    @classmethod
+    def _blank_path_is_unset(cls, value: object) -> object:
+        # `RUNLOG_NATS_CREDS=` in an env file means "none", not the current directory.
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("http_addr")
     @classmethod
     def _valid_http_addr(cls, value: str) -> str:

@@ -1,70 +1,65 @@
 """The read side's ``runlog.sql.*`` subjects, as the AsyncAPI document shows them.
 
-The read side (``projections/service.py``) answers them; these models describe the
-request bodies it reads, and ``document_sql_subjects`` puts them on a documentation
-broker beside the commands. Replies are ``{"ok": true, "result": ...}`` or
-``{"ok": false, "error": {"code", "message"}}``.
+The read side (``projections/service.py``) answers them and parses each request body
+with the models of ``projections.sql_messages``; ``document_sql_subjects`` puts those
+same models on a documentation broker beside the commands, and ``SQL_REPLIES`` names
+the reply models of each subject, which the document lists as the operation's reply.
 """
 
 # Annotations are evaluated eagerly: FastStream reads the handlers' signatures, and each
 # model is a closure variable a string annotation could not resolve.
 
-from typing import Literal
-
 from faststream.nats import NatsBroker
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
-from projections.query import DEFAULT_LIMIT, DEFAULT_TIMEOUT_S
 from projections.service import SQL_QUEUE, SQL_SUBJECT_PREFIX
+from projections.sql_messages import (
+    ErrorReply,
+    ExportReply,
+    ExportRequest,
+    QueryReply,
+    QueryRequest,
+    RebuildReply,
+    RebuildRequest,
+    StreamEndReply,
+    StreamPart,
+)
 
-__all__ = ["ExportRequest", "QueryRequest", "RebuildRequest", "document_sql_subjects"]
+__all__ = ["SQL_REPLIES", "SQL_REQUESTS", "document_sql_subjects"]
 
+SQL_REQUESTS: dict[str, type[BaseModel]] = {
+    f"{SQL_SUBJECT_PREFIX}.query": QueryRequest,
+    f"{SQL_SUBJECT_PREFIX}.export": ExportRequest,
+    f"{SQL_SUBJECT_PREFIX}.rebuild": RebuildRequest,
+}
+"""Every subject the read side answers, with the model its request body is read with."""
 
-class QueryRequest(BaseModel):
-    """Run one read-only statement (SELECT, WITH, EXPLAIN, DESCRIBE, SHOW, SUMMARIZE)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    sql: str = Field(description="the statement")
-    limit: int = Field(DEFAULT_LIMIT, description="most rows returned (capped at 100,000)")
-    timeout_s: float = Field(DEFAULT_TIMEOUT_S, description="statement timeout (capped at 300)")
-    wait_seq: int | None = Field(None, description="first wait until the read models include "
-                                                   "this stream sequence (read your writes)")
-    wait_timeout_s: float = Field(10.0, description="how long to wait for wait_seq")
-
-
-class ExportRequest(BaseModel):
-    """Write a consistent snapshot of the read models under ``<data dir>/snapshots/``."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    name: str | None = Field(None, description="the snapshot's name (default: the time)")
-    format: Literal["parquet", "duckdb"] = Field("parquet", description="Parquet per table, "
-                                                 "or one DuckDB file")
-
-
-class RebuildRequest(BaseModel):
-    """Rebuild the live read models from the log while serving, then swap them in."""
-
-    model_config = ConfigDict(extra="ignore")
-
+SQL_REPLIES: dict[str, tuple[type[BaseModel], ...]] = {
+    f"{SQL_SUBJECT_PREFIX}.query": (QueryReply, StreamPart, StreamEndReply, ErrorReply),
+    f"{SQL_SUBJECT_PREFIX}.export": (ExportReply, ErrorReply),
+    f"{SQL_SUBJECT_PREFIX}.rebuild": (RebuildReply, ErrorReply),
+}
+"""What each subject may send back to the requester's inbox."""
 
 _REPLIES = {
-    "query": "result: columns, types, rows (lists in column order), truncated, position "
-             "(the checkpoint the rows reflect).",
-    "export": "result: path of the snapshot.",
-    "rebuild": "result: path, position and seconds of the rebuild.",
+    "query": "QueryReply: columns, types, rows (lists in column order), truncated, position "
+             "(the checkpoint the rows reflect). With stream true: StreamPart messages, each "
+             "sent with a reply subject the requester publishes an empty acknowledgement to "
+             "before the next part is sent, then a StreamEndReply.",
+    "export": "ExportReply: the path of the snapshot.",
+    "rebuild": "RebuildReply: path, position and seconds of the rebuild. For an operator "
+               "identity only where deploy/nats/accounts.conf is used.",
 }
 
 
 def document_sql_subjects(broker: NatsBroker) -> None:
     """Adds one documentation-only subscriber per ``runlog.sql.*`` subject to ``broker``."""
-    for action, model in (("query", QueryRequest), ("export", ExportRequest),
-                          ("rebuild", RebuildRequest)):
-        subject = f"{SQL_SUBJECT_PREFIX}.{action}"
+    for subject, model in SQL_REQUESTS.items():
+        action = subject.rpartition(".")[2]
         description = (f"{(model.__doc__ or '').strip()} Answered by the process that holds "
-                       f"the read models. Replies ok true with {_REPLIES[action]} Or ok false "
-                       "with an error (code, message); nothing is written.")
+                       f"the read models (queue group {SQL_QUEUE}). Replies ok true with "
+                       f"{_REPLIES[action]} Or ok false with an ErrorReply (code, message); "
+                       "nothing is written.")
         _document(broker, subject, model, description)
 
 

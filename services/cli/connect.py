@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from services.errors import ServiceNotRunning
 
@@ -23,10 +23,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONNECT_TIMEOUT_S",
+    "ReadSideAccess",
     "RunningInstance",
     "connect",
     "find_running_instance",
     "nats_servers",
+    "read_side_access",
     "running_instance",
     "running_nats_url",
     "running_nats_url_or_none",
@@ -73,6 +75,22 @@ def running_nats_url_or_none(settings: Settings) -> str | None:
     """The running runlog's NATS URL, or None when nothing serves this data directory."""
     instance = find_running_instance(settings)
     return instance.nats_url if instance else None
+
+
+class ReadSideAccess(TypedDict):
+    """How the read-model calls of ``projections`` reach the service that holds the file."""
+
+    nats_url: str | None
+    nats_options: dict[str, Any]
+
+
+def read_side_access(settings: Settings, local_only: bool = False) -> ReadSideAccess:
+    """The running runlog's NATS URL (None: nothing serves, or ``local_only``) and the
+    connection options every runlog connection uses (TLS, credentials, inbox prefix)."""
+    from services.nats_connection import connection_options
+
+    url = None if local_only else running_nats_url_or_none(settings)
+    return {"nats_url": url, "nats_options": connection_options(settings) if url else {}}
 
 
 def nats_servers(url: str) -> list[str]:

@@ -94,7 +94,7 @@ async def _demo(url: str, settings: Settings, options: DemoOptions) -> list[Sect
     async with serve(settings, url) as instance:
         say(f"[demo] runlog is up (NATS {url}); driving {options.runs} runs with "
             f"{options.workers} agents")
-        nc = await connect_nats(url, "runlog-demo")
+        nc = await connect_nats(url, "runlog-demo", settings=settings)
         try:
             report = await run_workload(Client(nc), options.runs, options.workers,
                                         options.seed)

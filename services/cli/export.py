@@ -16,10 +16,11 @@ __all__ = ["command"]
 def command(name: str, fmt: str) -> int:
     """Write a consistent snapshot under <data dir>/snapshots/NAME and print its path."""
     from projections import export
+    from services.read_side import sql_limits
 
-    from .connect import running_nats_url_or_none
+    from .connect import read_side_access
 
     settings = state().settings()
-    click.echo(export(name, db_path=settings.duckdb_path,
-                      nats_url=running_nats_url_or_none(settings), fmt=fmt))
+    click.echo(export(name, db_path=settings.duckdb_path, **read_side_access(settings),
+                      fmt=fmt, limits=sql_limits(settings)))
     return 0

@@ -24,11 +24,11 @@ async def query(sql: str, *, limit: int = 10_000, timeout_s: float = 10.0,
     from projections import query_async
     from services.read_side import sql_limits
 
-    from .connect import running_nats_url_or_none
+    from .connect import read_side_access
 
     settings = state().settings()
     return await query_async(sql, db_path=db or settings.duckdb_path,
-                             nats_url=None if db else running_nats_url_or_none(settings),
+                             **read_side_access(settings, local_only=db is not None),
                              limit=limit, timeout_s=timeout_s, wait_seq=wait_seq,
                              limits=sql_limits(settings))
 

@@ -62,11 +62,11 @@ def stream_query(sql: str, fmt: str, *, limit: int | None = None, timeout_s: flo
     from projections import stream_sql
     from services.read_side import sql_limits
 
-    from .connect import running_nats_url_or_none
+    from .connect import read_side_access
 
     settings = state().settings()
     summary = stream_sql(sql, sys.stdout, fmt, db_path=db or settings.duckdb_path,
-                         nats_url=None if db else running_nats_url_or_none(settings),
+                         **read_side_access(settings, local_only=db is not None),
                          limit=limit, timeout_s=timeout_s, wait_seq=wait_seq,
                          limits=sql_limits(settings))
     return summary.rows, summary.truncated
@@ -78,11 +78,11 @@ def run_query(sql: str, *, limit: int = 1000, timeout_s: float = 30.0,
     from projections import query
     from services.read_side import sql_limits
 
-    from .connect import running_nats_url_or_none
+    from .connect import read_side_access
 
     settings = state().settings()
     return query(sql, db_path=db or settings.duckdb_path,
-                 nats_url=None if db else running_nats_url_or_none(settings),
+                 **read_side_access(settings, local_only=db is not None),
                  limit=limit, timeout_s=timeout_s, wait_seq=wait_seq,
                  limits=sql_limits(settings))
 

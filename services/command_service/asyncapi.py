@@ -17,11 +17,14 @@ from typing import Any
 
 from faststream import FastStream
 from faststream.specification import AsyncAPI
+from pydantic import BaseModel
 
+from events.commands import COMMANDS
 from services.bootstrap import documentation_broker
+from services.command_service.reply_schema import CommandAccepted, CommandRefused
 from services.docs.generated import write_or_check
 from services.settings import Settings
-from services.sql_subjects import document_sql_subjects
+from services.sql_subjects import SQL_REPLIES, document_sql_subjects
 
 __all__ = ["DOCUMENT", "REGENERATE", "app", "main", "render"]
 
@@ -38,6 +41,11 @@ _SERVER_URL = "nats://localhost:4222"
 # these maps are sorted by key so the committed file only changes with the code.
 _SORTED_MAPS = (("channels",), ("operations",), ("components", "messages"),
                 ("components", "schemas"))
+
+_COMMAND_REPLIES: dict[str, tuple[type[BaseModel], ...]] = {
+    f"runlog.cmd.{subject}": (CommandAccepted, CommandRefused) for subject in COMMANDS
+} | {"runlog.cmd.>": (CommandRefused,)}
+"""Every command answers the reply envelope; the catch-all only refuses."""
 
 # Defaults, not this shell's RUNLOG_* variables: the document must not depend on them.
 _broker = documentation_broker(_SERVER_URL, Settings.model_construct())
@@ -56,12 +64,48 @@ app = FastStream(_broker, specification=AsyncAPI(
 def render() -> str:
     """The document as JSON text, identical for identical code."""
     document: dict[str, Any] = app.schema.to_specification().to_jsonable()
+    _add_replies(document, SQL_REPLIES)
+    _add_replies(document, _COMMAND_REPLIES, "runlog.cmd.reply")
     for path in _SORTED_MAPS:
         parent = document
         for key in path[:-1]:
             parent = parent[key]
         parent[path[-1]] = dict(sorted(parent[path[-1]].items()))
     return json.dumps(document, indent=2) + "\n"
+
+
+def _add_replies(document: dict[str, Any], replies: dict[str, tuple[type[BaseModel], ...]],
+                 channel_id: str | None = None) -> None:
+    """Gives each subject's operation its reply: the models it may answer with, on the
+    requester's inbox (a channel of unknown address: ``channel_id``, shared, or one per
+    subject)."""
+    schemas: dict[str, Any] = document["components"].setdefault("schemas", {})
+    messages: dict[str, Any] = document["components"]["messages"]
+    for subject, models in replies.items():
+        inbox = channel_id or f"{subject}.reply"
+        channel = document["channels"].setdefault(inbox, {
+            "address": None, "messages": {},
+            "description": f"The requester's inbox: the reply subject of a "
+                           f"{'command' if channel_id else subject} request."})
+        for model in models:
+            key = f"{inbox}.{model.__name__}"
+            messages[key] = _message(model, schemas)
+            channel["messages"][model.__name__] = {"$ref": f"#/components/messages/{key}"}
+        document["operations"][subject]["reply"] = {
+            "channel": {"$ref": f"#/channels/{inbox}"},
+            "messages": [{"$ref": f"#/channels/{inbox}/messages/{model.__name__}"}
+                         for model in models]}
+
+
+def _message(model: type[BaseModel], schemas: dict[str, Any]) -> dict[str, Any]:
+    """A message whose payload is ``model``'s JSON schema; nested models go to ``schemas``."""
+    payload = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, nested in payload.pop("$defs", {}).items():
+        if schemas.setdefault(name, nested) != nested:
+            raise ValueError(f"two different schemas are named {name}")
+    return {"name": model.__name__, "title": model.__name__,
+            "summary": (model.__doc__ or "").strip(), "contentType": "application/json",
+            "payload": payload}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Coroutine
-from dataclasses import dataclass
+from collections.abc import Coroutine, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 import nats
@@ -43,6 +43,8 @@ class JetStreamSettings:
     replicas: int = 1
     duplicate_window_s: float = 120.0
     timeout_s: float = 5.0
+    nats_options: Mapping[str, Any] = field(default_factory=dict)
+    """More ``nats.connect`` keywords: TLS, credentials, inbox prefix."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +85,7 @@ class JetStreamDatastore:
                 name=f"runlog-eventsourcing-{self.settings.stream}",
                 connect_timeout=max(1, round(self.settings.timeout_s)),
                 error_cb=_on_error,
+                **self.settings.nats_options,
             ),
             self.settings.timeout_s,
         )

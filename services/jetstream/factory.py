@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from eventsourcing.persistence import (
     AggregateRecorder,
@@ -11,6 +12,10 @@ from eventsourcing.persistence import (
     ProcessRecorder,
 )
 from eventsourcing.utils import Environment, EnvType, resolve_topic, strtobool
+
+from services.errors import ConfigError
+from services.nats_connection import connection_options
+from services.settings import ENV_PREFIX, load_settings
 
 from .datastore import JetStreamDatastore, JetStreamSettings
 from .recorders import (
@@ -22,6 +27,9 @@ from .recorders import (
 )
 
 __all__ = ["JetStreamFactory"]
+
+_CONNECTION = ("nats_tls_ca", "nats_tls_cert", "nats_tls_key", "nats_creds", "nats_nkey_seed",
+               "nats_inbox_prefix")
 
 
 class JetStreamFactory(InfrastructureFactory[JetStreamTrackingRecorder]):
@@ -59,7 +67,17 @@ class JetStreamFactory(InfrastructureFactory[JetStreamTrackingRecorder]):
             replicas=int(self._number(self.REPLICAS, 1, int)),
             duplicate_window_s=self._number(self.DUPLICATE_WINDOW_S, 120.0, float),
             timeout_s=self._number(self.TIMEOUT_S, 5.0, float),
+            nats_options=self._connection_options(),
         )
+
+    def _connection_options(self) -> dict[str, Any]:
+        """TLS, credentials and inbox prefix from the same ``RUNLOG_NATS_*`` variables as
+        every runlog connection (the application's environment first)."""
+        given = {name: self.env.get(f"{ENV_PREFIX}{name.upper()}") for name in _CONNECTION}
+        try:
+            return connection_options(load_settings(**given))
+        except ConfigError as error:
+            raise OSError(str(error)) from None
 
     def _number(self, key: str, default: float, kind: type[int] | type[float]) -> int | float:
         text = (self.env.get(key) or "").strip()

@@ -20,7 +20,10 @@ from pydantic_core import to_jsonable_python
 from events.errors import ErrorCode
 from events.ids import new_id
 from events.subjects import COMMAND_PREFIX
-from services.settings import Settings
+from services.errors import RunlogError
+from services.instance_file import read_live_instance
+from services.nats_connection import connection_options, server_list
+from services.settings import Settings, load_settings
 
 from .commands import CommandMethods
 from .errors import CommandError, CommandTimeout, QueryError, SdkError
@@ -185,21 +188,27 @@ def _trace_headers() -> dict[str, str] | None:
 @contextlib.asynccontextmanager
 async def connect(url: str | None = None, *, name: str = "runlog-sdk",
                   connect_timeout_s: float = 15.0, retry: RetryPolicy | None = None,
-                  request_timeout_s: float = 10.0, **nats_options: Any
-                  ) -> AsyncIterator[Client]:
+                  request_timeout_s: float = 10.0, settings: Settings | None = None,
+                  **nats_options: Any) -> AsyncIterator[Client]:
     """A client on its own NATS connection, closed on exit.
 
     ``url`` (one server, or a comma-separated cluster) defaults to ``RUNLOG_NATS_URL``,
-    else to the ``runlog up`` running on ``RUNLOG_DATA_DIR``; ``nats_options`` go to
-    ``nats.connect`` (TLS, credentials, ...). Unreachable: ``SdkError`` within
-    ``connect_timeout_s``.
+    else to the ``runlog up`` running on ``RUNLOG_DATA_DIR`` (``SdkError`` at once when
+    none runs, or its instance file names a process that is gone). The connection uses
+    the ``RUNLOG_NATS_TLS_*``, ``RUNLOG_NATS_CREDS`` / ``RUNLOG_NATS_NKEY_SEED`` and
+    ``RUNLOG_NATS_INBOX_PREFIX`` settings (of ``settings``, default: the environment), as
+    every runlog process does; ``nats_options`` go to ``nats.connect`` and win over them.
+    Unreachable: ``SdkError`` within ``connect_timeout_s``.
     """
-    server = url or _running_url()
-    servers = [part.strip() for part in server.split(",") if part.strip()]  # a cluster's list
+    settings = settings or _settings()
+    server = url or _running_url(settings)
     try:
+        options = connection_options(settings) | nats_options
         nc = await asyncio.wait_for(nats.connect(
-            servers, name=name, connect_timeout=min(5.0, connect_timeout_s),
-            max_reconnect_attempts=-1, **nats_options), connect_timeout_s)
+            server_list(server), name=name, connect_timeout=min(5.0, connect_timeout_s),
+            max_reconnect_attempts=-1, **options), connect_timeout_s)
+    except RunlogError as error:
+        raise SdkError(str(error)) from None
     except (TimeoutError, OSError, nats.errors.Error) as error:
         raise SdkError(f"cannot reach NATS at {server} ({type(error).__name__})") from None
     try:
@@ -208,14 +217,19 @@ async def connect(url: str | None = None, *, name: str = "runlog-sdk",
         await nc.close()
 
 
-def _running_url() -> str:
-    """``RUNLOG_NATS_URL``, else the URL the ``runlog up`` of ``RUNLOG_DATA_DIR`` wrote down."""
-    settings = Settings()
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except RunlogError as error:
+        raise SdkError(str(error)) from None
+
+
+def _running_url(settings: Settings) -> str:
+    """``RUNLOG_NATS_URL``, else the URL the live ``runlog up`` of the data dir wrote down."""
     if settings.nats_url:
         return settings.nats_url
-    instance = settings.data_dir / "instance.json"
-    try:
-        return str(json.loads(instance.read_text(encoding="utf-8"))["nats_url"])
-    except (OSError, ValueError, KeyError, TypeError):
+    instance = read_live_instance(settings.data_dir)  # a file left by a dead pid is removed
+    if instance is None:
         raise SdkError(f"runlog up is not running on {settings.data_dir} (start `runlog up`, "
-                       "or set RUNLOG_NATS_URL)") from None
+                       "or set RUNLOG_NATS_URL)")
+    return instance.nats_url

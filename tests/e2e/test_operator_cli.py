@@ -232,3 +232,26 @@ def test_health_and_its_view_say_down_once_the_service_stops(tmp_path: Path) -> 
     view = sql_json(tmp_path, "SELECT status, detail FROM health WHERE component = 'service'")
     assert view[0]["status"] == "down"
     assert view[0]["detail"].startswith("down: stopped at")
+
+
+def test_replay_bounds_outside_the_log_are_one_line_and_a_time_after_it_says_so(
+        served: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    made = runlog(served, "send", "run.create", '{"name": "bounded"}')
+    assert made.returncode == 0, made.stderr
+    last = json.loads(made.stdout)["seq"]
+    past = runlog(served, "replay", "--until-seq", str(last + 10_000), "--quiet",
+                  timeout_s=60)
+    assert past.returncode == 1
+    assert "is past the last event of the log (seq " in past.stderr
+    assert len(past.stderr.strip().splitlines()) == 1, past.stderr
+    future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    ahead = runlog(served, "replay", "--until", future, "--quiet", timeout_s=60)
+    assert ahead.returncode == 1
+    assert "is in the future" in ahead.stderr
+    assert len(ahead.stderr.strip().splitlines()) == 1, ahead.stderr
+    now = runlog(served, "replay", "--until", datetime.now(UTC).isoformat(), "--quiet",
+                 timeout_s=60)
+    assert now.returncode == 0, now.stderr
+    assert "this is the state as of that event" in now.stdout

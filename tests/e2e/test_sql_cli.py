@@ -8,13 +8,16 @@ import os
 import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from projections import ReadModelDb
 from projections.models import default_projections
-from tests.e2e.cli import runlog, runlog_env, start_up, wait_for_instance
+from tests.e2e.cli import instance_info, runlog, runlog_env, start_up, wait_for_instance
 
 pytestmark = [pytest.mark.nats, pytest.mark.slow]
 
@@ -98,3 +101,45 @@ def test_a_local_query_gives_the_file_up_to_a_starting_up(tmp_path: Path) -> Non
     finally:
         reader.kill()
         reader.wait()
+
+
+def test_a_slow_query_served_by_up_is_interrupted_when_up_stops(tmp_path: Path) -> None:
+    longer = {"RUNLOG_SQL_MAX_TIMEOUT_S": "600"}
+    up = start_up(tmp_path, env=longer)
+    try:
+        wait_for_instance(tmp_path, up)
+        slow = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "sql", "SELECT sleep_ms(300000)",
+             "--timeout", "300"], env=runlog_env(tmp_path, longer), stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while sql_queries(tmp_path, "running") < 1:  # up's /metrics: it runs the query
+                assert slow.poll() is None, slow.stderr.read()  # type: ignore[union-attr]
+                assert time.monotonic() < deadline, "the query never ran in runlog up"
+                time.sleep(0.05)
+            up.send_signal(signal.SIGTERM)
+            assert up.wait(timeout=30) == 0  # not 300 s: the query was interrupted
+            _, err = slow.communicate(timeout=30)
+        finally:
+            slow.kill()
+            slow.wait()
+        assert slow.returncode == 1
+        assert err.strip() == "runlog: query interrupted: the service is stopping", err
+        assert "Traceback" not in up.stderr.read()  # type: ignore[union-attr]
+    finally:
+        up.kill()
+        up.wait()
+
+
+def sql_queries(data_dir: Path, state: str) -> float:
+    """``runlog_sql_queries{state=...}`` from the running up's /metrics."""
+    url = f"{instance_info(data_dir)['http_url']}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        text = answer.read().decode()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.startswith("runlog_sql_queries") and sample.labels.get(
+                    "state") == state:
+                return float(sample.value)
+    return 0.0

@@ -19,16 +19,15 @@ from faststream.specification.asyncapi.v3_0_0.schema import ApplicationSchema
 from pydantic import BaseModel
 
 from events.commands import COMMANDS
+from events.errors import ErrorCode
 from services.command_service import asyncapi
 from services.command_service.asyncapi import DOCUMENT, REGENERATE, render
 from services.settings import Settings
-from services.sql_subjects import ExportRequest, QueryRequest, RebuildRequest
+from services.sql_subjects import SQL_REPLIES, SQL_REQUESTS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = REPO_ROOT / "tests" / "support" / "asyncapi" / "asyncapi-3.0.0.schema.json"
-SQL_SUBJECTS: dict[str, type[BaseModel]] = {
-    "runlog.sql.query": QueryRequest, "runlog.sql.export": ExportRequest,
-    "runlog.sql.rebuild": RebuildRequest}
+SQL_SUBJECTS: dict[str, type[BaseModel]] = SQL_REQUESTS
 
 
 def resolve(node: Any, root: dict[str, Any]) -> Any:
@@ -88,7 +87,8 @@ def test_document_is_asyncapi_3_that_faststream_can_serve() -> None:
 def test_every_command_subject_is_a_channel_with_its_payload_schema(
         document: dict[str, Any]) -> None:
     expected = {f"runlog.cmd.{subject}" for subject in COMMANDS} | {"runlog.cmd.>"}
-    assert set(document["channels"]) == expected | set(SQL_SUBJECTS)
+    replies = {f"{subject}.reply" for subject in SQL_SUBJECTS} | {"runlog.cmd.reply"}
+    assert set(document["channels"]) == expected | set(SQL_SUBJECTS) | replies
     for subject in COMMANDS:
         address = f"runlog.cmd.{subject}"
         channel = document["channels"][address]
@@ -183,3 +183,37 @@ def test_the_schema_check_refuses_a_broken_document(
 def test_every_reference_in_the_document_resolves(document: dict[str, Any]) -> None:
     # resolve() raises KeyError on a reference that points nowhere.
     assert "$ref" not in json.dumps(resolve(document["operations"], document))
+
+
+def test_the_sql_subjects_list_their_replies_with_the_reply_models_schemas(
+        document: dict[str, Any]) -> None:
+    assert set(SQL_REPLIES) == set(SQL_SUBJECTS) == {
+        "runlog.sql.query", "runlog.sql.export", "runlog.sql.rebuild"}
+    for subject, models in SQL_REPLIES.items():
+        reply = resolve(document["operations"][subject]["reply"], document)
+        assert reply["channel"]["address"] is None  # the requester's own inbox
+        payloads = {message["name"]: message["payload"] for message in reply["messages"]}
+        assert list(payloads) == [model.__name__ for model in models]
+        for model in models:
+            schema = model.model_json_schema()
+            expected = resolve(schema, schema)
+            expected.pop("$defs", None)
+            assert payloads[model.__name__] == expected, (subject, model.__name__)
+
+
+def test_a_query_request_documents_the_streamed_form(document: dict[str, Any]) -> None:
+    fields = document_payload(document, "runlog.sql.query")["properties"]
+    assert set(fields) == {"sql", "limit", "timeout_s", "wait_seq", "wait_timeout_s", "stream"}
+    parts = resolve(document["channels"]["runlog.sql.query.reply"], document)["messages"]
+    assert {"QueryReply", "StreamPart", "StreamEndReply", "ErrorReply"} == set(parts)
+
+
+def test_every_command_lists_the_reply_envelope(document: dict[str, Any]) -> None:
+    for address in [f"runlog.cmd.{subject}" for subject in COMMANDS] + ["runlog.cmd.>"]:
+        reply = resolve(document["operations"][address]["reply"], document)
+        names = [message["name"] for message in reply["messages"]]
+        assert names == (["CommandRefused"] if address == "runlog.cmd.>"
+                         else ["CommandAccepted", "CommandRefused"]), address
+    refused = document["components"]["messages"]["runlog.cmd.reply.CommandRefused"]["payload"]
+    codes = resolve(refused, document)["properties"]["error"]["properties"]["code"]["enum"]
+    assert set(codes) == {str(code) for code in ErrorCode}

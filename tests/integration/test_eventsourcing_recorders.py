@@ -293,3 +293,13 @@ def test_closed_factory_refuses_work_and_leaks_no_thread(nats_url: str) -> None:
         with subscription:
             pass
     assert {t.ident for t in threading.enumerate()} <= before
+
+
+def test_the_factory_connects_with_the_runlog_connection_settings(nats_url: str) -> None:
+    made = JetStreamFactory(factory_env(nats_url, RUNLOG_NATS_INBOX_PREFIX="_INBOX_es"))
+    try:
+        assert made.datastore.nc.new_inbox().startswith("_INBOX_es.")
+    finally:
+        discard(made)
+    with pytest.raises(OSError, match=r"RUNLOG_NATS_CREDS=.*nowhere\.creds: no such file"):
+        JetStreamFactory(factory_env(nats_url, RUNLOG_NATS_CREDS="/nowhere.creds"))

@@ -17,14 +17,21 @@ from nats.aio.client import Client
 from projections import (
     DatabaseBusy,
     QueryError,
+    QueryInterrupted,
     QueryTimeout,
     ReadModelDb,
     ReadSide,
     SqlLimits,
     execute_query,
+    export_async,
     run_sql_async,
+    snapshot,
 )
+from projections.models import default_projections
+from projections.query import QueryWatch
 from projections.runtime import Projector, ProjectorConfig
+from projections.schema import all_tables
+from projections.snapshot import export_snapshot
 from services.store import JetStreamEventStore
 from tests.support.nats_server import wait_until
 from tests.support.read_side import EventLog, append_all
@@ -172,3 +179,69 @@ def test_a_writer_names_a_reader_that_will_not_let_go(tmp_path: Path) -> None:
     finally:
         other.kill()
         other.wait()
+
+
+async def test_exports_take_their_turn_and_obey_the_time_limit(
+    store: JetStreamEventStore, db_path: Path, history: EventLog, sql_prefix: str
+) -> None:
+    limits = SqlLimits(workers=2, per_client=1, queue=4, max_timeout_s=120)
+    async with ReadSide(store, db_path, subject_prefix=sql_prefix, limits=limits) as read_side:
+        await read_side.wait_for_seq(await append_all(store, history.envelopes))
+        slow = asyncio.create_task(read_side.query(SLOW, timeout_s=100, client="greedy"))
+        queue = read_side.sql.queue
+        await wait_until(lambda: current(queue.load("greedy")), lambda load: load == (1, 0))
+        waiting = asyncio.create_task(read_side.export("mine", client="greedy"))
+        await wait_until(lambda: current(queue.load("greedy")), lambda load: load == (1, 1))
+        other = await read_side.export("theirs", client="patient")  # a free worker, its turn
+        assert (other / "runs.parquet").exists()
+        assert not waiting.done()
+        await read_side.stop()
+        outcomes = await asyncio.gather(slow, waiting, return_exceptions=True)
+    assert [type(outcome).__name__ for outcome in outcomes] == [
+        "QueryInterrupted", "QueryUnavailable"]
+    assert not (db_path.parent / "snapshots" / "mine").exists()
+    hurried = SqlLimits(max_timeout_s=0.001)
+    with pytest.raises(QueryTimeout):  # the file itself, bounded the same way
+        await export_async("hurried", db_path=db_path, limits=hurried)
+    async with ReadSide(store, db_path, subject_prefix=sql_prefix, limits=hurried) as read_side:
+        with pytest.raises(QueryTimeout):
+            await read_side.export("hurried")
+    assert not (db_path.parent / "snapshots" / "hurried").exists()
+
+
+class CountingWatch(QueryWatch):
+    """A watch that stops the export at its ``stop_at``-th check."""
+
+    def __init__(self, stop_at: int) -> None:
+        super().__init__(60)
+        self.stop_at = stop_at
+        self.checks = 0
+
+    def raise_if_fired(self) -> None:
+        self.checks += 1
+        if self.checks == self.stop_at:
+            self.cancel("the service is stopping")
+        super().raise_if_fired()
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "duckdb"])
+async def test_an_export_streams_batches_and_stops_between_them(
+    store: JetStreamEventStore, db_path: Path, history: EventLog, fmt: str,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = ReadModelDb.open_writer(db_path)
+    try:
+        await Projector(store, db).catch_up(await append_all(store, history.envelopes))
+        monkeypatch.setattr(snapshot, "BATCH_ROWS", 1)  # one row a batch: many checks
+        whole = CountingWatch(stop_at=10**9)
+        export_snapshot(db, db_path.parent / "whole", fmt, whole)
+        tables = len(all_tables(default_projections()))
+        assert whole.checks > tables + 6  # checked before each batch, not once a table
+        stopped = CountingWatch(stop_at=whole.checks // 2)
+        dest = db_path.parent / "stopped"
+        with pytest.raises(QueryInterrupted, match="the service is stopping"):
+            export_snapshot(db, dest, fmt, stopped)
+    finally:
+        db.close()
+    assert not dest.exists()
+    assert [p.name for p in db_path.parent.iterdir() if ".part-" in p.name] == []

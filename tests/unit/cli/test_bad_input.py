@@ -79,3 +79,16 @@ def test_a_bad_variable_is_named_with_what_it_takes(
     assert main(["health"]) == 1
     assert capsys.readouterr().err.strip() == (
         "runlog: RUNLOG_REPLICAS=seven is not valid; allowed: an integer >= 1 and <= 5")
+
+
+def test_a_blank_path_variable_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.nats_connection import connection_options
+    from services.settings import load_settings
+
+    for name in ("RUNLOG_NATS_TLS_CA", "RUNLOG_NATS_TLS_CERT", "RUNLOG_NATS_TLS_KEY",
+                 "RUNLOG_NATS_CREDS", "RUNLOG_NATS_NKEY_SEED"):
+        monkeypatch.setenv(name, " ")
+    settings = load_settings()
+    assert (settings.nats_tls_ca, settings.nats_creds, settings.nats_nkey_seed) == (
+        None, None, None)
+    assert connection_options(settings) == {"inbox_prefix": "_INBOX"}
