@@ -13,9 +13,10 @@ from pathlib import Path
 from services.embedded_nats import EmbeddedNats
 
 __all__ = ["CpuMeter", "Timer", "percentile", "private_nats", "private_nats_server",
-           "process_tree_cpu_s", "summary"]
+           "process_tree", "process_tree_cpu_s", "split_tree_cpu_s", "summary", "tree_rss_bytes"]
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
 @contextlib.contextmanager
@@ -86,12 +87,44 @@ def _children(pid: int) -> list[int]:
 
 def process_tree_cpu_s(pid: int) -> float:
     """User + system CPU seconds of a process and its live descendants (from /proc)."""
-    total = 0.0
-    pending = [pid]
+    return sum(split_tree_cpu_s(pid))
+
+
+def process_tree(pid: int) -> list[int]:
+    """A process and its live descendants."""
+    found, pending = [], [pid]
     while pending:
         current = pending.pop()
+        found.append(current)
+        pending += _children(current)
+    return found
+
+
+def split_tree_cpu_s(pid: int, apart: str = "nats-server") -> tuple[float, float]:
+    """CPU seconds of a process tree: (everything but ``apart``, the ``apart`` processes).
+
+    Reads ``/proc`` for every live descendant, so a child process the service starts
+    (its read side, for one) counts with the service; the embedded ``nats-server``
+    (by command name) is counted on its own.
+    """
+    service = other = 0.0
+    for current in process_tree(pid):
         with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
-            pending += _children(current)
+            stat = Path(f"/proc/{current}/stat").read_text()
+            name = stat[stat.index("(") + 1:stat.rindex(")")]
+            fields = stat.rsplit(")", 1)[1].split()
+            seconds = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+            if name == apart:
+                other += seconds
+            else:
+                service += seconds
+    return service, other
+
+
+def tree_rss_bytes(pid: int) -> int:
+    """Resident set size of a process and its live descendants, summed."""
+    total = 0
+    for current in process_tree(pid):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            total += int(Path(f"/proc/{current}/statm").read_text().split()[1]) * _PAGE_SIZE
     return total
