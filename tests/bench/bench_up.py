@@ -62,6 +62,8 @@ from tests.bench.up_process import ROOT, RunlogUp, runlog_env, sql_query
 HERE = Path(__file__).resolve().parent
 SECTIONS = ("commands", "freshness", "replay", "memory")
 Result = dict[str, float]
+IDLE_SAMPLE_S = 1.0
+"""How long ``runlog up``'s CPU is read while idle, before each load (shown beside it)."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,9 @@ def runlog_round(folder: Path, sizes: Sizes, tag: str, rate: float | None = None
     try:
         url = up.wait_ready()
         runs = math.ceil(rate * sizes.fresh_seconds / 7 / sizes.clients) if rate else None
+        idle = up.cpu_s()[0]
+        time.sleep(IDLE_SAMPLE_S)
+        idle_share = (up.cpu_s()[0] - idle) / IDLE_SAMPLE_S
         with py_spy(up.pid, profile):
             before = up.cpu_s()
             result = run_load(url, sizes, tag, runs, rate, probe_every)
@@ -123,6 +128,7 @@ def runlog_round(folder: Path, sizes: Sizes, tag: str, rate: float | None = None
             after = up.cpu_s()
     finally:
         up.stop()
+    result["idle_cpu_share"] = idle_share
     return with_cpu(result, after[0] - before[0], after[1] - before[1])
 
 
@@ -178,6 +184,8 @@ def bench_commands(folder: Path, sizes: Sizes, postgres: bool) -> dict[str, Resu
 def show(name: str, result: Result) -> None:
     nats_cpu = (f" + nats-server {result['nats_us_per_command']:,.0f}"
                 if "nats_us_per_command" in result else "")
+    if "idle_cpu_share" in result:
+        nats_cpu += f" (idle {result['idle_cpu_share']:.0%} of a core)"
     print(f"  {name:<15} {result['commands_per_s']:>7,.0f} commands/s  CPU "
           f"{result['cpu_us_per_command']:>6,.0f} µs/command{nats_cpu}  "
           f"p50 {result['p50_ms']:.1f} ms  p99 {result['p99_ms']:.1f} ms"
@@ -212,10 +220,19 @@ def py_spy_path() -> str | None:
 Shares = list[tuple[str, float]]
 
 
-def hottest(profile: Path, top: int = 15) -> tuple[Shares, Shares]:
-    """(self, inclusive) shares of samples by function, from py-spy's collapsed stacks."""
+def area(frame: str) -> str:
+    """The package a frame's code lives in (two levels for runlog's own)."""
+    found = re.search(r"\(([^)]*?)(?::\d+)?\)$", frame)
+    parts = (found[1] if found else frame).split("/")
+    depth = 2 if parts[0] in ("services", "projections") and len(parts) > 2 else 1
+    return "/".join(parts[:depth]).removesuffix(".py")
+
+
+def hottest(profile: Path, top: int = 15) -> tuple[Shares, Shares, Shares]:
+    """(self, inclusive, self by package) shares of samples, from py-spy's collapsed stacks."""
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
+    areas: Counter[str] = Counter()
     total = 0
     for line in profile.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -227,11 +244,13 @@ def hottest(profile: Path, top: int = 15) -> tuple[Shares, Shares]:
         total += count
         if frames:
             own[frames[-1]] += count
+            areas[area(frames[-1])] += count
         for frame in set(frames):
             inclusive[frame] += count
     total = max(total, 1)
     return ([(name, n / total) for name, n in own.most_common(top)],
-            [(name, n / total) for name, n in inclusive.most_common(top * 3)])
+            [(name, n / total) for name, n in inclusive.most_common(top * 3)],
+            [(name, n / total) for name, n in areas.most_common(top)])
 
 
 def bench_profile(folder: Path, sizes: Sizes) -> dict[str, object]:
@@ -247,10 +266,13 @@ def bench_profile(folder: Path, sizes: Sizes) -> dict[str, object]:
         return {"skipped": "py-spy wrote no profile"}
     kept = Path(tempfile.gettempdir()) / "runlog-bench-up.pyspy.txt"
     shutil.copy(out, kept)
-    own, inclusive = hottest(out)
+    own, inclusive, areas = hottest(out)
     print(f"\nprofile of one more runlog up round under py-spy ({result['commands']:.0f} "
           f"commands, {result['commands_per_s']:,.0f}/s while sampled), collapsed stacks in "
-          f"{kept}\n  self time:")
+          f"{kept}\n  self time by package:")
+    for name, share in areas:
+        print(f"    {share:6.1%}  {name}")
+    print("  self time by function:")
     for name, share in own:
         print(f"    {share:6.1%}  {name}")
     print("  inclusive (runlog, faststream, nats, duckdb frames):")
@@ -258,7 +280,7 @@ def bench_profile(folder: Path, sizes: Sizes) -> dict[str, object]:
                                                       r"nats/|duckdb|fast_depends|pydantic", n)]
     for name, share in ours[:20]:
         print(f"    {share:6.1%}  {name}")
-    return {"path": str(kept), "self": own, "inclusive": ours[:20]}
+    return {"path": str(kept), "self": own, "inclusive": ours[:20], "areas": areas}
 
 
 # --- freshness ---------------------------------------------------------------------------
@@ -268,10 +290,11 @@ def bench_freshness(folder: Path, sizes: Sizes) -> Result:
           f"{sizes.fresh_seconds:g} s", flush=True)
     result = runlog_round(folder, sizes, "fresh", rate=sizes.fresh_rate, probe_every=10)
     show("runlog up", result)
-    missing = int(result["fresh_wrong"])
+    errors = ", ".join(f"{key.removeprefix('fresh_error_')} {n:.0f}"
+                       for key, n in result.items() if key.startswith("fresh_error_"))
     print(f"  reply -> row visible: p50 {result['fresh_p50_ms']:.1f} ms, p99 "
           f"{result['fresh_p99_ms']:.1f} ms over {result['fresh_samples']:.0f} probes"
-          f"{f', {missing} without the row' if missing else ''}")
+          f"{f' (probes not answered with the row: {errors})' if errors else ''}")
     return result
 
 

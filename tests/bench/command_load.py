@@ -15,10 +15,12 @@ import argparse
 import asyncio
 import json
 import time
+from collections import Counter
 
 import nats
 from nats.aio.client import Client
 
+PROBE_CONNECTIONS = 8
 MODELS = ("gpt-4o", "claude-sonnet-4", "gemini-2.5-flash", "gpt-4.1-mini")
 
 
@@ -49,40 +51,56 @@ class Pacer:
 
 
 class Freshness:
-    """Reply-to-row-visible latencies, asked over ``runlog.sql.query`` with ``wait_seq``."""
+    """Reply-to-row-visible latencies, asked over ``runlog.sql.query`` with ``wait_seq``.
 
-    def __init__(self, nc: Client, every: int) -> None:
-        self.nc, self.every = nc, every
+    The probes go out over ``PROBE_CONNECTIONS`` connections: the SQL side queues each
+    client's queries fairly (a few at once per client), and a burst of probes released
+    by one projector commit must not be refused as one client's flood.
+    """
+
+    def __init__(self, url: str, every: int) -> None:
+        self.url, self.every = url, every
+        self.connections: list[Client] = []
         self.samples: list[float] = []
-        self.wrong = 0
+        self.errors: Counter[str] = Counter()
         self.count = 0
         self.probes: set[asyncio.Task[None]] = set()
+
+    async def connect(self) -> None:
+        if self.every:
+            self.connections = [await nats.connect(self.url) for _ in range(PROBE_CONNECTIONS)]
 
     def after_reply(self, run_id: str, seq: int, replied_at: float) -> None:
         self.count += 1
         if self.every and self.count % self.every == 0:
-            probe = asyncio.create_task(self.probe(run_id, seq, replied_at))
+            nc = self.connections[(self.count // self.every) % len(self.connections)]
+            probe = asyncio.create_task(self.probe(nc, run_id, seq, replied_at))
             self.probes.add(probe)
             probe.add_done_callback(self.probes.discard)
 
-    async def probe(self, run_id: str, seq: int, replied_at: float) -> None:
+    async def probe(self, nc: Client, run_id: str, seq: int, replied_at: float) -> None:
         request = {"sql": f"SELECT run_id FROM runs WHERE run_id = '{run_id}'",
                    "wait_seq": seq, "wait_timeout_s": 30}
-        msg = await self.nc.request("runlog.sql.query", json.dumps(request).encode(), timeout=40)
+        msg = await nc.request("runlog.sql.query", json.dumps(request).encode(), timeout=40)
         reply = json.loads(msg.data)
-        if not reply.get("ok") or not reply["result"]["rows"]:
-            self.wrong += 1
-            return
-        self.samples.append(time.perf_counter() - replied_at)
+        if not reply.get("ok"):
+            self.errors[str(reply.get("error", {}).get("code"))] += 1
+        elif not reply["result"]["rows"]:
+            self.errors["row missing"] += 1
+        else:
+            self.samples.append(time.perf_counter() - replied_at)
 
     async def finish(self) -> dict[str, float]:
         await asyncio.gather(*self.probes)
+        for nc in self.connections:
+            await nc.close()
         if not self.every:
             return {}
         ordered = sorted(self.samples) or [float("nan")]
-        return {"fresh_samples": len(self.samples), "fresh_wrong": self.wrong,
+        errors = {f"fresh_error_{code}": float(n) for code, n in self.errors.items()}
+        return {"fresh_samples": len(self.samples), "fresh_wrong": sum(self.errors.values()),
                 "fresh_p50_ms": ordered[len(ordered) // 2] * 1e3,
-                "fresh_p99_ms": ordered[int(len(ordered) * 0.99)] * 1e3}
+                "fresh_p99_ms": ordered[int(len(ordered) * 0.99)] * 1e3} | errors
 
 
 async def drive(url: str, clients: int, runs_per_client: int, tag: str,
@@ -92,7 +110,8 @@ async def drive(url: str, clients: int, runs_per_client: int, tag: str,
     failures = 0
     last_seq = 0
     pacer = Pacer(rate)
-    freshness = Freshness(nc, probe_every)
+    freshness = Freshness(url, probe_every)
+    await freshness.connect()
 
     async def client(number: int) -> None:
         nonlocal failures, last_seq

@@ -69,6 +69,7 @@ def test_hottest_functions_from_collapsed_stacks(tmp_path: Path) -> None:
     profile.write_text("process 1;main (a.py:1);decode (b.py:7) 3\n"
                        "process 1;main (a.py:1);decode (b.py:9) 1\n"
                        "process 1;main (a.py:2);apply (c.py:3) 4\n")
-    own, inclusive = hottest(profile)
+    own, inclusive, areas = hottest(profile)
     assert dict(own) == {"apply (c.py)": 0.5, "decode (b.py)": 0.5}
     assert inclusive[0] == ("main (a.py)", 1.0)
+    assert dict(areas) == {"c": 0.5, "b": 0.5}
