@@ -4,9 +4,9 @@ Runs in its own process (so its CPU does not slow the service under test) and
 prints one JSON line: commands per second, latency percentiles and the last
 stream sequence written. Closed loop by default (64 clients, each sends its next
 command when the last one is answered); ``--rate N`` paces all clients together
-to N commands/s instead (open loop), and ``--probe-every K`` then asks, after
-every K-th reply, for the run's row over ``runlog.sql.query`` with ``wait_seq``
-(the reply's seq): the time from the reply to the row's answer is the freshness.
+to N commands/s instead (open loop); ``--poll-ms P`` polls the read side's position
+over ``runlog.sql.query`` meanwhile: the time from each reply to the first answer
+that includes it is that command's freshness.
 """
 
 from __future__ import annotations
@@ -15,12 +15,9 @@ import argparse
 import asyncio
 import json
 import time
-from collections import Counter
 
 import nats
-from nats.aio.client import Client
 
-PROBE_CONNECTIONS = 8
 MODELS = ("gpt-4o", "claude-sonnet-4", "gemini-2.5-flash", "gpt-4.1-mini")
 
 
@@ -51,67 +48,88 @@ class Pacer:
 
 
 class Freshness:
-    """Reply-to-row-visible latencies, asked over ``runlog.sql.query`` with ``wait_seq``.
+    """Reply-to-row-visible latencies, by polling the read side's position.
 
-    The probes go out over ``PROBE_CONNECTIONS`` connections: the SQL side queues each
-    client's queries fairly (a few at once per client), and a burst of probes released
-    by one projector commit must not be refused as one client's flood.
+    One query at a time asks ``runlog.sql.query`` for ``min(last_seq)`` of the
+    ``checkpoints`` table (every projection commits its rows and its checkpoint in one
+    transaction), every ``poll_s``. A reply's freshness is the time from the reply to
+    the first answer showing a position at or past its seq. Polling keeps one query in
+    flight, so the SQL side's admission limits never refuse a probe.
     """
 
-    def __init__(self, url: str, every: int) -> None:
-        self.url, self.every = url, every
-        self.connections: list[Client] = []
-        self.samples: list[float] = []
-        self.errors: Counter[str] = Counter()
-        self.count = 0
-        self.probes: set[asyncio.Task[None]] = set()
+    SQL = "SELECT min(last_seq) AS position FROM checkpoints"
 
-    async def connect(self) -> None:
-        if self.every:
-            self.connections = [await nats.connect(self.url) for _ in range(PROBE_CONNECTIONS)]
+    def __init__(self, url: str, poll_s: float) -> None:
+        self.url, self.poll_s = url, poll_s
+        self.replies: list[tuple[int, float]] = []
+        self.answers: list[tuple[float, int]] = []
+        self.round_trips: list[float] = []
+        self.errors = 0
+        self.last_seq = 0
+        self.done = asyncio.Event()
+        self.poller: asyncio.Task[None] | None = None
 
-    def after_reply(self, run_id: str, seq: int, replied_at: float) -> None:
-        self.count += 1
-        if self.every and self.count % self.every == 0:
-            nc = self.connections[(self.count // self.every) % len(self.connections)]
-            probe = asyncio.create_task(self.probe(nc, run_id, seq, replied_at))
-            self.probes.add(probe)
-            probe.add_done_callback(self.probes.discard)
+    def start(self) -> None:
+        if self.poll_s:
+            self.poller = asyncio.create_task(self.poll())
 
-    async def probe(self, nc: Client, run_id: str, seq: int, replied_at: float) -> None:
-        request = {"sql": f"SELECT run_id FROM runs WHERE run_id = '{run_id}'",
-                   "wait_seq": seq, "wait_timeout_s": 30}
-        msg = await nc.request("runlog.sql.query", json.dumps(request).encode(), timeout=40)
-        reply = json.loads(msg.data)
-        if not reply.get("ok"):
-            self.errors[str(reply.get("error", {}).get("code"))] += 1
-        elif not reply["result"]["rows"]:
-            self.errors["row missing"] += 1
-        else:
-            self.samples.append(time.perf_counter() - replied_at)
+    def after_reply(self, seq: int, replied_at: float) -> None:
+        if self.poll_s:
+            self.replies.append((seq, replied_at))
 
-    async def finish(self) -> dict[str, float]:
-        await asyncio.gather(*self.probes)
-        for nc in self.connections:
+    async def poll(self) -> None:
+        nc = await nats.connect(self.url)
+        request = json.dumps({"sql": self.SQL}).encode()
+        try:
+            while True:
+                sent = time.perf_counter()
+                reply = json.loads((await nc.request("runlog.sql.query", request, 30)).data)
+                answered = time.perf_counter()
+                self.round_trips.append(answered - sent)
+                if not reply.get("ok"):
+                    self.errors += 1
+                else:
+                    position = int(reply["result"]["rows"][0][0] or 0)
+                    self.answers.append((answered, position))
+                    if self.done.is_set() and position >= self.last_seq:
+                        return
+                await asyncio.sleep(max(0.0, sent + self.poll_s - time.perf_counter()))
+        finally:
             await nc.close()
-        if not self.every:
+
+    async def finish(self, last_seq: int) -> dict[str, float]:
+        if self.poller is None:
             return {}
-        ordered = sorted(self.samples) or [float("nan")]
-        errors = {f"fresh_error_{code}": float(n) for code, n in self.errors.items()}
-        return {"fresh_samples": len(self.samples), "fresh_wrong": sum(self.errors.values()),
-                "fresh_p50_ms": ordered[len(ordered) // 2] * 1e3,
-                "fresh_p99_ms": ordered[int(len(ordered) * 0.99)] * 1e3} | errors
+        self.last_seq = last_seq
+        self.done.set()
+        await asyncio.wait_for(self.poller, 120)
+        samples = sorted(self.visible_after())
+        trips = sorted(self.round_trips)
+        return {"fresh_samples": len(samples), "fresh_errors": self.errors,
+                "fresh_p50_ms": samples[len(samples) // 2] * 1e3,
+                "fresh_p99_ms": samples[int(len(samples) * 0.99)] * 1e3,
+                "poll_p50_ms": trips[len(trips) // 2] * 1e3}
+
+    def visible_after(self) -> list[float]:
+        """For each reply, the seconds until an answer showed it (answers are in time order)."""
+        samples: list[float] = []
+        first = 0
+        for seq, replied_at in sorted(self.replies, key=lambda reply: reply[1]):
+            while self.answers[first][0] < replied_at:
+                first += 1
+            at = next(answered for answered, position in self.answers[first:] if position >= seq)
+            samples.append(at - replied_at)
+        return samples
 
 
 async def drive(url: str, clients: int, runs_per_client: int, tag: str,
-                rate: float | None = None, probe_every: int = 0) -> dict[str, float]:
+                rate: float | None = None, poll_ms: float = 0) -> dict[str, float]:
     nc = await nats.connect(url)
     latencies: list[float] = []
     failures = 0
     last_seq = 0
     pacer = Pacer(rate)
-    freshness = Freshness(url, probe_every)
-    await freshness.connect()
+    freshness = Freshness(url, poll_ms / 1e3)
 
     async def client(number: int) -> None:
         nonlocal failures, last_seq
@@ -128,12 +146,13 @@ async def drive(url: str, clients: int, runs_per_client: int, tag: str,
                 seq = int(reply.get("seq") or 0)
                 last_seq = max(last_seq, seq)
                 if seq:
-                    freshness.after_reply(str(body["run_id"]), seq, replied_at)
+                    freshness.after_reply(seq, replied_at)
 
+    freshness.start()
     started = time.perf_counter()
     await asyncio.gather(*(client(c) for c in range(clients)))
     elapsed = time.perf_counter() - started
-    fresh = await freshness.finish()
+    fresh = await freshness.finish(last_seq)
     await nc.close()
     latencies.sort()
     return {"commands_per_s": len(latencies) / elapsed, "commands": len(latencies),
@@ -150,8 +169,8 @@ if __name__ == "__main__":
     parser.add_argument("--tag", default="b")
     parser.add_argument("--rate", type=float, default=None,
                         help="pace every client together to this many commands/s")
-    parser.add_argument("--probe-every", type=int, default=0,
-                        help="after every K-th reply, time until its row is visible")
+    parser.add_argument("--poll-ms", type=float, default=0,
+                        help="poll the read side's position this often: each reply's freshness")
     args = parser.parse_args()
     print(json.dumps(asyncio.run(drive(args.url, args.clients, args.runs, args.tag,
-                                       args.rate, args.probe_every))))
+                                       args.rate, args.poll_ms))))

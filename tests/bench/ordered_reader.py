@@ -14,12 +14,13 @@ import time
 
 import nats
 from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+__all__ = ["read_ordered"]
 
 
-async def read_all(url: str, stream: str, subjects: str) -> dict[str, float]:
-    nc = await nats.connect(url)
-    js = nc.jetstream()
-    total = (await js.stream_info(stream)).state.last_seq
+async def read_ordered(js: JetStreamContext, stream: str, subjects: str, total: int) -> float:
+    """Reads ``total`` events with an ordered consumer, decoding each; returns the seconds."""
     seen = 0
     done = asyncio.Event()
 
@@ -36,8 +37,16 @@ async def read_all(url: str, stream: str, subjects: str) -> dict[str, float]:
     await done.wait()
     seconds = time.perf_counter() - started
     await sub.unsubscribe()
+    return seconds
+
+
+async def read_all(url: str, stream: str, subjects: str) -> dict[str, float]:
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    total = (await js.stream_info(stream)).state.last_seq
+    seconds = await read_ordered(js, stream, subjects, total)
     await nc.close()
-    return {"events": seen, "seconds": seconds, "events_per_s": seen / seconds}
+    return {"events": total, "seconds": seconds, "events_per_s": total / seconds}
 
 
 if __name__ == "__main__":
