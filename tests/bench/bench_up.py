@@ -65,6 +65,10 @@ SECTIONS = ("commands", "freshness", "replay", "memory")
 Result = dict[str, float]
 POLL_MS = 10.0
 """How often the freshness section asks the read side for its position."""
+THREAD_KEY = "cpu_us_in "
+"""Result keys of the CPU µs/command spent in one process's main thread or other threads."""
+SATURATED = 0.85
+"""Past this share of a core the load generator itself limits commands/s (it is flagged)."""
 IDLE_SAMPLE_S = 1.0
 """How long ``runlog up``'s CPU is read while idle, before each load (shown beside it)."""
 
@@ -120,7 +124,7 @@ def runlog_round(folder: Path, sizes: Sizes, tag: str, rate: float | None = None
         time.sleep(IDLE_SAMPLE_S)
         idle_share = (up.cpu_s()[0] - idle) / IDLE_SAMPLE_S
         with py_spy(up.pid, profile):
-            before = up.cpu_s()
+            before, threads_before = up.cpu_s(), up.threads_cpu_s()
             result = run_load(url, sizes, tag, runs, rate, poll_ms)
             started = time.perf_counter()
             reply = asyncio.run(sql_query(url, "SELECT count(*) FROM runs",
@@ -128,10 +132,13 @@ def runlog_round(folder: Path, sizes: Sizes, tag: str, rate: float | None = None
             result["catch_up_s"] = time.perf_counter() - started
             result["failures"] += not reply.get("ok")
             up.wait_quiet()
-            after = up.cpu_s()
+            after, threads_after = up.cpu_s(), up.threads_cpu_s()
     finally:
         up.stop()
     result["idle_cpu_share"] = idle_share
+    commands = max(1.0, result["commands"])
+    result |= {f"{THREAD_KEY}{where}": (seconds - threads_before.get(where, 0.0)) / commands * 1e6
+               for where, seconds in threads_after.items()}
     return with_cpu(result, after[0] - before[0], after[1] - before[1])
 
 
@@ -189,11 +196,18 @@ def show(name: str, result: Result) -> None:
                 if "nats_us_per_command" in result else "")
     if "idle_cpu_share" in result:
         nats_cpu += f" (idle {result['idle_cpu_share']:.0%} of a core)"
+    if result.get("client_cpu_share", 0) > SATURATED:
+        nats_cpu += f"  [load generator at {result['client_cpu_share']:.0%} of a core]"
     print(f"  {name:<15} {result['commands_per_s']:>7,.0f} commands/s  CPU "
           f"{result['cpu_us_per_command']:>6,.0f} µs/command{nats_cpu}  "
           f"p50 {result['p50_ms']:.1f} ms  p99 {result['p99_ms']:.1f} ms"
           f"{'  FAILURES ' + str(int(result['failures'])) if result['failures'] else ''}",
           flush=True)
+    spread = [(key.removeprefix(THREAD_KEY), us) for key, us in result.items()
+              if key.startswith(THREAD_KEY) and us >= 1]
+    if spread:
+        print("  " + " " * 15 + " CPU µs/command by thread: "
+              + ", ".join(f"{where} {us:,.0f}" for where, us in spread), flush=True)
 
 
 # --- profile -----------------------------------------------------------------------------

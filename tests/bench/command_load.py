@@ -149,16 +149,16 @@ async def drive(url: str, clients: int, runs_per_client: int, tag: str,
                     freshness.after_reply(seq, replied_at)
 
     freshness.start()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     await asyncio.gather(*(client(c) for c in range(clients)))
-    elapsed = time.perf_counter() - started
+    elapsed, cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
     fresh = await freshness.finish(last_seq)
     await nc.close()
     latencies.sort()
     return {"commands_per_s": len(latencies) / elapsed, "commands": len(latencies),
             "failures": failures, "p50_ms": latencies[len(latencies) // 2] * 1e3,
             "p99_ms": latencies[int(len(latencies) * 0.99)] * 1e3, "last_seq": last_seq,
-            "elapsed_s": elapsed} | fresh
+            "elapsed_s": elapsed, "client_cpu_share": cpu_s / elapsed} | fresh
 
 
 if __name__ == "__main__":

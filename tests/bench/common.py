@@ -13,7 +13,8 @@ from pathlib import Path
 from services.embedded_nats import EmbeddedNats
 
 __all__ = ["CpuMeter", "Timer", "percentile", "private_nats", "private_nats_server",
-           "process_tree", "process_tree_cpu_s", "split_tree_cpu_s", "summary", "tree_rss_bytes"]
+           "process_tree", "process_tree_cpu_s", "split_tree_cpu_s", "summary", "thread_cpu_s",
+           "tree_rss_bytes"]
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -128,3 +129,27 @@ def tree_rss_bytes(pid: int) -> int:
         with contextlib.suppress(OSError, ValueError, IndexError):
             total += int(Path(f"/proc/{current}/statm").read_text().split()[1]) * _PAGE_SIZE
     return total
+
+
+def thread_cpu_s(pid: int) -> dict[str, float]:
+    """CPU seconds of a process tree by where they were spent.
+
+    Keys: ``main thread`` and ``other threads`` of ``pid`` itself, and the same for
+    each descendant, prefixed by its command name (``nats-server``, ``python``, ...).
+    """
+    spent: dict[str, float] = {}
+    for current in process_tree(pid):
+        prefix = "" if current == pid else _command_name(current) + " "
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            with contextlib.suppress(OSError, ValueError):
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                where = f"{prefix}{'main thread' if int(task.name) == current else 'other threads'}"
+                seconds = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+                spent[where] = spent.get(where, 0.0) + seconds
+    return spent
+
+
+def _command_name(pid: int) -> str:
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    return "?"

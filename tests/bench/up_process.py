@@ -21,7 +21,7 @@ from typing import IO
 
 import nats
 
-from tests.bench.common import split_tree_cpu_s
+from tests.bench.common import split_tree_cpu_s, thread_cpu_s
 
 __all__ = ["RunlogUp", "runlog_env", "sql_query"]
 
@@ -100,6 +100,10 @@ class RunlogUp:
     def cpu_s(self) -> tuple[float, float]:
         """CPU seconds so far: (runlog's processes, its embedded nats-server)."""
         return split_tree_cpu_s(self.pid)
+
+    def threads_cpu_s(self) -> dict[str, float]:
+        """CPU seconds so far by process and thread (main / others)."""
+        return thread_cpu_s(self.pid)
 
     def wait_quiet(self, timeout_s: float = 5.0, idle_share: float = 0.05) -> None:
         """Waits until the service burns under ``idle_share`` of a core (its work is done)."""
