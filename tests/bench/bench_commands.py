@@ -30,20 +30,18 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import nats
-from nats.aio.msg import Msg
 
 if __package__ in (None, ""):  # run as a script: make the project root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from services.bootstrap import Instance, serve
 from services.settings import Settings
-from services.store import JetStreamEventStore
-from tests.bench import es_sqlite_baseline
+from tests.bench import es_baseline
 from tests.bench.common import CpuMeter, private_nats, private_nats_server
+from tests.bench.raw_responder import subscribe_raw
 
 LOAD = Path(__file__).with_name("command_load.py")
 
@@ -93,35 +91,11 @@ async def catch_up(instance: Instance, sampler: asyncio.Task[list[int]]) -> dict
 
 async def raw_round(url: str, runs: int, tag: str, concurrent: bool) -> dict[str, float]:
     nc = await nats.connect(url)
-    store = JetStreamEventStore(nc, stream=f"R_{tag}")
-    await store.ensure_stream()
-    js = nc.jetstream()
-    last: dict[str, int] = {}
-
-    async def append_and_reply(msg: Msg) -> None:
-        body = json.loads(msg.data)
-        subject = f"runlog.evt.run.{body['run_id']}"
-        ack = await js.publish(subject, msg.data, headers={
-            "Nats-Msg-Id": uuid.uuid4().hex,
-            "Nats-Expected-Last-Subject-Sequence": str(last.get(subject, 0))})
-        last[subject] = ack.seq
-        await msg.respond(json.dumps({"ok": True, "seq": ack.seq}).encode())
-
-    in_flight: set[asyncio.Task[None]] = set()
-
-    async def callback(msg: Msg) -> None:
-        if concurrent:
-            task = asyncio.create_task(append_and_reply(msg))
-            in_flight.add(task)
-            task.add_done_callback(in_flight.discard)
-        else:
-            await append_and_reply(msg)
-
-    await nc.subscribe("runlog.cmd.>", queue="raw", cb=callback)
+    await subscribe_raw(nc, f"R_{tag}", concurrent)
     try:
         return await asyncio.to_thread(run_load, url, runs, tag)
     finally:
-        await js.delete_stream(store.stream)
+        await nc.jetstream().delete_stream(f"R_{tag}")
         await nc.close()
 
 
@@ -155,8 +129,8 @@ async def main(runs: int, rounds: int) -> None:
                 if result["commands_per_s"] > best.get(name, {}).get("commands_per_s", 0):
                     best[name] = result
     es_runs = runs * 64 // 4
-    es = {"eventsourcing+SQLite (1 thread)": es_sqlite_baseline.measure(es_runs, 1),
-          "eventsourcing+SQLite (8 threads)": es_sqlite_baseline.measure(es_runs, 8)}
+    es = {"eventsourcing+SQLite (1 thread)": es_baseline.measure(es_runs, 1),
+          "eventsourcing+SQLite (8 threads)": es_baseline.measure(es_runs, 8)}
     summarize(best, es)
 
 

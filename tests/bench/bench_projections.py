@@ -33,6 +33,7 @@ from projections import ReadModelDb, build_read_models  # noqa: E402
 from projections.runtime import Projector, ProjectorConfig  # noqa: E402
 from services.embedded_nats import EmbeddedNats  # noqa: E402
 from services.store import JetStreamEventStore, RecordedEvent  # noqa: E402
+from tests.bench.ordered_reader import read_ordered  # noqa: E402
 
 TASKS_PER_RUN = 5
 USAGE_PER_TASK = 2
@@ -110,25 +111,7 @@ async def fill(store: JetStreamEventStore, count: int) -> float:
 async def raw_rate(store: JetStreamEventStore) -> float:
     """A bare ordered consumer that JSON-decodes each message: the ceiling to compare with."""
     total = await store.last_seq()
-    seen = 0
-    done = asyncio.Event()
-
-    async def on_message(msg: Any) -> None:
-        nonlocal seen
-        json.loads(msg.data)
-        seen += 1
-        if seen >= total:
-            done.set()
-
-    started = time.perf_counter()
-    sub = await store.js.subscribe(f"{store.subject_prefix}.>", stream=store.stream,
-                                   ordered_consumer=True, cb=on_message,
-                                   pending_msgs_limit=500_000,
-                                   pending_bytes_limit=1024 * 1024 * 1024)
-    await done.wait()
-    elapsed = time.perf_counter() - started
-    await sub.unsubscribe()
-    return total / elapsed
+    return total / await read_ordered(store.js, store.stream, f"{store.subject_prefix}.>", total)
 
 
 async def replay_rate(store: JetStreamEventStore, folder: Path) -> tuple[float, int]:

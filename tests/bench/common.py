@@ -13,9 +13,11 @@ from pathlib import Path
 from services.embedded_nats import EmbeddedNats
 
 __all__ = ["CpuMeter", "Timer", "percentile", "private_nats", "private_nats_server",
-           "process_tree_cpu_s", "summary"]
+           "process_tree", "process_tree_cpu_s", "split_tree_cpu_s", "summary", "thread_cpu_s",
+           "tree_rss_bytes"]
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
 @contextlib.contextmanager
@@ -86,12 +88,68 @@ def _children(pid: int) -> list[int]:
 
 def process_tree_cpu_s(pid: int) -> float:
     """User + system CPU seconds of a process and its live descendants (from /proc)."""
-    total = 0.0
-    pending = [pid]
+    return sum(split_tree_cpu_s(pid))
+
+
+def process_tree(pid: int) -> list[int]:
+    """A process and its live descendants."""
+    found, pending = [], [pid]
     while pending:
         current = pending.pop()
+        found.append(current)
+        pending += _children(current)
+    return found
+
+
+def split_tree_cpu_s(pid: int, apart: str = "nats-server") -> tuple[float, float]:
+    """CPU seconds of a process tree: (everything but ``apart``, the ``apart`` processes).
+
+    Reads ``/proc`` for every live descendant, so a child process the service starts
+    (its read side, for one) counts with the service; the embedded ``nats-server``
+    (by command name) is counted on its own.
+    """
+    service = other = 0.0
+    for current in process_tree(pid):
         with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
-            pending += _children(current)
+            stat = Path(f"/proc/{current}/stat").read_text()
+            name = stat[stat.index("(") + 1:stat.rindex(")")]
+            fields = stat.rsplit(")", 1)[1].split()
+            seconds = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+            if name == apart:
+                other += seconds
+            else:
+                service += seconds
+    return service, other
+
+
+def tree_rss_bytes(pid: int) -> int:
+    """Resident set size of a process and its live descendants, summed."""
+    total = 0
+    for current in process_tree(pid):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            total += int(Path(f"/proc/{current}/statm").read_text().split()[1]) * _PAGE_SIZE
     return total
+
+
+def thread_cpu_s(pid: int) -> dict[str, float]:
+    """CPU seconds of a process tree by where they were spent.
+
+    Keys: ``main thread`` and ``other threads`` of ``pid`` itself, and the same for
+    each descendant, prefixed by its command name (``nats-server``, ``python``, ...).
+    """
+    spent: dict[str, float] = {}
+    for current in process_tree(pid):
+        prefix = "" if current == pid else _command_name(current) + " "
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            with contextlib.suppress(OSError, ValueError):
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                where = f"{prefix}{'main thread' if int(task.name) == current else 'other threads'}"
+                seconds = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+                spent[where] = spent.get(where, 0.0) + seconds
+    return spent
+
+
+def _command_name(pid: int) -> str:
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    return "?"
