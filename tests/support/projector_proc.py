@@ -86,7 +86,8 @@ async def _main(args: argparse.Namespace) -> int:
     nc = await nats.connect(args.nats)
     store = JetStreamEventStore(nc, stream=args.stream, subject_prefix=args.prefix)
     db = ReadModelDb.open_writer(Path(args.db))
-    projector = Projector(store, db, ProjectorConfig(batch_size=args.batch, linger_s=0.01))
+    projector = Projector(store, db, ProjectorConfig(batch_size=args.batch, max_batch_size=args.batch,
+                                                     linger_s=0.01))
     task = asyncio.create_task(projector.run())
     try:
         await projector.wait_for_seq(args.until, timeout_s=60.0)
