@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from projections import ReadSide
+from projections.replay_applier import quiet_collector
 
 from .nats_connection import connect_nats
 from .read_side import STATUS_INTERVAL_S, ChildStatus, sql_limits
@@ -112,6 +113,7 @@ async def serve_read_side(url: str, settings: Settings, parent: int, out: TextIO
                          settings.duckdb_path, limits=sql_limits(settings))
     try:
         await read_side.start()
+        quiet_collector()
         _emit(out, _status_of(read_side, ready=True))
         await _report(read_side, out, stop)
     finally:
