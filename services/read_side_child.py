@@ -28,8 +28,8 @@ from collections.abc import Callable
 from typing import TextIO
 
 from projections import ReadSide
-from projections.replay_applier import quiet_collector
 
+from .gc_tuning import freeze_started_process, tune_for_service
 from .nats_connection import connect_nats
 from .read_side import STATUS_INTERVAL_S, ChildStatus, sql_limits
 from .settings import Settings
@@ -113,7 +113,7 @@ async def serve_read_side(url: str, settings: Settings, parent: int, out: TextIO
                          settings.duckdb_path, limits=sql_limits(settings))
     try:
         await read_side.start()
-        quiet_collector()
+        freeze_started_process()
         _emit(out, _status_of(read_side, ready=True))
         await _report(read_side, out, stop)
     finally:
@@ -149,6 +149,7 @@ def main() -> int:
     from .telemetry import configure_telemetry
 
     settings = Settings(**config["settings"])
+    tune_for_service()
     provider = configure_telemetry()
     # Status lines own stdout; anything else that prints goes to the log stream.
     out, sys.stdout = sys.stdout, sys.stderr
