@@ -35,15 +35,18 @@ class EventCodec:
     def __init__(self, types: Mapping[str, type[DomainEvent]] = EVENT_TYPES,
                  upcasters: UpcasterRegistry = registry) -> None:
         self._types = dict(types)
+        # Read once: a class attribute of a pydantic model is slow to reach, and every
+        # decoded event asks for its type's version.
+        self._versions = {name: cls.schema_version for name, cls in self._types.items()}
         self._upcasters = upcasters
         for name, cls in self._types.items():
             upcasters.require_chain(name, cls.schema_version)
 
     def version_of(self, event_type: str, stored: int | None = None) -> int:
         """The version ``event_type`` is written with (an unknown type keeps ``stored``)."""
-        cls = self._types.get(event_type)
-        if cls is not None:
-            return cls.schema_version
+        version = self._versions.get(event_type)
+        if version is not None:
+            return version
         return 1 if stored is None else stored
 
     def knows(self, event_type: str) -> bool:

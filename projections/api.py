@@ -246,12 +246,15 @@ async def export_async(name: str, *, db_path: Path, nats_url: str | None = None,
 
 
 async def query_over_nats(nc: Client, sql: str, *, limit: int = DEFAULT_LIMIT,
-                          timeout_s: float = DEFAULT_TIMEOUT_S,
+                          timeout_s: float = DEFAULT_TIMEOUT_S, wait_seq: int | None = None,
+                          wait_timeout_s: float = 10.0,
                           subject_prefix: str = SQL_SUBJECT_PREFIX) -> QueryResult:
-    """Asks whichever process serves the read models (``runlog.sql.query``), never the file."""
-    request = {"sql": sql, "limit": limit, "timeout_s": timeout_s}
-    return QueryResult.from_dict(
-        await _request(nc, f"{subject_prefix}.query", request, timeout_s + 5.0))
+    """Asks whichever process serves the read models (``runlog.sql.query``), never the file;
+    with ``wait_seq``, once they include that stream sequence (read your writes)."""
+    request = {"sql": sql, "limit": limit, "timeout_s": timeout_s, "wait_seq": wait_seq,
+               "wait_timeout_s": wait_timeout_s}
+    budget = timeout_s + (wait_timeout_s if wait_seq is not None else 0.0) + 5.0
+    return QueryResult.from_dict(await _request(nc, f"{subject_prefix}.query", request, budget))
 
 
 def _export_file(db_path: Path, dest: Path, fmt: str, limits: SqlLimits) -> Path:

@@ -32,6 +32,7 @@ from .database import ReadModelDb, is_lock_conflict
 from .decode import DecodeError, decode
 from .errors import BoundOutsideLog, ProjectionError, ReplayRefused
 from .models import Projection
+from .replay_reader import build_in_two_processes
 from .runtime import Progress, Projector, ProjectorConfig
 from .schema import write_info
 
@@ -103,6 +104,38 @@ async def build_read_models(
         note = await check_bounds(store, until_seq, until, codec)
     started = time.monotonic()
     building = _fresh(dest.with_name(f"{dest.name}.building-{os.getpid()}"))
+    if config is None and projections is None and codec is CODEC:
+        position = await build_in_two_processes(store, building,
+                                                await _target(store, until_seq), until,
+                                                progress)
+        db = ReadModelDb.open_writer(building)
+        try:
+            _record_bounds(db, until_seq, until, position)
+        finally:
+            db.close()
+    else:
+        position = await _build_here(store, building, until_seq, until, progress, config,
+                                     projections, codec)
+    try:
+        swap_into_place(building, dest)
+    except BaseException:
+        _fresh(building)
+        raise
+    return ReplayResult(dest, position, time.monotonic() - started, until_seq, until, note)
+
+
+async def _target(store: EventStore, until_seq: int | None) -> int:
+    """The last event a build reads: the bound, or the last message the log still holds."""
+    last = await store.last_on_subject(f"{store.subject_prefix}.>")
+    head = last.seq if last is not None else 0
+    return head if until_seq is None else min(until_seq, head)
+
+
+async def _build_here(store: EventStore, building: Path, until_seq: int | None,
+                      until: datetime | None, progress: Progress | None,
+                      config: ProjectorConfig | None, projections: list[Projection] | None,
+                      codec: EventCodec) -> int:
+    """The build in this process alone (custom projections, codec or batching)."""
     db = ReadModelDb.open_writer(building, projections)
     try:
         projector = Projector(store, db, config or REPLAY_CONFIG, projections, codec,
@@ -111,12 +144,7 @@ async def build_read_models(
         _record_bounds(db, until_seq, until, position)
     finally:
         db.close()
-    try:
-        swap_into_place(building, dest)
-    except BaseException:
-        _fresh(building)
-        raise
-    return ReplayResult(dest, position, time.monotonic() - started, until_seq, until, note)
+    return position
 
 
 async def check_bounds(store: EventStore, until_seq: int | None = None,

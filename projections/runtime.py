@@ -4,6 +4,11 @@ The projector reads the stream with the store's ordered-consumer feed, starting 
 after its checkpoint, and gathers micro-batches bounded by size and linger time. Each
 batch is applied in a worker thread (DuckDB releases the GIL, so the feed keeps
 filling meanwhile) in one transaction together with the new checkpoint.
+
+Batches follow the lag: caught up, a batch is whatever has arrived, applied at once (no
+linger), so an event is visible one transaction after it is written; behind, a batch
+grows with the lag up to ``max_batch_size`` and lingers to fill, so each transaction's
+fixed cost is spread over more events and the backlog shrinks faster.
 """
 
 from __future__ import annotations
@@ -44,10 +49,13 @@ class ProjectorConfig:
     """How a projector batches and how strict it is."""
 
     batch_size: int = 2000
-    """Most events per transaction."""
+    """Most events per transaction while the projector is caught up (less than this behind)."""
+    max_batch_size: int | None = None
+    """Most events per transaction when far behind: the batch grows with the lag up to this
+    (None: ten times ``batch_size``)."""
     linger_s: float = 0.005
-    """How long a batch waits to fill once its first event arrived (a backlog is taken at
-    once; this only matters when the log is quiet)."""
+    """How long a batch waits to fill once its first event arrived, while the projector is
+    behind; caught up, it never waits."""
     max_pending: int = 200_000
     """Cap of the client's buffer; flow control keeps the real backlog near the server's
     window (tens of thousands of events), and events past the cap are re-read, not lost."""
@@ -118,7 +126,7 @@ class Projector:
         """Applies batches; returns False on a gap (read again), True once done."""
         fresh = True
         while target is None or self.position < target:
-            records = await feed.next_batch(self.config.batch_size, self.config.linger_s)
+            records = await feed.next_batch(*self._batch_shape(target))
             wanted, gap = self._contiguous(records, fresh, target)
             fresh = False
             if wanted:
@@ -135,6 +143,15 @@ class Projector:
             if target is not None and records[-1].seq >= target:
                 return True
         return True
+
+    def _batch_shape(self, target: int | None) -> tuple[int, float]:
+        """The next batch's size limit and linger, from how far behind the projector is."""
+        lag = (target if target is not None else self._head) - self.position
+        config = self.config
+        if lag < config.batch_size:
+            return config.batch_size, 0.0
+        most = config.max_batch_size or 10 * config.batch_size
+        return min(lag, max(most, config.batch_size)), config.linger_s
 
     def _contiguous(self, records: list[RecordedEvent], fresh: bool, target: int | None
                     ) -> tuple[list[RecordedEvent], bool]:

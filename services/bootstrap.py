@@ -36,7 +36,7 @@ from .policies import (
     WorkerLivenessPolicy,
 )
 from .pricing import load_price_file, seed_commands
-from .read_side import LiveReadSide, start_read_side
+from .read_side import ReadSideHandle, ReadSideProcess, start_read_side
 from .settings import Settings
 from .shutdown import Phase, ShutdownPlan, cancel_within
 from .store import EventStore, JetStreamEventStore
@@ -103,8 +103,8 @@ class Instance:
     service: CommandService
     broker: NatsBroker
     intake: CommandIntake
-    read_side: LiveReadSide | None = None
-    """The projectors and SQL of this process, when it runs them."""
+    read_side: ReadSideHandle | None = None
+    """The projectors and SQL (in a child process or this one), when this runlog runs them."""
     http_url: str | None = None
     """Where its probes, metrics and dashboard are served, when they are."""
 
@@ -215,10 +215,18 @@ async def _start_http(instance: Instance, plan: ShutdownPlan) -> str | None:
     return endpoint.url if endpoint is not None else None
 
 
-async def _start_read_side(instance: Instance, plan: ShutdownPlan) -> LiveReadSide:
-    read_side = await start_read_side(instance.store, instance.settings)
-    plan.add(Phase.WORKERS, "read side", read_side.stop, 4.0)
-    return read_side
+async def _start_read_side(instance: Instance, plan: ShutdownPlan, in_process: bool
+                           ) -> ReadSideHandle:
+    """The read side in a supervised child process (or in this one), stopped by the plan."""
+    if in_process:
+        inline = await start_read_side(instance.store, instance.settings)
+        plan.add(Phase.WORKERS, "read side", inline.stop, 4.0)
+        return inline
+    child = ReadSideProcess(instance.store.nc, instance.url, instance.settings)
+    # Registered before it starts: a stop during its start-up still ends the child.
+    plan.add(Phase.WORKERS, "read side", child.stop, 7.0)
+    await child.start()
+    return child
 
 
 async def seed_prices(executor: Executor) -> int:
@@ -233,12 +241,13 @@ async def seed_prices(executor: Executor) -> int:
 
 
 @contextlib.asynccontextmanager
-async def serve(settings: Settings, url: str, projectors: bool = True, http: bool = False
-                ) -> AsyncIterator[Instance]:
+async def serve(settings: Settings, url: str, projectors: bool = True, http: bool = False,
+                read_side_in_process: bool = False) -> AsyncIterator[Instance]:
     """The whole runlog: command service, seeded prices, the projectors and the HTTP endpoint.
 
     ``http`` serves ``RUNLOG_HTTP_ADDR`` (``runlog up`` asks for it; embedded uses do not).
-    Everything started here stops in one plan when the block exits.
+    The projectors and the SQL responder run in a supervised child process unless
+    ``read_side_in_process``. Everything started here stops in one plan when the block exits.
     """
     # A file left by a runlog that died: whoever serves now writes the only valid one.
     remove_instance_file(settings.data_dir)
@@ -247,7 +256,7 @@ async def serve(settings: Settings, url: str, projectors: bool = True, http: boo
         if http:  # first: a taken port then fails before the read side opens its file
             instance.http_url = await _start_http(instance, plan)
         if projectors:
-            instance.read_side = await _start_read_side(instance, plan)
+            instance.read_side = await _start_read_side(instance, plan, read_side_in_process)
         # Written last, removed first: its presence tells other shells that we serve.
         write_instance_file(settings.data_dir, url, instance.http_url)
         plan.add(Phase.INTAKE, "instance file",

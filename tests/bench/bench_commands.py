@@ -67,12 +67,12 @@ async def runlog_round(url: str, runs: int, tag: str, data_dir: Path,
 
 async def sample_lag(instance: Instance) -> list[int]:
     """Stream head minus projector position, every 50 ms, until cancelled."""
-    assert instance.read_side is not None
-    projector = instance.read_side.read_side.projector
+    read_side = instance.read_side
+    assert read_side is not None
     lags: list[int] = []
     with contextlib.suppress(asyncio.CancelledError):
         while True:
-            lags.append(await instance.store.last_seq() - projector.position)
+            lags.append(await instance.store.last_seq() - read_side.position)
             await asyncio.sleep(0.05)
     return lags
 

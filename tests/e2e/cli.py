@@ -8,10 +8,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["instance_info", "nats_children", "runlog", "start_up", "stop_up",
-           "wait_for_instance"]
+__all__ = ["instance_info", "nats_children", "read_side_children", "runlog", "start_up",
+           "stop_up", "wait_for_instance"]
 
 
 def runlog_env(data_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -73,16 +74,25 @@ def wait_for_instance(data_dir: Path, process: subprocess.Popen[str], timeout_s:
 
 def nats_children(data_dir: Path) -> list[int]:
     """Pids of live nats-server processes whose store is under ``data_dir``."""
+    return _live_processes(data_dir, lambda cmdline: cmdline[0].endswith(b"nats-server"))
+
+
+def read_side_children(data_dir: Path) -> list[int]:
+    """Pids of live read side processes (``services.read_side_child``) serving ``data_dir``."""
+    return _live_processes(data_dir, lambda cmdline: b"services.read_side_child" in cmdline)
+
+
+def _live_processes(data_dir: Path, matches: Callable[[list[bytes]], bool]) -> list[int]:
     pids = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
             cmdline = (proc / "cmdline").read_bytes().split(b"\0")
-            state = (proc / "stat").read_text().split()[2]
-        except OSError:
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
             continue
-        if state != "Z" and cmdline and cmdline[0].endswith(b"nats-server") and any(
+        if state != "Z" and cmdline and matches(cmdline) and any(
                 str(data_dir).encode() in part for part in cmdline):
             pids.append(int(proc.name))
     return pids

@@ -10,14 +10,23 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.cli import nats_children, runlog, start_up, stop_up, wait_for_instance
+from tests.e2e.cli import (
+    nats_children,
+    read_side_children,
+    runlog,
+    start_up,
+    stop_up,
+    wait_for_instance,
+)
 
 pytestmark = [pytest.mark.nats, pytest.mark.slow]
 
 
 def wait_gone(data_dir: Path, timeout_s: float = 15) -> list[int]:
+    """Waits for the embedded nats-server and the read side's process to be gone; the left."""
     deadline = time.monotonic() + timeout_s
-    while (left := nats_children(data_dir)) and time.monotonic() < deadline:
+    while ((left := nats_children(data_dir) + read_side_children(data_dir))
+           and time.monotonic() < deadline):
         time.sleep(0.05)
     return left
 
@@ -43,22 +52,24 @@ def test_up_serves_refuses_a_second_instance_and_stops_on_sigint(tmp_path: Path)
     assert not (tmp_path / "instance.json").exists()
 
 
-def test_sigterm_stops_cleanly(tmp_path: Path) -> None:
+def test_sigterm_stops_the_service_and_its_read_side_cleanly(tmp_path: Path) -> None:
     up = start_up(tmp_path)
     try:
         wait_for_instance(tmp_path, up)
+        assert len(read_side_children(tmp_path)) == 1
         up.send_signal(signal.SIGTERM)
-        assert up.wait(timeout=30) == 0, up.stderr.read()  # type: ignore[union-attr]
+        assert up.wait(timeout=15) == 0, up.stderr.read()  # type: ignore[union-attr]
     finally:
         up.kill()
         up.wait()
     assert wait_gone(tmp_path) == []
 
 
-def test_kill_9_leaves_no_nats_server_behind(tmp_path: Path) -> None:
+def test_kill_9_leaves_no_nats_server_and_no_read_side_behind(tmp_path: Path) -> None:
     up = start_up(tmp_path)
     wait_for_instance(tmp_path, up)
     assert nats_children(tmp_path)
+    assert len(read_side_children(tmp_path)) == 1
     up.kill()
     up.wait()
     assert wait_gone(tmp_path) == []

@@ -86,7 +86,9 @@ async def _main(args: argparse.Namespace) -> int:
     nc = await nats.connect(args.nats)
     store = JetStreamEventStore(nc, stream=args.stream, subject_prefix=args.prefix)
     db = ReadModelDb.open_writer(Path(args.db))
-    projector = Projector(store, db, ProjectorConfig(batch_size=args.batch, linger_s=0.01))
+    # Fixed batches (no growth with the lag): each life must stop inside the log's first part.
+    config = ProjectorConfig(batch_size=args.batch, max_batch_size=args.batch, linger_s=0.01)
+    projector = Projector(store, db, config)
     task = asyncio.create_task(projector.run())
     try:
         await projector.wait_for_seq(args.until, timeout_s=60.0)

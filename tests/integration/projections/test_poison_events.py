@@ -79,7 +79,7 @@ async def test_strict_mode_halts_before_the_poison_event(
 ) -> None:
     _, poison = await poisoned_log(store)
     db = ReadModelDb.open_writer(db_path)
-    projector = Projector(store, db, ProjectorConfig(batch_size=1, strict=True))
+    projector = Projector(store, db, ProjectorConfig(batch_size=1, max_batch_size=1, strict=True))
     with pytest.raises(ProjectionHalted, match=f"seq {poison['not_json']}"):
         await projector.catch_up()
     assert projector.position == poison["not_json"] - 1

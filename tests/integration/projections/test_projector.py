@@ -163,3 +163,36 @@ async def test_events_a_feed_loses_are_read_again(
     assert rows(db, "SELECT count(*) FROM transitions") == [(len(history.envelopes),)]
     assert rows(db, "SELECT count(*) FROM usage") == [(8,)]
     db.close()
+
+
+async def test_a_caught_up_projector_applies_a_new_event_at_once_whatever_its_linger(
+    store: JetStreamEventStore, db_path: Path, history: EventLog
+) -> None:
+    db = ReadModelDb.open_writer(db_path)
+    # Lingering is for a projector that is behind: a fresh event must not wait a minute.
+    projector = Projector(store, db, ProjectorConfig(linger_s=60.0))
+    running = asyncio.create_task(projector.run())
+    try:
+        for envelope in history.envelopes[:3]:
+            seq = await append_all(store, [envelope])
+            assert await projector.wait_for_seq(seq, timeout_s=10) == seq
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        db.close()
+
+
+async def test_a_projector_behind_takes_batches_that_grow_with_its_lag(
+    store: JetStreamEventStore, db_path: Path, history: EventLog
+) -> None:
+    last = await append_all(store, history.envelopes)
+    db = ReadModelDb.open_writer(db_path)
+    positions: list[int] = []
+    projector = Projector(store, db, ProjectorConfig(batch_size=2, max_batch_size=8,
+                                                     linger_s=0.5))
+    await projector.catch_up(progress=lambda position, _head: positions.append(position))
+    db.close()
+    sizes = [b - a for a, b in zip([0, *positions], positions, strict=False)]
+    assert positions[-1] == last
+    assert max(sizes) == 8  # far behind: four times the caught-up size
+    assert all(size <= 8 for size in sizes)

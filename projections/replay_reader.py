@@ -1,0 +1,135 @@
+"""The reading half of a replay: events off the log, in order, into the applier process.
+
+``build_in_two_processes`` starts ``projections.replay_applier`` on the file being built
+and feeds it batches read from the store's ordered feed. The two halves hold different
+GILs, so taking events off NATS never waits for DuckDB or the projections' folding, and
+the reverse; the pipe between them (1 MiB where the system allows) holds the reader back
+when the applier is slower, and JetStream flow control then holds the server back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from services.store import RecordedEvent
+from services.store.port import EventFeed, EventStore
+
+from .errors import ProjectionError
+from .feed import open_feed
+from .replay_frames import END, encode_batch
+from .runtime import Progress
+
+__all__ = ["build_in_two_processes"]
+
+_BATCH = 5_000
+"""Events per frame: big enough to amortise a write, small enough to keep both busy."""
+_LINGER_S = 0.002
+"""A frame waits this long to fill: fewer, bigger writes."""
+_MAX_PENDING = 200_000
+_F_SETPIPE_SZ = 1031
+_PIPE_BYTES = 1 << 20
+
+
+async def build_in_two_processes(store: EventStore, building: Path, target: int,
+                                 until: datetime | None = None,
+                                 progress: Progress | None = None) -> int:
+    """Builds the read models up to ``target`` into ``building``; returns the position."""
+    applier = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "projections.replay_applier", str(building),
+        until.isoformat() if until is not None else "",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    stdin, stdout = applier.stdin, applier.stdout
+    if stdin is None or stdout is None:
+        raise ProjectionError("the replay's applier has no pipes")
+    _widen_pipe(stdin)
+    sending = asyncio.create_task(_send(store, stdin, target))
+    try:
+        position = await _follow(stdout, target, progress)
+    finally:
+        sending.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+            await sending
+    error = (await applier.communicate())[1]
+    if applier.returncode != 0 or position is None:
+        lines = error.decode(errors="replace").strip().splitlines()
+        raise ProjectionError(f"the replay's applier exited with code {applier.returncode}: "
+                              f"{lines[-1] if lines else 'no message'}")
+    return position
+
+
+def _widen_pipe(writer: asyncio.StreamWriter) -> None:
+    # A deeper pipe lets the reader run a few batches ahead of the applier.
+    transport = writer.transport
+    fd = transport.get_extra_info("pipe").fileno()
+    with contextlib.suppress(OSError, AttributeError):
+        fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_BYTES)
+
+
+async def _follow(lines: asyncio.StreamReader, target: int, progress: Progress | None
+                  ) -> int | None:
+    """Reads the applier's reports until it is done; the position it reached."""
+    while line := await lines.readline():
+        kind, _, value = line.decode().partition(" ")
+        position = int(value)
+        if kind == "D":
+            return position
+        if progress is not None:
+            progress(position, target)
+    return None
+
+
+async def _send(store: EventStore, sink: asyncio.StreamWriter, target: int) -> None:
+    """Writes every event up to ``target``, in order, then the end frame."""
+    expected = 1
+    while expected <= target:
+        feed = await open_feed(store, expected, _MAX_PENDING)
+        try:
+            expected = await _send_from(feed, sink, expected, target)
+        finally:
+            await feed.close()
+    sink.write(END)
+    await sink.drain()
+    sink.close()
+
+
+async def _send_from(feed: EventFeed, sink: asyncio.StreamWriter, expected: int,
+                     target: int) -> int:
+    """Sends from one subscription until done or a gap; returns the next sequence wanted.
+
+    Only a gap at the very start of a subscription is real (deleted messages); any other
+    one means the feed lost events, and they are read again from a new subscription.
+    """
+    fresh = True
+    while expected <= target:
+        records = await feed.next_batch(_BATCH, _LINGER_S)
+        wanted, expected, gap = _contiguous(records, expected, target, fresh)
+        fresh = False
+        if wanted:
+            sink.write(encode_batch(wanted, target))
+            await sink.drain()
+        if gap:
+            break
+        if records[-1].seq >= target:
+            return target + 1
+    return expected
+
+
+def _contiguous(records: list[RecordedEvent], expected: int, target: int, fresh: bool
+                ) -> tuple[list[RecordedEvent], int, bool]:
+    wanted: list[RecordedEvent] = []
+    for record in records:
+        if record.seq < expected:
+            continue
+        if record.seq > target:
+            break
+        if record.seq > expected and not (fresh and not wanted):
+            return wanted, expected, True
+        wanted.append(record)
+        expected = record.seq + 1
+    return wanted, expected, False
