@@ -126,11 +126,15 @@ class ResultIndex:
         """A keyed task failed or was cancelled: nothing to cache."""
         self._pending.pop(task_id, None)
 
+    def matching(self, cache_key: str | None, prefix: str | None, at: datetime) -> list[str]:
+        """The keys of the results stored up to ``at`` under ``cache_key`` or ``prefix``."""
+        return [key for key, stored in self._results.items()
+                if (key == cache_key or (prefix is not None and key.startswith(prefix)))
+                and stored.succeeded_at <= at]
+
     def invalidate(self, cache_key: str | None, prefix: str | None, at: datetime) -> int:
         """Drops the results stored up to ``at`` under ``cache_key`` or ``prefix``."""
-        doomed = [key for key, stored in self._results.items()
-                  if (key == cache_key or (prefix is not None and key.startswith(prefix)))
-                  and stored.succeeded_at <= at]
+        doomed = self.matching(cache_key, prefix, at)
         for key in doomed:
             self._key_of_task.pop(self._results.pop(key).task_id, None)
         return len(doomed)

@@ -114,15 +114,16 @@ async def invalidate_cache(uow: UnitOfWork, command: InvalidateCache) -> Outcome
     repo = uow.repos.cache
     loaded = await uow.get(repo, target_of(command))
     uow.record(repo, loaded, cache.decide(loaded.state, command, uow.context()))
-    dropped: list[int] = []
+    # Counted before the commit: the log follower may fold the event in first.
+    dropped = len(uow.repos.results.matching(command.cache_key, command.prefix, uow.now))
 
     async def forget(committed: Committed) -> None:
         del committed
-        dropped.append(uow.repos.results.invalidate(command.cache_key, command.prefix, uow.now))
+        uow.repos.results.invalidate(command.cache_key, command.prefix, uow.now)
 
     async def extra(committed: Committed | None) -> ReplyFields:
         del committed
-        return {"invalidated": sum(dropped)}
+        return {"invalidated": dropped}
 
     uow.after_commit.append(forget)
     return Outcome(loaded, extra)
