@@ -57,8 +57,8 @@ def test_force_open_creates_an_open_breaker_that_refuses_until_its_deadline() ->
     assert (state.state, state.forced, state.open_until) == (
         "open", True, NOW + timedelta(seconds=60))
     assert decide(state, AcquireBreaker(breaker_id="b1"), ctx(now=NOW)) == []
-    assert health(state, NOW) == (False, f"breaker open until {(NOW + timedelta(seconds=60))
-                                                                 .isoformat()}")
+    until = (NOW + timedelta(seconds=60)).isoformat()
+    assert health(state, NOW) == (False, f"breaker open until {until}")
 
 
 def test_a_new_open_deadline_is_the_later_of_the_old_and_the_new() -> None:
