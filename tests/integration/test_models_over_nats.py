@@ -92,7 +92,8 @@ async def test_each_error_class_strategy_shows_in_the_lease_and_in_sql(client: C
         assert state == ("leased" if strategy in INSTRUCTION else "failed"), error_class
         assert escalated is (strategy == "escalate"), error_class
         if strategy in ("fallback", "truncate"):
-            assert instruction is not None and '"model"' in instruction, error_class
+            assert instruction is not None, error_class
+            assert '"model"' in instruction, error_class
 
 
 async def test_usage_feeds_breakers_force_open_and_recommend_are_audited_in_sql(
