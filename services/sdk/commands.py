@@ -14,7 +14,7 @@ from typing import Literal, TypeVar
 from events.catalog.run import RunBudget
 from events.catalog.task import ErrorClass, ReportedErrorClass
 
-from .replies import AcquireReply, ClaimReply, Reply
+from .replies import AcquireReply, ClaimReply, RecommendReply, Reply
 
 __all__ = ["CommandMethods"]
 
@@ -753,12 +753,12 @@ class CommandMethods(abc.ABC):
         run_id: str | None = None,
         estimate_tokens: int = 0,
         command_id: str | None = None,
-    ) -> Reply:
+    ) -> RecommendReply:
         """Recommend the cheapest healthy model that fits the price cap and the budget left.
 
         Sends ``runlog.cmd.model.recommend`` (``RecommendModel``).
         """
-        return await self._command("model.recommend", Reply, {
+        return await self._command("model.recommend", RecommendReply, {
             "recommendation_id": recommendation_id,
             "tier": tier,
             "models": models,
