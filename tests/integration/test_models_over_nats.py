@@ -17,24 +17,16 @@ from nats.aio.client import Client as NatsClient
 from services.domain.breaker_feed import model_breaker_id, provider_breaker_id
 from services.sdk import Client, QueryResult
 from tests.integration.sdk.conftest import QUICK_RETRIES, eventually, rows, running_runlog
+from tests.support.recovery import INSTRUCTION, NO_WAIT, STRATEGY
 
 pytestmark = pytest.mark.nats
 
-_NO_WAIT = {c: {"base_s": 0} for c in ("rate_limit", "timeout", "server_error", "network")}
-STRATEGY = {
-    "rate_limit": "backoff", "timeout": "backoff", "server_error": "fallback",
-    "network": "backoff", "context_overflow": "truncate", "invalid_request": "fail_fast",
-    "auth": "escalate", "content_filter": "escalate", "tool_error": "fail_fast",
-    "unknown": "fail_fast",
-}
-INSTRUCTION = {"backoff": None, "fallback": {"model": "m-b", "truncate": False},
-               "truncate": {"model": "m-a", "truncate": True}}
 
 
 @pytest.fixture
 async def client(nc: NatsClient, nats_url: str, tmp_path: Path) -> AsyncIterator[Client]:
     """An SDK client of a whole runlog whose retries are due at once."""
-    async with running_runlog(nc, nats_url, tmp_path / "runlog", recovery=_NO_WAIT):
+    async with running_runlog(nc, nats_url, tmp_path / "runlog", recovery=NO_WAIT):
         yield Client(nc, retry=QUICK_RETRIES)
 
 

@@ -13,23 +13,14 @@ import pytest_asyncio
 from services.domain.breaker_feed import model_breaker_id, provider_breaker_id
 from services.settings import Settings
 from tests.support.nats_server import wait_until
+from tests.support.recovery import INSTRUCTION, NO_WAIT, STRATEGY
 from tests.support.service_client import InProcessClient, memory_service
-
-_NO_WAIT = {c: {"base_s": 0} for c in ("rate_limit", "timeout", "server_error", "network")}
-STRATEGY = {
-    "rate_limit": "backoff", "timeout": "backoff", "server_error": "fallback",
-    "network": "backoff", "context_overflow": "truncate", "invalid_request": "fail_fast",
-    "auth": "escalate", "content_filter": "escalate", "tool_error": "fail_fast",
-    "unknown": "fail_fast",
-}
-INSTRUCTION = {"backoff": None, "fallback": {"model": "m-b", "truncate": False},
-               "truncate": {"model": "m-a", "truncate": True}}
 
 
 @pytest_asyncio.fixture
 async def quick() -> AsyncIterator[InProcessClient]:
     """A service whose retries are due at once (RUNLOG_RECOVERY base_s 0)."""
-    settings = Settings(data_dir=Path(".runlog-unused"), recovery=_NO_WAIT)
+    settings = Settings(data_dir=Path(".runlog-unused"), recovery=NO_WAIT)
     async with memory_service(settings=settings) as service:
         yield service
 
