@@ -184,3 +184,20 @@ async def test_a_cache_hit_is_linked_and_its_savings_counted_in_sql(client: Clie
     miss = await client.send("task.submit", {"task_id": "c3", "run_id": "cached",
                                              "kind": "summarise", "payload": {"doc": 1}})
     assert list(miss.events) == ["TaskSubmitted"]
+
+
+async def test_a_lapsed_lease_is_recovered_as_lease_expired_in_sql(
+        nc: NatsClient, nats_url: str, tmp_path: Path) -> None:
+    """runlog's own error class: the lease policy expires it and its strategy backs off."""
+    async with running_runlog(nc, nats_url, tmp_path / "runlog", lease_ttl_s=1.0):
+        client = Client(nc, retry=QUICK_RETRIES)
+        await client.send("run.create", {"run_id": "lapse", "name": "lapse"})
+        await client.send("run.start", {"run_id": "lapse"})
+        await client.send("worker.register", {"worker_id": "gone", "kinds": ["llm"]})
+        await client.send("task.submit", {"task_id": "t-lapse", "run_id": "lapse",
+                                          "kind": "llm"})
+        assert await _claim(client, "gone") is not None
+        result = await eventually(
+            client, "SELECT state, error_class, strategy FROM tasks WHERE task_id = 't-lapse'",
+            lambda r: bool(r.rows) and r.rows[0][1] == "lease_expired")
+        assert rows(result) == [("retry_wait", "lease_expired", "backoff")]
