@@ -185,3 +185,19 @@ async def test_bad_routing_and_cache_commands_are_refused(client: InProcessClien
     await client.refused("breaker.force_open", {"breaker_id": "b", "open_for_s": -1},
                          "validation_failed")
     await client.still_serving()
+
+
+async def test_an_auto_end_run_ends_when_its_last_task_is_answered_from_the_cache(
+        client: InProcessClient) -> None:
+    await client.running_run("src", cache_results=True)
+    await client.worker("w1")
+    await client.submit("t1", run_id="src", payload={"q": 1})
+    await client.claim("w1")
+    await client.ok("task.succeed", {"task_id": "t1", "worker_id": "w1", "lease_epoch": 1,
+                                     "result": {"a": 1}})
+    await client.caught_up()
+    await client.running_run("again", cache_results=True, auto_end=True)
+    hit = await client.ok("task.submit", {"task_id": "t2", "run_id": "again", "kind": "llm",
+                                          "payload": {"q": 1}}, "cached")
+    assert hit["events"] == ["TaskSatisfiedFromCache"]
+    await _eventually(client, "run", "again", lambda s: s.state == "succeeded")
