@@ -201,3 +201,27 @@ async def test_an_auto_end_run_ends_when_its_last_task_is_answered_from_the_cach
                                           "payload": {"q": 1}}, "cached")
     assert hit["events"] == ["TaskSatisfiedFromCache"]
     await _eventually(client, "run", "again", lambda s: s.state == "succeeded")
+
+
+async def test_two_replicas_feed_each_usage_to_a_breaker_once(client: InProcessClient) -> None:
+    """Both replicas' feeds see every usage; the derived command ids make each count once."""
+    async with memory_service(client.store) as other:
+        await _models(client, ("m-a", 1.0, "small"))
+        await client.ok("model.configure", {"model": "m-a", "tier": "small",
+                                            "failure_threshold": 10})
+        await client.running_run("r1")
+        usage = {"run_id": "r1", "model": "m-a", "tokens_in": 1, "tokens_out": 1,
+                 "outcome": "timeout"}
+        for n in range(6):
+            await (client if n % 2 else other).ok("usage.record", usage)
+        await client.caught_up()
+        await other.caught_up()
+        breaker_id = model_breaker_id("m-a")
+        state = await _eventually(client, "breaker", breaker_id,
+                                  lambda s: s is not None and s.consecutive_failures >= 6)
+        await other.caught_up()  # its feed has seen (and sent) every usage by now
+        await client.caught_up()
+        events = await client.events_of("breaker", breaker_id)
+        failures = [e for e in events if e["type"] == "BreakerFailureRecorded"]
+        assert [e["consecutive_failures"] for e in failures] == [1, 2, 3, 4, 5, 6]
+        assert state.consecutive_failures == 6
