@@ -114,6 +114,9 @@ class ResultIndex:
         pending = self._pending.pop(task_id, None)
         if pending is None:
             return
+        replaced = self._results.get(pending.cache_key)
+        if replaced is not None:
+            self._key_of_task.pop(replaced.task_id, None)
         self._results[pending.cache_key] = CachedResult(
             pending.cache_key, task_id, at, result, pending.tokens, pending.cost_usd)
         self._results.move_to_end(pending.cache_key)

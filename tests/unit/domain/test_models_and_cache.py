@@ -259,3 +259,15 @@ def test_a_stale_result_or_a_dependency_means_the_task_runs() -> None:
     fresh = CachedResult("k", "t1", NOW - timedelta(minutes=5), {"x": 1})
     assert isinstance(_submit_with(fresh, short), TaskSubmitted)
     assert isinstance(_submit_with(fresh, running_run(), depends_on=["t0"]), TaskSubmitted)
+
+
+def test_a_newer_result_replaces_the_older_under_its_key() -> None:
+    index = ResultIndex(kept=2)
+    for n in range(5):
+        index.submitted(f"t{n}", "k")
+        index.succeeded(f"t{n}", NOW + timedelta(seconds=n), {"n": n})
+    index.used("t0", 100, 1.0)  # the replaced result's late usage changes nothing
+    stored = index.lookup("k")
+    assert stored is not None
+    assert (stored.task_id, stored.result, stored.tokens) == ("t4", {"n": 4}, 0)
+    assert len(index._key_of_task) == 1
