@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from events.base import DomainEvent, ShortText
 from events.ids import Id
+from events.money import Usd
 
 from .model import ModelName, Tier
 
@@ -21,9 +22,9 @@ class ConsideredModel(BaseModel):
 
     model: ModelName
     provider: str | None = None
-    usd_per_mtok: float | None = None
+    usd_per_mtok: Usd | None = None
     """The higher of its input and output price: what each estimated token is priced at."""
-    estimate_cost_usd: float | None = None
+    estimate_cost_usd: Usd | None = None
     chosen: bool = False
     reason: ShortText = ""
 
@@ -41,11 +42,11 @@ class ModelRecommended(DomainEvent):
     run_id: Id | None = None
     tier: Tier | None = None
     models: list[ModelName] = Field(default_factory=list)
-    max_usd_per_mtok: float | None = None
+    max_usd_per_mtok: Usd | None = None
     estimate_tokens: int = Field(ge=0)
     model: ModelName | None = None
     reason: ShortText
     considered: list[ConsideredModel] = Field(default_factory=list)
     fallbacks: list[ModelName] = Field(default_factory=list)
     budget_left_tokens: int | None = None
-    budget_left_usd: float | None = None
+    budget_left_usd: Usd | None = None

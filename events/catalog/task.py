@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from events.base import DomainEvent, JsonObject, Kind, Label, ShortText
 from events.ids import Id
+from events.money import Usd
 
 from .model import ModelName
 
@@ -246,7 +247,7 @@ class TaskSatisfiedFromCache(_TaskEvent):
     source_task_id: Id
     result: JsonObject | None = None
     tokens_saved: int = Field(ge=0)
-    cost_saved_usd: float = Field(ge=0)
+    cost_saved_usd: Usd
 
 
 class TaskLeaseExpired(_TaskEvent):

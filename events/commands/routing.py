@@ -7,8 +7,9 @@ from typing import ClassVar, Self
 from pydantic import Field, model_validator
 
 from events.base import Command
-from events.catalog.model import Tier, UsdPerMtok
+from events.catalog.model import Tier
 from events.ids import Id
+from events.money import UsdPerMtok
 
 from .model import EscapableModelName
 

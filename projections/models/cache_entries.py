@@ -14,6 +14,7 @@ from typing import Any
 
 import duckdb
 
+from events.money import ZERO_USD, parse_usd
 from projections.columns import Col, ColType
 from projections.decode import Event
 
@@ -31,10 +32,10 @@ CACHE_COLUMNS = (
     Col("submitted_at", ColType.TIME, doc="when it was submitted"),
     Col("stored_at", ColType.TIME, doc="when it succeeded and its result was stored"),
     Col("tokens", ColType.BIGINT, 0, "tokens its own usage spent"),
-    Col("cost_usd", ColType.DOUBLE, 0.0, "what its own usage cost"),
+    Col("cost_usd", ColType.MONEY, ZERO_USD, "what its own usage cost"),
     Col("hits", ColType.BIGINT, 0, "submissions its result answered"),
     Col("tokens_saved", ColType.BIGINT, 0, "tokens those submissions did not spend"),
-    Col("cost_saved_usd", ColType.DOUBLE, 0.0, "USD those submissions did not spend"),
+    Col("cost_saved_usd", ColType.MONEY, ZERO_USD, "USD those submissions did not spend"),
     Col("last_hit_at", ColType.TIME, doc="when it last answered a submission"),
     Col("invalidated_at", ColType.TIME, doc="when cache.invalidate dropped it"),
     Col("last_seq", ColType.BIGINT, doc="stream sequence of its latest change"),
@@ -135,7 +136,7 @@ def _change(row: Row, event: Event) -> Row:
     match event.type:
         case "UsageRecorded":
             return {"tokens": row["tokens"] + int(data["tokens_in"]) + int(data["tokens_out"]),
-                    "cost_usd": row["cost_usd"] + float(data["cost_usd"])}
+                    "cost_usd": row["cost_usd"] + parse_usd(data["cost_usd"])}
         case "TaskSucceeded":
             return {"state": "stored", "stored_at": event.occurred_at}
         case "TaskFailed" | "TaskCancelled":
@@ -143,6 +144,6 @@ def _change(row: Row, event: Event) -> Row:
         case "TaskSatisfiedFromCache":
             return {"hits": row["hits"] + 1,
                     "tokens_saved": row["tokens_saved"] + int(data["tokens_saved"]),
-                    "cost_saved_usd": row["cost_saved_usd"] + float(data["cost_saved_usd"]),
+                    "cost_saved_usd": row["cost_saved_usd"] + parse_usd(data["cost_saved_usd"]),
                     "last_hit_at": event.occurred_at}
     return {}

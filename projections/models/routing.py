@@ -20,7 +20,7 @@ ROUTING_COLUMNS = (
     Col("run_id", ColType.TEXT, doc="the run whose budget left it had to fit, if any"),
     Col("tier", ColType.TEXT, doc="the capability tier asked for, if any"),
     Col("models", ColType.TEXT_LIST, doc="the allowed models asked for (empty: any)"),
-    Col("max_usd_per_mtok", ColType.DOUBLE, doc="the price cap asked for, if any"),
+    Col("max_usd_per_mtok", ColType.MONEY, doc="the price cap asked for, if any"),
     Col("estimate_tokens", ColType.BIGINT, doc="the tokens the call was estimated at"),
     Col("model", ColType.TEXT, doc="the model chosen (null: none fit)"),
     Col("reason", ColType.TEXT, doc="why"),
@@ -28,7 +28,7 @@ ROUTING_COLUMNS = (
         "estimated cost, whether it was chosen and why (not)"),
     Col("fallbacks", ColType.TEXT_LIST, doc="the chosen model's fallback chain"),
     Col("budget_left_tokens", ColType.BIGINT, doc="tokens the run had left (null: no limit)"),
-    Col("budget_left_usd", ColType.DOUBLE, doc="USD the run had left (null: no limit)"),
+    Col("budget_left_usd", ColType.MONEY, doc="USD the run had left (null: no limit)"),
 )
 _FIELDS = tuple(c for c in ROUTING_COLUMNS if c.name not in ("seq", "occurred_at"))
 

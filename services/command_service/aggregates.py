@@ -175,7 +175,7 @@ class Repositories:
             self.results.submitted(stored.aggregate_id, data["cache_key"])
         elif kind == "UsageRecorded" and isinstance(data.get("task_id"), str):
             self.results.used(data["task_id"], int(data["tokens_in"]) + int(data["tokens_out"]),
-                              float(data["cost_usd"]))
+                              parse_usd(data["cost_usd"]))
         elif kind == "TaskSucceeded":
             result = data.get("result")
             self.results.succeeded(stored.aggregate_id, datetime.fromisoformat(

@@ -20,6 +20,9 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from decimal import Decimal
+
+from events.money import ZERO_USD
 
 from .run import RunState
 
@@ -45,7 +48,7 @@ class CachedResult:
     succeeded_at: datetime
     result: Mapping[str, object] | None
     tokens: int = 0
-    cost_usd: float = 0.0
+    cost_usd: Decimal = ZERO_USD
 
 
 def default_cache_key(kind: str, payload: Mapping[str, object]) -> str:
@@ -74,7 +77,7 @@ def is_fresh(cached: CachedResult, run: RunState, now: datetime) -> bool:
 class _Pending:
     cache_key: str
     tokens: int = 0
-    cost_usd: float = 0.0
+    cost_usd: Decimal = ZERO_USD
 
 
 class ResultIndex:
@@ -95,7 +98,7 @@ class ResultIndex:
         self._pending[task_id] = _Pending(cache_key)
         _bound(self._pending, self._kept)
 
-    def used(self, task_id: str, tokens: int, cost_usd: float) -> None:
+    def used(self, task_id: str, tokens: int, cost_usd: Decimal) -> None:
         """A keyed task's model call (before or after it succeeded)."""
         pending = self._pending.get(task_id)
         if pending is not None:

@@ -17,11 +17,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from events.base import Command, DomainEvent
 from events.catalog.routing import ConsideredModel, ModelRecommended
 from events.commands.routing import RecommendModel
 from events.errors import ErrorCode
+from events.money import exact_usd, usd_text
 
 from .breaker import BreakerState, health
 from .context import Context, Price
@@ -60,7 +62,7 @@ class Candidate:
     """The model's breaker and its provider's (None: never opened)."""
 
     @property
-    def usd_per_mtok(self) -> float | None:
+    def usd_per_mtok(self) -> Decimal | None:
         """What one estimated million tokens cost: the higher of its two prices."""
         price = self.price
         return None if price is None else max(price.input_usd_per_mtok,
@@ -135,26 +137,27 @@ def recommend(command: RecommendModel, facts: RoutingFacts, now: datetime) -> Mo
         budget_left_tokens=facts.left.tokens, budget_left_usd=facts.left.cost_usd)
 
 
-def _rank(candidate: Candidate) -> tuple[bool, float, str]:
+def _rank(candidate: Candidate) -> tuple[bool, Decimal, str]:
     price = candidate.usd_per_mtok
-    return price is None, price or 0.0, candidate.model
+    return price is None, price or Decimal(0), candidate.model
 
 
 def _refusal(candidate: Candidate, command: RecommendModel, left: BudgetLeft, now: datetime
-             ) -> tuple[str | None, float | None]:
+             ) -> tuple[str | None, Decimal | None]:
     """Why a candidate cannot be chosen (None: it can), and its estimated cost."""
     price = candidate.usd_per_mtok
     if price is None:
         return "no price in effect", None
-    cost = round(command.estimate_tokens * price / 1_000_000, 12)
+    cost = exact_usd(command.estimate_tokens * price / 1_000_000)
     if command.max_usd_per_mtok is not None and price > command.max_usd_per_mtok:
-        return f"price {price} USD/Mtok is over max_usd_per_mtok {command.max_usd_per_mtok}", cost
+        return (f"price {usd_text(price)} USD/Mtok is over max_usd_per_mtok "
+                f"{usd_text(command.max_usd_per_mtok)}"), cost
     for breaker in candidate.breakers:
         healthy, why = health(breaker, now)
         if not healthy:
             return f"{breaker.breaker_id if breaker else 'breaker'}: {why}", cost
     if not left.fits(command.estimate_tokens, cost):
-        return (f"estimated {command.estimate_tokens} tokens / {cost} USD do not fit the "
+        return (f"estimated {command.estimate_tokens} tokens / {usd_text(cost)} USD do not fit the "
                 f"budget left ({_left(left)}, {left.binding})"), cost
     return None, cost
 
@@ -166,7 +169,8 @@ def _why(refusal: str | None, picked: bool) -> str:
 
 
 def _left(left: BudgetLeft) -> str:
-    return f"{left.tokens} tokens, {left.cost_usd} USD"
+    cost = usd_text(left.cost_usd) if left.cost_usd is not None else None
+    return f"{left.tokens} tokens, {cost} USD"
 
 
 def _reason(chosen: Candidate | None, considered: list[ConsideredModel]) -> str:

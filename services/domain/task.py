@@ -361,7 +361,7 @@ def submit(state: TaskState | None, command: SubmitTask, ctx: Context
             priority=command.priority, payload=command.payload,
             workstream_id=command.workstream_id, submitted_at=ctx.now, cache_key=cache_key,
             source_task_id=cached.task_id, result=dict(cached.result or {}),
-            tokens_saved=cached.tokens, cost_saved_usd=round(cached.cost_usd, 12))
+            tokens_saved=cached.tokens, cost_saved_usd=cached.cost_usd)
     if not command.deferrable:  # a deferrable task waits for room instead (at claim time)
         run.require_room()
         _require_budget_room(run, facts.budget)

@@ -749,7 +749,7 @@ class CommandMethods(abc.ABC):
         recommendation_id: str | None = None,
         tier: str | None = None,
         models: Sequence[str] | None = None,
-        max_usd_per_mtok: float | None = None,
+        max_usd_per_mtok: Decimal | float | str | None = None,
         run_id: str | None = None,
         estimate_tokens: int = 0,
         command_id: str | None = None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal as D
 from typing import Any
 
 import pytest
@@ -126,7 +127,7 @@ def test_breaker_ids_fit_the_id_rule() -> None:
 # -- routing ----------------------------------------------------------------------
 
 def _price(inp: float, out: float, provider: str = "p1") -> Price:
-    return Price(provider, inp, out, NOW - HOUR)
+    return Price(provider, D(str(inp)), D(str(out)), NOW - HOUR)
 
 
 def _candidate(model: str, inp: float, out: float, *breakers: BreakerState | None,
@@ -144,17 +145,16 @@ def test_the_cheapest_healthy_model_is_chosen_with_its_fallback_chain() -> None:
     decision = _recommend([_candidate("big", 3, 15), _candidate("small", 0.1, 0.4)])
     assert (decision.model, decision.fallbacks) == ("small", ["fb-1"])
     assert [(c.model, c.chosen, c.estimate_cost_usd) for c in decision.considered] == [
-        ("small", True, 0.4), ("big", False, 15.0)]
+        ("small", True, D("0.4")), ("big", False, D(15))]
 
 
 def test_an_open_breaker_and_a_tight_budget_push_to_the_next_candidate() -> None:
     opened = _open_for(60)
-    run = RunState(run_id="r1", state="running", tokens=0, cost_usd=9.0,
-                   budget=None)
-    shared = BudgetState(budget_id="team", name="team", state="active", max_cost_usd=10.0,
-                         cost_usd=9.0)
+    run = RunState(run_id="r1", state="running", tokens=0, cost_usd=D(9), budget=None)
+    shared = BudgetState(budget_id="team", name="team", state="active", max_cost_usd=D(10),
+                         cost_usd=D(9))
     left = budget_left(run, shared)
-    assert (left.cost_usd, left.binding) == (1.0, "budget team max_cost_usd")
+    assert (left.cost_usd, left.binding) == (D(1), "budget team max_cost_usd")
     decision = _recommend([_candidate("cheap", 0.1, 0.2, opened),
                            _candidate("mid", 0.5, 0.9),
                            _candidate("dear", 2, 8)], left)
@@ -162,7 +162,7 @@ def test_an_open_breaker_and_a_tight_budget_push_to_the_next_candidate() -> None
     reasons = {c.model: c.reason for c in decision.considered}
     assert "breaker open until" in reasons["cheap"]
     assert "do not fit the budget left" in reasons["dear"]
-    assert decision.budget_left_usd == 1.0
+    assert decision.budget_left_usd == D(1)
 
 
 def test_a_half_open_breaker_with_its_probe_taken_is_not_healthy() -> None:
@@ -190,7 +190,8 @@ def test_candidates_are_the_list_the_tier_or_every_model() -> None:
 
 def test_model_configure_sets_the_chain_and_refuses_itself() -> None:
     state: ModelState = play("model", [
-        RegisterModel(model="m.a", provider="p", input_usd_per_mtok=1, output_usd_per_mtok=2),
+        RegisterModel(model="m.a", provider="p", input_usd_per_mtok=D(1),
+                      output_usd_per_mtok=D(2)),
         ConfigureModel(model="m.a", tier="small", fallbacks=["m.b", "m.b"],
                        failure_threshold=2)])
     assert (state.tier, state.fallbacks, state.failure_threshold) == ("small", ("m.b",), 2)
@@ -206,13 +207,13 @@ def test_model_configure_sets_the_chain_and_refuses_itself() -> None:
 def test_the_index_stores_a_keyed_result_with_its_cost_and_forgets_it_on_invalidation() -> None:
     index = ResultIndex()
     index.submitted("t1", "k:1")
-    index.used("t1", 100, 0.5)
+    index.used("t1", 100, D("0.5"))
     index.succeeded("t1", NOW, {"answer": 42})
-    index.used("t1", 10, 0.05)  # usage recorded after the success still counts
+    index.used("t1", 10, D("0.05"))  # usage recorded after the success still counts
     stored = index.lookup("k:1")
     assert stored is not None
     assert (stored.task_id, stored.tokens) == ("t1", 110)
-    assert stored.cost_usd == pytest.approx(0.55)
+    assert stored.cost_usd == D("0.55")
     assert index.invalidate(None, "k:", NOW - HOUR) == 0  # stored after that invalidation
     assert index.invalidate(None, "k:", NOW) == 1
     assert index.lookup("k:1") is None
@@ -244,11 +245,11 @@ def _submit_with(cached: CachedResult | None, run: RunState, at: Any = NOW, **fi
 
 
 def test_a_fresh_result_answers_a_submission_even_over_budget() -> None:
-    cached = CachedResult("k", "t1", NOW - timedelta(minutes=5), {"x": 1}, 500, 0.25)
+    cached = CachedResult("k", "t1", NOW - timedelta(minutes=5), {"x": 1}, 500, D("0.25"))
     event = _submit_with(cached, running_run(over_budget=True))
     assert isinstance(event, TaskSatisfiedFromCache)
     assert (event.source_task_id, event.result, event.tokens_saved, event.cost_saved_usd) == (
-        "t1", {"x": 1}, 500, 0.25)
+        "t1", {"x": 1}, 500, D("0.25"))
     assert fold("task", [event]).state == "succeeded"
 
 
@@ -266,7 +267,7 @@ def test_a_newer_result_replaces_the_older_under_its_key() -> None:
     for n in range(5):
         index.submitted(f"t{n}", "k")
         index.succeeded(f"t{n}", NOW + timedelta(seconds=n), {"n": n})
-    index.used("t0", 100, 1.0)  # the replaced result's late usage changes nothing
+    index.used("t0", 100, D(1))  # the replaced result's late usage changes nothing
     stored = index.lookup("k")
     assert stored is not None
     assert (stored.task_id, stored.result, stored.tokens) == ("t4", {"n": 4}, 0)
