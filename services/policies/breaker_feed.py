@@ -7,7 +7,8 @@ command's id derived from the usage's sequence and the breaker, so replicas raci
 the same usage, or a restart reading it again, record it once.
 
 - A success is sent only to a breaker with something to clear (failures, open,
-  half-open): on a healthy breaker it would change nothing.
+  half-open): on a healthy breaker it would change nothing. A failure is not sent to an
+  open breaker: the breaker would record nothing new (the call began before it opened).
 - Usage older than ``horizon_s`` (read again after a restart) is not fed: an old
   outcome says nothing about the provider's health now, and its command id may have
   left JetStream's duplicate window.
@@ -38,6 +39,7 @@ _TROUBLE = frozenset({"BreakerFailureRecorded", "BreakerOpened", "BreakerHalfOpe
                       "BreakerForcedOpen"})
 _CLEARED = frozenset({"BreakerSuccessRecorded", "BreakerClosed", "BreakerReset",
                       "BreakerForcedClosed"})
+_OPENED = frozenset({"BreakerOpened", "BreakerForcedOpen"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,7 @@ class BreakerFeedPolicy(Policy):
         self._due: deque[_Due] = deque()
         self._configure: deque[tuple[int, str, _Thresholds]] = deque()
         self._troubled: set[str] = set()
+        self._open: set[str] = set()
         self._thresholds: dict[str, _Thresholds] = {}
 
     def note(self, stored: StoredEvent) -> bool:
@@ -83,10 +86,15 @@ class BreakerFeedPolicy(Policy):
         return self._usage(stored)
 
     def _track(self, stored: StoredEvent) -> None:
+        breaker_id = stored.aggregate_id
         if stored.type in _TROUBLE:
-            self._troubled.add(stored.aggregate_id)
+            self._troubled.add(breaker_id)
         elif stored.type in _CLEARED:
-            self._troubled.discard(stored.aggregate_id)
+            self._troubled.discard(breaker_id)
+        if stored.type in _OPENED:
+            self._open.add(breaker_id)
+        elif stored.type in _CLEARED or stored.type == "BreakerHalfOpened":
+            self._open.discard(breaker_id)
 
     def _live(self, stored: StoredEvent) -> bool:
         return datetime.fromisoformat(stored.occurred_at) >= self._clock() - self._horizon
@@ -116,6 +124,8 @@ class BreakerFeedPolicy(Policy):
         for breaker_id, thresholds in targets:
             if outcome == "success" and breaker_id not in self._troubled:
                 continue  # nothing to clear: a success on a healthy breaker changes nothing
+            if outcome == "failure" and breaker_id in self._open:
+                continue  # an open breaker records nothing new
             error_class = str(data["outcome"]) if outcome == "failure" else None
             self._due.append(_Due(stored.seq, breaker_id, outcome, error_class, thresholds))
             queued = True
