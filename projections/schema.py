@@ -27,7 +27,7 @@ __all__ = [
     "write_info",
 ]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 STALE_HEARTBEAT_S = 30
 """A worker that is not offline or lost and has been silent this long shows in ``health``."""
 

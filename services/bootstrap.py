@@ -22,11 +22,13 @@ from .command_service import (
     document_command_handlers,
 )
 from .command_service.telemetry import Executor, MeasuredStore, SpanSteps, TracedCommands
+from .domain.recovery import DEFAULT_RECOVERY
 from .embedded_nats import EmbeddedNats
 from .instance_file import remove_instance_file, write_instance_file
 from .nats_broker import broker_options
 from .nats_connection import connect_nats, server_list
 from .policies import (
+    BreakerFeedPolicy,
     LeaseExpiryPolicy,
     Policy,
     ProgressPolicy,
@@ -113,7 +115,8 @@ def service_limits(settings: Settings) -> ServiceLimits:
     """The command service's tunables from the settings."""
     return ServiceLimits(max_command_bytes=settings.max_command_bytes,
                          occ_retries=settings.occ_retries, lease_ttl_s=settings.lease_ttl_s,
-                         max_running=settings.max_running)
+                         max_running=settings.max_running,
+                         recovery=DEFAULT_RECOVERY.overridden(settings.recovery))
 
 
 def build_policies(service: CommandService, settings: Settings) -> list[Policy]:
@@ -126,6 +129,7 @@ def build_policies(service: CommandService, settings: Settings) -> list[Policy]:
         WorkerDrainPolicy(service, board),
         TaskTimeoutPolicy(service, board),
         ProgressPolicy(service, board),
+        BreakerFeedPolicy(service),
     ]
     for policy in policies:
         service.observe_log(policy)

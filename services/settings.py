@@ -13,6 +13,8 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from events.catalog.task import ERROR_CLASSES, RecoveryStrategy
+
 from .errors import ConfigError
 
 __all__ = ["ENV_PREFIX", "Settings", "allowed_values", "load_settings"]
@@ -81,6 +83,11 @@ class Settings(BaseSettings):
     """DuckDB ``memory_limit`` of the read-model database (queries and projector share it)."""
     sql_temp_limit: str = Field(default="4GB", pattern=_DUCKDB_SIZE, description=_SIZE_WORDS)
     """DuckDB ``max_temp_directory_size``: disk a query may spill to, in ``<file>.tmp``."""
+    recovery: dict[str, dict[str, str | float]] = Field(
+        default_factory=dict, description='JSON such as {"rate_limit": {"strategy": "backoff", '
+        '"base_s": 2, "cap_s": 120}}: error class -> strategy (backoff, fallback, truncate, '
+        'fail_fast, escalate) and its base_s, factor, cap_s')
+    """Overrides of the recovery table, per error class (README, "Recovery strategies")."""
     http_addr: str = "127.0.0.1:8321"
     """``HOST:PORT`` of ``runlog up``'s probes, metrics and dashboard; ``off`` disables it."""
 
@@ -100,6 +107,22 @@ class Settings(BaseSettings):
         host, _, port = value.rpartition(":")
         if not host or not port.isdigit() or int(port) > 65535:
             raise ValueError("expected HOST:PORT (port 0 picks a free one) or off")
+        return value
+
+    @field_validator("recovery")
+    @classmethod
+    def _valid_recovery(cls, value: dict[str, dict[str, str | float]]
+                        ) -> dict[str, dict[str, str | float]]:
+        for error_class, fields in value.items():
+            if error_class not in ERROR_CLASSES:
+                raise ValueError(f"unknown error class {error_class}")
+            if set(fields) - {"strategy", "base_s", "factor", "cap_s"}:
+                raise ValueError(f"{error_class}: fields are strategy, base_s, factor, cap_s")
+            if fields.get("strategy", "backoff") not in typing.get_args(RecoveryStrategy):
+                raise ValueError(f"{error_class}: unknown strategy {fields['strategy']}")
+            if any(isinstance(fields.get(k, 0), str) or not 0 <= float(fields.get(k, 0)) <= 86400
+                   for k in ("base_s", "factor", "cap_s")):
+                raise ValueError(f"{error_class}: base_s, factor, cap_s are numbers in [0, 86400]")
         return value
 
     @property

@@ -4,11 +4,25 @@ from __future__ import annotations
 
 from events.base import DomainEvent
 
-from . import breaker, budget, gate, model, patch, queue, run, task, worker, workstream
+from . import (
+    breaker,
+    budget,
+    cache,
+    gate,
+    model,
+    patch,
+    queue,
+    routing,
+    run,
+    task,
+    worker,
+    workstream,
+)
 
 __all__ = ["EVENT_TYPES", "event_class"]
 
-_MODULES = (run, workstream, task, worker, breaker, patch, gate, model, budget, queue)
+_MODULES = (run, workstream, task, worker, breaker, patch, gate, model, budget, queue, routing,
+            cache)
 
 EVENT_TYPES: dict[str, type[DomainEvent]] = {
     cls.type_name(): cls

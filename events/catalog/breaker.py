@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from events.base import DomainEvent
+from events.base import DomainEvent, ShortText
 from events.ids import Id
 
 from .task import ErrorClass
@@ -16,6 +16,8 @@ __all__ = [
     "BreakerClosed",
     "BreakerConfigured",
     "BreakerFailureRecorded",
+    "BreakerForcedClosed",
+    "BreakerForcedOpen",
     "BreakerHalfOpened",
     "BreakerOpened",
     "BreakerReset",
@@ -68,3 +70,17 @@ class BreakerClosed(_BreakerEvent):
 
 class BreakerReset(_BreakerEvent):
     """An operator closed the breaker and cleared its failure count."""
+
+
+class BreakerForcedOpen(_BreakerEvent):
+    """An operator opened the breaker: calls are refused until ``until`` (None: until
+    ``breaker.force_close``); a later automatic open never shortens it."""
+
+    until: datetime | None = None
+    reason: ShortText = ""
+
+
+class BreakerForcedClosed(_BreakerEvent):
+    """An operator closed the breaker (forced open or not) and cleared its failure count."""
+
+    reason: ShortText = ""

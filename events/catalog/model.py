@@ -5,15 +5,26 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, ClassVar
 
-from pydantic import StringConstraints
+from pydantic import Field, StringConstraints
 
 from events.base import DomainEvent
 from events.money import MAX_USD_PER_MTOK, UsdPerMtok, register_money_upcaster
 from events.versions import registry
 
-__all__ = ["MAX_USD_PER_MTOK", "ModelName", "ModelPriceSet", "ModelRegistered", "UsdPerMtok"]
+__all__ = [
+    "MAX_USD_PER_MTOK",
+    "ModelConfigured",
+    "ModelName",
+    "ModelPriceSet",
+    "ModelRegistered",
+    "Tier",
+    "UsdPerMtok",
+]
 
 ModelName = Annotated[str, StringConstraints(min_length=1, max_length=128, strict=True)]
+Tier = Annotated[str, StringConstraints(min_length=1, max_length=64, strict=True,
+                                        pattern=r"^[A-Za-z0-9_-]+$")]
+"""A capability tier models are grouped by (``small``, ``frontier``, ...)."""
 
 
 class _ModelEvent(DomainEvent):
@@ -50,3 +61,16 @@ class ModelPriceSet(_ModelEvent):
 
 register_money_upcaster(registry, "ModelPriceSet", 1,
                         ("input_usd_per_mtok", "output_usd_per_mtok"))
+
+
+class ModelConfigured(_ModelEvent):
+    """The model's routing data: its tier, fallback chain and breaker thresholds.
+
+    ``fallbacks`` are tried in order when a call to the model fails with a ``fallback``
+    error class; ``failure_threshold`` and ``cooldown_s`` set its circuit breaker.
+    """
+
+    tier: Tier | None = None
+    fallbacks: list[ModelName] = Field(default_factory=list, max_length=16)
+    failure_threshold: int | None = Field(default=None, ge=1, le=10_000)
+    cooldown_s: float | None = Field(default=None, gt=0, le=86_400)

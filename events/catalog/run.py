@@ -50,6 +50,10 @@ class RunCreated(_RunEvent):
     """The shared budget (Budget aggregate) the run also draws on, if any."""
     max_concurrency: int | None = Field(default=None, ge=1)
     auto_end: bool = False
+    cache_results: bool = False
+    """Its tasks are keyed for the result cache by a hash of kind and payload."""
+    cache_ttl_s: float | None = Field(default=None, gt=0)
+    """How old a cached result its tasks accept (None: the default, one day)."""
 
 
 class RunConfigured(_RunEvent):

@@ -5,15 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import ClassVar, Literal, get_args
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from events.base import DomainEvent, JsonObject, Kind, Label, ShortText
 from events.ids import Id
+from events.money import Usd
+
+from .model import ModelName
 
 __all__ = [
     "ERROR_CLASSES",
     "ErrorClass",
+    "RecoveryStrategy",
     "ReportedErrorClass",
+    "RetryInstruction",
     "TaskBlocked",
     "TaskCancelled",
     "TaskDeferred",
@@ -26,6 +31,7 @@ __all__ = [
     "TaskRequeued",
     "TaskRequeuedByOperator",
     "TaskRetryScheduled",
+    "TaskSatisfiedFromCache",
     "TaskStarted",
     "TaskSubmitted",
     "TaskSucceeded",
@@ -55,6 +61,25 @@ ErrorClass = ReportedErrorClass | Literal["lease_expired"]
 """Every failure class; ``lease_expired`` is recorded by runlog itself when a lease lapses."""
 
 ERROR_CLASSES: tuple[str, ...] = (*get_args(ReportedErrorClass), "lease_expired")
+
+RecoveryStrategy = Literal["backoff", "fallback", "truncate", "fail_fast", "escalate"]
+"""What runlog does with a failed attempt, by its error class (services/domain/recovery.py).
+
+``backoff``: retry after a jittered exponential delay; ``fallback``: retry on the next
+model of the task's fallback chain; ``truncate``: retry with the ``truncate`` hint;
+``fail_fast``: fail at once; ``escalate``: fail at once and flag it for an operator.
+"""
+
+
+class RetryInstruction(BaseModel):
+    """What the next attempt of a retried task should do differently; its lease carries it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: ModelName | None = None
+    """The model to call (a fallback); None: the task's own model."""
+    truncate: bool = False
+    """Shorten the input before calling (after ``context_overflow``)."""
 
 
 class _TaskEvent(DomainEvent):
@@ -87,6 +112,10 @@ class TaskSubmitted(_TaskEvent):
     not_before: datetime | None = None
     deferrable: bool = False
     timeout_s: float | None = Field(default=None, gt=0)
+    model: ModelName | None = None
+    """The model the task calls first; a ``fallback`` retry moves along its chain."""
+    cache_key: Label | None = None
+    """Its result is cached under this key once it succeeds."""
 
     def chosen_state(self) -> str:
         """``queued``, or the hold it starts in."""
@@ -134,6 +163,8 @@ class TaskLeased(_TaskEvent):
     attempt: int = Field(ge=1)
     attempt_deadline: datetime | None = None
     """From the task's ``timeout_s``: past it, the attempt fails with ``timeout``."""
+    instruction: RetryInstruction | None = None
+    """What this attempt should do differently, decided when the previous one failed."""
 
 
 class TaskRequeued(_TaskEvent):
@@ -177,6 +208,10 @@ class TaskRetryScheduled(_TaskEvent):
     message: ShortText = ""
     retry_at: datetime
     lease_epoch: int | None = None
+    strategy: RecoveryStrategy | None = None
+    """The error class's recovery strategy that chose the retry."""
+    instruction: RetryInstruction | None = None
+    """What the next attempt should do differently (its lease carries it)."""
 
 
 class TaskFailed(_TaskEvent):
@@ -190,6 +225,29 @@ class TaskFailed(_TaskEvent):
     error_class: ErrorClass
     message: ShortText = ""
     lease_epoch: int | None = None
+    strategy: RecoveryStrategy | None = None
+    """``fail_fast``, ``escalate`` (an operator should look), or the retrying strategy
+    whose attempts ran out."""
+
+
+class TaskSatisfiedFromCache(_TaskEvent):
+    """A submitted task was answered from the result cache: it starts (and ends) succeeded.
+
+    ``source_task_id`` is the task that produced ``result``; ``tokens_saved`` and
+    ``cost_saved_usd`` are what that task's usage cost, not spent again.
+    """
+
+    run_id: Id
+    kind: Kind
+    priority: int = Field(ge=0, le=9)
+    payload: JsonObject = Field(default_factory=dict)
+    workstream_id: Id | None = None
+    submitted_at: datetime
+    cache_key: Label
+    source_task_id: Id
+    result: JsonObject | None = None
+    tokens_saved: int = Field(ge=0)
+    cost_saved_usd: Usd
 
 
 class TaskLeaseExpired(_TaskEvent):

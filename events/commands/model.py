@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar
 
-from pydantic import AfterValidator, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 
 from events.base import Command, Moment
-from events.catalog.model import ModelName, UsdPerMtok
+from events.catalog.model import ModelName, Tier, UsdPerMtok
 from events.ids import model_aggregate_id
 
-__all__ = ["EscapableModelName", "RegisterModel"]
+__all__ = ["ConfigureModel", "EscapableModelName", "RegisterModel"]
 
 
 def _escapable(name: str) -> str:
@@ -42,6 +42,27 @@ class RegisterModel(Command):
     """Price of input read from the prompt cache (absent: the input price)."""
     cache_write_usd_per_mtok: UsdPerMtok | None = None
     """Price of input written to the prompt cache (absent: the input price)."""
+
+    def target_id(self) -> str:
+        """Returns the model's aggregate id: its name, escaped to fit a subject."""
+        return model_aggregate_id(self.model)
+
+
+class ConfigureModel(Command):
+    """Set a registered model's tier, fallback chain and circuit-breaker thresholds.
+
+    Each field replaces what was set before; the same settings again write nothing.
+    """
+
+    aggregate: ClassVar[str] = "model"
+    id_field: ClassVar[str] = "model"
+    subject: ClassVar[str] = "model.configure"
+
+    model: EscapableModelName
+    tier: Tier | None = None
+    fallbacks: list[EscapableModelName] = Field(default_factory=list, max_length=16)
+    failure_threshold: int | None = Field(default=None, ge=1, le=10_000)
+    cooldown_s: float | None = Field(default=None, gt=0, le=86_400, allow_inf_nan=False)
 
     def target_id(self) -> str:
         """Returns the model's aggregate id: its name, escaped to fit a subject."""

@@ -37,6 +37,10 @@ class CreateRun(_RunCommand):
     """At most this many of the run's tasks leased at once (``run.configure`` changes it)."""
     auto_end: bool = False
     """End the run by itself once every workstream and task of it is done."""
+    cache_results: bool = False
+    """Key every task of the run by a hash of its kind and payload for the result cache."""
+    cache_ttl_s: float | None = Field(default=None, gt=0, le=366 * 86_400, allow_inf_nan=False)
+    """How old a cached result its tasks accept (default one day)."""
 
 
 class ConfigureRun(_RunCommand):

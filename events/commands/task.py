@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from events.base import Command, JsonObject, Kind, Label, Limit, Moment, ShortText
 from events.catalog.task import ReportedErrorClass
+from events.commands.model import EscapableModelName
 from events.ids import Id
 
 __all__ = [
@@ -56,6 +57,9 @@ class SubmitTask(_TaskCommand):
     key. ``resource``: at most one leased task per resource. ``not_before``: not claimed
     before then. ``deferrable``: waits while its run's budget is spent instead of being
     refused. ``timeout_s``: an attempt past it (from its lease) fails with ``timeout``.
+    ``model``: the model it calls first (a ``fallback`` retry moves along its chain).
+    ``cache_key``: answered from the result cache when a task with that key succeeded
+    within the run's cache TTL (a run with ``cache_results`` keys every task by default).
     """
 
     subject: ClassVar[str] = "task.submit"
@@ -73,6 +77,8 @@ class SubmitTask(_TaskCommand):
     not_before: Moment | None = None
     deferrable: bool = False
     timeout_s: TimeoutS | None = None
+    model: EscapableModelName | None = None
+    cache_key: Label | None = None
 
     @model_validator(mode="after")
     def _key_and_limit_together(self) -> Self:
@@ -114,11 +120,16 @@ class SucceedTask(_HolderCommand):
 
 
 class FailTask(_HolderCommand):
-    """The holder's attempt failed; transient classes retry while attempts remain."""
+    """The holder's attempt failed; its error class's recovery strategy decides what follows.
+
+    ``retry_after_s``: the provider's ``Retry-After`` (a ``rate_limit``): the retry waits
+    at least that long.
+    """
 
     subject: ClassVar[str] = "task.fail"
     error_class: ReportedErrorClass
     message: ShortText = ""
+    retry_after_s: float | None = Field(default=None, ge=0, le=86_400, allow_inf_nan=False)
 
 
 class CancelTask(_ExistingTask):

@@ -5,11 +5,13 @@ from __future__ import annotations
 from .base import Batch, ErrorSink, Projection, RejectedEvent, TableDoc
 from .breakers import breakers_projection
 from .budgets import budgets_projection
+from .cache_entries import CacheEntryProjection
 from .entity import EntityProjection, EntitySpec
 from .gates import gates_projection
 from .patches import patches_projection
 from .prices import ModelProjection
 from .queues import queues_projection
+from .routing import RoutingProjection
 from .runs import runs_projection
 from .tasks import TaskProjection
 from .transitions import TransitionProjection
@@ -43,5 +45,7 @@ def default_projections() -> list[Projection]:
         gates_projection(),
         queues_projection(),
         UsageProjection(),
+        RoutingProjection(),
+        CacheEntryProjection(),
         TransitionProjection(),
     ]

@@ -23,7 +23,23 @@ def _cleared(row: Mapping[str, Any], event: Event) -> Row:
 
 def _closed(row: Mapping[str, Any], event: Event) -> Row:
     return {"consecutive_failures": 0, "open_until": None, "probe_id": None,
-            "probe_deadline": None}
+            "probe_deadline": None, "is_forced": False}
+
+
+def _forced_open(row: Mapping[str, Any], event: Event) -> Row:
+    # Written even when null: forced open with no deadline lasts until force_close.
+    until = event.data.get("until")
+    return {"opens": row["opens"] + 1, "is_forced": True, "forced_reason": event.data.get(
+        "reason"), "open_until": ColType.TIME.convert(until) if until else None,
+        "probe_id": None, "probe_deadline": None}
+
+
+def _forced_closed(row: Mapping[str, Any], event: Event) -> Row:
+    return _closed(row, event) | {"forced_reason": event.data.get("reason")}
+
+
+def _half_opened(row: Mapping[str, Any], event: Event) -> Row:
+    return {"is_forced": False}
 
 
 BREAKERS = EntitySpec(
@@ -45,6 +61,9 @@ BREAKERS = EntitySpec(
         Col("probe_id", ColType.TEXT, doc="the one probe a half-open breaker lets through"),
         Col("probe_deadline", ColType.TIME, doc="until when that probe may call"),
         Col("closed_at", ColType.TIME, doc="when it last closed (or was reset)"),
+        Col("is_forced", ColType.BOOL, False, "forced open by an operator (breaker.force_open)"),
+        Col("forced_reason", ColType.TEXT, doc="the operator's reason for the last force_open "
+            "or force_close"),
     ),
     copy={
         "failure_threshold": "failure_threshold", "cooldown_s": "cooldown_s",
@@ -56,12 +75,17 @@ BREAKERS = EntitySpec(
         "BreakerHalfOpened": "half_opened_at",
         "BreakerClosed": "closed_at",
         "BreakerReset": "closed_at",
+        "BreakerForcedOpen": "opened_at",
+        "BreakerForcedClosed": "closed_at",
     },
     hooks={
         "BreakerOpened": _opened,
         "BreakerSuccessRecorded": _cleared,
         "BreakerClosed": _closed,
         "BreakerReset": _closed,
+        "BreakerForcedOpen": _forced_open,
+        "BreakerForcedClosed": _forced_closed,
+        "BreakerHalfOpened": _half_opened,
     },
 )
 

@@ -39,6 +39,16 @@ def _revoked(row: Mapping[str, Any], event: Event) -> Row:
     return {} if voided is None else _expired(row, event)
 
 
+def _retry(row: Mapping[str, Any], event: Event) -> Row:
+    instruction = event.data.get("instruction")
+    return _revoked(row, event) | {"instruction": ColType.JSON.convert(instruction)
+                                   if instruction is not None else None}
+
+
+def _failed(row: Mapping[str, Any], event: Event) -> Row:
+    return _revoked(row, event) | {"is_escalated": event.data.get("strategy") == "escalate"}
+
+
 TASKS = EntitySpec(
     name="tasks",
     aggregate="task",
@@ -77,6 +87,15 @@ TASKS = EntitySpec(
         Col("requeued_at", ColType.TIME, doc="when an operator last sent it back to the queue"),
         Col("payload", ColType.JSON, doc="its input"),
         Col("result", ColType.JSON, doc="its result"),
+        Col("model", ColType.TEXT, doc="the model it calls first (task.submit model)"),
+        Col("strategy", ColType.TEXT, doc="the recovery strategy of its latest failure: "
+            "backoff, fallback, truncate, fail_fast or escalate"),
+        Col("instruction", ColType.JSON, doc="what its next attempt does differently "
+            "(model, truncate), from that strategy"),
+        Col("is_escalated", ColType.BOOL, False, "it failed with the escalate strategy: an "
+            "operator should look"),
+        Col("cache_key", ColType.TEXT, doc="its result cache key, if any"),
+        Col("from_cache_of", ColType.TEXT, doc="the task whose cached result answered it"),
     ),
     copy={
         "run_id": "run_id", "kind": "kind", "priority": "priority", "resource": "resource",
@@ -88,7 +107,8 @@ TASKS = EntitySpec(
         "reason": "reason", "result": "result", "concurrency_key": "concurrency_key",
         "max_concurrency": "max_concurrency", "not_before": "not_before",
         "deferrable": "is_deferrable", "timeout_s": "timeout_s",
-        "attempt_deadline": "attempt_deadline",
+        "attempt_deadline": "attempt_deadline", "model": "model", "strategy": "strategy",
+        "cache_key": "cache_key", "source_task_id": "from_cache_of",
     },
     stamps={
         "TaskLeased": "leased_at",
@@ -97,8 +117,9 @@ TASKS = EntitySpec(
         "TaskFailed": "ended_at",
         "TaskCancelled": "ended_at",
         "TaskRequeuedByOperator": "requeued_at",
+        "TaskSatisfiedFromCache": "ended_at",
     },
-    hooks={"TaskLeaseExpired": _expired, "TaskRetryScheduled": _revoked, "TaskFailed": _revoked,
+    hooks={"TaskLeaseExpired": _expired, "TaskRetryScheduled": _retry, "TaskFailed": _failed,
            "TaskLeased": _new_attempt, "TaskRequeuedByOperator": _requeued},
 )
 

@@ -72,7 +72,7 @@ NOUNS = (
                    "tasks WHERE worker_id = {id} AND state IN ('leased', 'running')"),)),
     Noun("breaker", "breakers", "breaker_id",
          "breaker_id, state, consecutive_failures, failure_threshold, opens, open_until, "
-         "last_error_class", "breaker_id"),
+         "last_error_class, is_forced", "breaker_id"),
     Noun("budget", "budgets", "budget_id",
          "budget_id, name, state, spent_tokens, max_tokens, round(spent_cost_usd, 6) AS "
          "spent_cost_usd, max_cost_usd, round(100 * greatest(spent_tokens / nullif(max_tokens, 0),"

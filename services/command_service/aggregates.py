@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 from events.codec import EventCodec, StoredEvent
 from events.money import parse_usd
 from services.domain.charges import SpendBoard
 from services.domain.gate import GateState
+from services.domain.model import ModelState
 from services.domain.queue import QueueState
 from services.domain.registry import (
     BREAKER,
     BUDGET,
+    CACHE,
     GATE,
     MODEL,
     PATCH,
     QUEUE,
+    ROUTING,
     RUN,
     WORKER,
     WORKSTREAM,
 )
+from services.domain.result_cache import ResultIndex
+from services.domain.routing import ModelCatalog
 from services.domain.run import RunState
 from services.store import EventStore
 
@@ -69,6 +75,12 @@ class Repositories:
         self.models = Repository(MODEL, store, codec, max_entries, max_bytes)
         self.budgets = Repository(BUDGET, store, codec, max_entries, max_bytes)
         self.queues = Repository(QUEUE, store, codec, max_entries, max_bytes)
+        self.routing = Repository(ROUTING, store, codec, max_entries, max_bytes)
+        self.cache = Repository(CACHE, store, codec, max_entries, max_bytes)
+        self.results = ResultIndex()
+        """The newest succeeded result per cache key, folded from the log."""
+        self.catalog = ModelCatalog()
+        """Every registered model and its tier, for routing."""
         self.spend = SpendBoard()
         """What each shared budget has been charged, folded from usage on the log."""
         self.limits = ClaimLimits(max_running)
@@ -81,7 +93,7 @@ class Repositories:
             "run": self.runs, "workstream": self.workstreams, "task": self.tasks,
             "worker": self.workers, "breaker": self.breakers, "patch": self.patches,
             "gate": self.gates, "model": self.models, "budget": self.budgets,
-            "queue": self.queues,
+            "queue": self.queues, "routing": self.routing, "cache": self.cache,
         }
 
     def _watch_own_writes(self) -> None:
@@ -100,9 +112,14 @@ class Repositories:
             if loaded.state is not None and loaded.state.patch_id is not None:
                 self.gates_of.add(loaded.state.patch_id, loaded.aggregate_id)
 
+        def model_changed(loaded: Loaded[ModelState]) -> None:
+            if loaded.state is not None:
+                self.catalog.configured(loaded.state.model, loaded.state.tier)
+
         self.runs.on_change = run_changed
         self.queues.on_change = queue_changed
         self.gates.on_change = gate_changed
+        self.models.on_change = model_changed
 
     def partitioned(self, name: str) -> PartitionIndex:
         """The index of a partition of the log (``task``)."""
@@ -143,6 +160,33 @@ class Repositories:
             # follower's position. (Older logs charged with BudgetCharged, which the
             # budget aggregate folds itself, and left budget_id off the usage.)
             self._charge(stored)
+        self._index_results(stored)
+        if stored.type == "ModelRegistered":
+            self.catalog.registered(str(stored.data["model"]))
+        elif stored.type == "ModelConfigured":
+            tier = stored.data.get("tier")
+            self.catalog.configured(str(stored.data["model"]),
+                                    tier if isinstance(tier, str) else None)
+
+    def _index_results(self, stored: StoredEvent) -> None:
+        """Keeps the result cache's index current (keyed tasks, their usage, invalidations)."""
+        data, kind = stored.data, stored.type
+        if kind == "TaskSubmitted" and isinstance(data.get("cache_key"), str):
+            self.results.submitted(stored.aggregate_id, data["cache_key"])
+        elif kind == "UsageRecorded" and isinstance(data.get("task_id"), str):
+            self.results.used(data["task_id"], int(data["tokens_in"]) + int(data["tokens_out"]),
+                              parse_usd(data["cost_usd"]))
+        elif kind == "TaskSucceeded":
+            result = data.get("result")
+            self.results.succeeded(stored.aggregate_id, datetime.fromisoformat(
+                stored.occurred_at), result if isinstance(result, dict) else None)
+        elif kind in ("TaskFailed", "TaskCancelled"):
+            self.results.ended(stored.aggregate_id)
+        elif kind == "CacheInvalidated":
+            key, prefix = data.get("cache_key"), data.get("prefix")
+            self.results.invalidate(key if isinstance(key, str) else None,
+                                    prefix if isinstance(prefix, str) else None,
+                                    datetime.fromisoformat(stored.occurred_at))
 
     def _charge(self, stored: StoredEvent) -> None:
         budget_id = stored.data.get("budget_id")

@@ -25,6 +25,7 @@ from events.base import Command
 from events.codec import CODEC, EventCodec
 from events.errors import ErrorCode
 from services.domain import DomainError
+from services.domain.recovery import DEFAULT_RECOVERY, RecoveryTable
 from services.errors import ConcurrencyConflict, StoreUnavailable
 from services.follower import LogFollower, Observer
 from services.store import EventStore
@@ -55,8 +56,11 @@ class ServiceLimits:
 
     def __init__(self, max_command_bytes: int = 64 * 1024, occ_retries: int = 30,
                  occ_deadline_s: float = 5.0, lease_ttl_s: float = 30.0,
-                 catch_up_timeout_s: float = 5.0, max_running: int | None = None) -> None:
+                 catch_up_timeout_s: float = 5.0, max_running: int | None = None,
+                 recovery: RecoveryTable = DEFAULT_RECOVERY) -> None:
         self.max_running = max_running
+        self.recovery = recovery
+        """Error class -> recovery strategy (``RUNLOG_RECOVERY`` overrides)."""
         self.max_command_bytes = max_command_bytes
         self.occ_retries = occ_retries
         self.occ_deadline_s = occ_deadline_s
@@ -186,8 +190,7 @@ class CommandService:
         attempts = rereads = 0
         while True:
             attempts += 1
-            uow = UnitOfWork(self.repos, self.store, self.codec, self.clock(),
-                             self.limits.lease_ttl_s)
+            uow = self._unit_of_work()
             try:
                 reply = await self._attempt(route, command, trace, uow, rereads < _REREADS)
             except ConcurrencyConflict as conflict:
@@ -227,6 +230,10 @@ class CommandService:
             return await self._answer_duplicate(route, command, committed.result.last_seq)
         return Decided(outcome, committed)
 
+    def _unit_of_work(self) -> UnitOfWork:
+        return UnitOfWork(self.repos, self.store, self.codec, self.clock(),
+                          self.limits.lease_ttl_s, self.limits.recovery)
+
     async def _recognise(self, route: Route[C], uow: UnitOfWork, command: C
                          ) -> Recognised | None:
         command_id = command.command_id or ""
@@ -265,8 +272,7 @@ class CommandService:
             await self.follower.reached(landed_seq, self.limits.catch_up_timeout_s)
         except TimeoutError:
             raise StoreUnavailable("the log follower is behind a retried command") from None
-        uow = UnitOfWork(self.repos, self.store, self.codec, self.clock(),
-                         self.limits.lease_ttl_s)
+        uow = self._unit_of_work()
         recognised = await self._recognise(route, uow, command)
         if recognised is None:
             # JetStream dedupes message ids across the whole stream: this id already

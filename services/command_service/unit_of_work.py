@@ -18,6 +18,7 @@ from events import event_msg_id, new_id
 from events.base import DomainEvent
 from events.codec import EventCodec, EventHead
 from services.domain.context import NO_FACTS, Context, Facts, Price
+from services.domain.recovery import DEFAULT_RECOVERY, RecoveryTable
 from services.store import AppendResult, EventStore, Expectation, OutgoingMessage
 
 from .aggregates import Repositories
@@ -146,8 +147,10 @@ class UnitOfWork:
     """The reads and staged writes of one decision, at one instant."""
 
     def __init__(self, repos: Repositories, store: EventStore, codec: EventCodec,
-                 now: datetime, lease_ttl_s: float = 30.0) -> None:
+                 now: datetime, lease_ttl_s: float = 30.0,
+                 recovery: RecoveryTable = DEFAULT_RECOVERY) -> None:
         self.repos = repos
+        self.recovery = recovery
         self.store = store
         self.codec = codec
         self.now = now
@@ -158,7 +161,8 @@ class UnitOfWork:
 
     def context(self, facts: Facts | None = None, price: Price | None = None) -> Context:
         """The decision context at this unit's instant, with ``facts`` and ``price``."""
-        return Context(now=self.now, price=price, facts=facts or NO_FACTS)
+        return Context(now=self.now, price=price, facts=facts or NO_FACTS,
+                       recovery=self.recovery)
 
     async def get(self, repo: Repository[S], aggregate_id: str) -> Loaded[S]:
         """Loads an aggregate and remembers it was read."""

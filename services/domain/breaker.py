@@ -4,6 +4,10 @@ Its state lives in the log, not in a process: every replica sees the same breake
 and after the cooldown exactly one caller gets the half-open probe, because
 concurrent ``BreakerHalfOpened`` appends race on the breaker's optimistic
 concurrency check and the losers, deciding again, find it ``half_open``.
+
+Operators force a breaker open (``breaker.force_open``, for a while or until
+``breaker.force_close``). An open breaker's deadline only ever moves later: a new open
+keeps the later of the old deadline and its own.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from events.catalog.breaker import (
     BreakerClosed,
     BreakerConfigured,
     BreakerFailureRecorded,
+    BreakerForcedClosed,
+    BreakerForcedOpen,
     BreakerHalfOpened,
     BreakerOpened,
     BreakerReset,
@@ -24,6 +30,8 @@ from events.catalog.breaker import (
 from events.commands.breaker import (
     AcquireBreaker,
     ConfigureBreaker,
+    ForceCloseBreaker,
+    ForceOpenBreaker,
     RecordBreakerOutcome,
     ResetBreaker,
 )
@@ -40,6 +48,8 @@ __all__ = [
     "acquire_allowed",
     "decide",
     "evolve",
+    "health",
+    "later",
 ]
 
 DEFAULT_FAILURE_THRESHOLD = 5
@@ -63,6 +73,9 @@ TABLE = TransitionTable(
         ("half_open", "BreakerHalfOpened"): "half_open",
         ("half_open", "BreakerClosed"): "closed",
         **{(s, "BreakerReset"): "closed" for s in _STATES},
+        (None, "BreakerForcedOpen"): "open",
+        **{(s, "BreakerForcedOpen"): "open" for s in _STATES},
+        **{(s, "BreakerForcedClosed"): "closed" for s in _STATES},
     },
 )
 
@@ -79,6 +92,31 @@ class BreakerState:
     open_until: datetime | None = None
     probe_id: str | None = None
     probe_deadline: datetime | None = None
+    forced: bool = False
+    """Forced open by an operator; with no ``open_until`` it stays open until forced closed."""
+
+
+def later(old: datetime | None, new: datetime | None, forced_forever: bool = False
+          ) -> datetime | None:
+    """The later of two open deadlines; None (open until forced closed) is the latest."""
+    if forced_forever or new is None:
+        return None
+    return new if old is None else max(old, new)
+
+
+def health(state: BreakerState | None, now: datetime) -> tuple[bool, str]:
+    """Whether a call may go now (closed, or a probe is free) and why, for routing."""
+    if state is None or state.state == "closed":
+        return True, "breaker closed"
+    if state.state == "open":
+        if state.open_until is None:
+            return False, "breaker forced open"
+        if state.open_until <= now:
+            return True, "breaker open past its cooldown: the probe is free"
+        return False, f"breaker open until {state.open_until.isoformat()}"
+    if state.probe_deadline is None or state.probe_deadline <= now:
+        return True, "breaker half-open: the probe is free"
+    return False, f"breaker half-open: a probe runs until {state.probe_deadline.isoformat()}"
 
 
 def acquire_allowed(
@@ -107,10 +145,14 @@ def decide(state: BreakerState | None, command: Command, ctx: Context) -> list[D
         return _record(state, command, ctx)
     if isinstance(command, AcquireBreaker):
         return [] if state is None else _acquire(state, command, ctx)
+    if isinstance(command, ForceOpenBreaker):
+        return [_force_open(state, command, ctx)]
     if state is None:
         raise DomainError(ErrorCode.NOT_FOUND, f"breaker {command.target_id()} does not exist")
     if isinstance(command, ResetBreaker):
         return [BreakerReset(breaker_id=state.breaker_id)]
+    if isinstance(command, ForceCloseBreaker):
+        return [BreakerForcedClosed(breaker_id=state.breaker_id, reason=command.reason)]
     raise TypeError(f"not a breaker command: {type(command).__name__}")
 
 
@@ -129,9 +171,10 @@ def _record(
 ) -> list[DomainEvent]:
     created: list[DomainEvent] = []
     if state is None:
-        created = [BreakerConfigured(breaker_id=command.breaker_id,
-                                     failure_threshold=DEFAULT_FAILURE_THRESHOLD,
-                                     cooldown_s=DEFAULT_COOLDOWN_S)]
+        created = [BreakerConfigured(
+            breaker_id=command.breaker_id,
+            failure_threshold=command.failure_threshold or DEFAULT_FAILURE_THRESHOLD,
+            cooldown_s=command.cooldown_s or DEFAULT_COOLDOWN_S)]
         state = evolve(None, created[0])
     if command.outcome == "success":
         return [*created, *_success(state)]
@@ -157,9 +200,21 @@ def _failure(
         return [BreakerFailureRecorded(breaker_id=state.breaker_id,
                                        consecutive_failures=failures,
                                        error_class=command.error_class)]
-    until = ctx.now + timedelta(seconds=state.cooldown_s)
+    until = later(state.open_until, ctx.now + timedelta(seconds=state.cooldown_s))
+    if until is None:
+        return []  # forced open until an operator closes it: nothing to add
     return [BreakerOpened(breaker_id=state.breaker_id, until=until,
                           consecutive_failures=failures, error_class=command.error_class)]
+
+
+def _force_open(state: BreakerState | None, command: ForceOpenBreaker, ctx: Context
+                ) -> BreakerForcedOpen:
+    new = ctx.now + timedelta(seconds=command.open_for_s) if command.open_for_s else None
+    old = state.open_until if state is not None and state.state == "open" else None
+    forever = state is not None and state.state == "open" and state.forced \
+        and state.open_until is None
+    return BreakerForcedOpen(breaker_id=command.breaker_id, reason=command.reason,
+                             until=later(old, new, forever))
 
 
 def _acquire(state: BreakerState, command: AcquireBreaker, ctx: Context) -> list[DomainEvent]:
@@ -175,6 +230,9 @@ def evolve(state: BreakerState | None, event: DomainEvent) -> BreakerState:
     """Returns the breaker's state after ``event`` (which must fit the table)."""
     target = TABLE.next_state(state.state if state else None, event.type_name())
     if state is None:
+        if isinstance(event, BreakerForcedOpen):
+            return BreakerState(breaker_id=event.breaker_id, state=target,
+                                open_until=event.until, forced=True)
         if not isinstance(event, BreakerConfigured):
             raise InvalidHistory(f"breaker: {event.type_name()} before BreakerConfigured")
         return BreakerState(breaker_id=event.breaker_id, state=target,
@@ -194,9 +252,13 @@ def _changed(state: BreakerState, event: DomainEvent) -> BreakerState:
         case BreakerOpened():
             return replace(state, consecutive_failures=event.consecutive_failures,
                            open_until=event.until, probe_id=None, probe_deadline=None)
+        case BreakerForcedOpen():
+            return replace(state, open_until=event.until, probe_id=None, probe_deadline=None,
+                           forced=True)
         case BreakerHalfOpened():
-            return replace(state, probe_id=event.probe_id, probe_deadline=event.probe_deadline)
-        case BreakerSuccessRecorded() | BreakerClosed() | BreakerReset():
+            return replace(state, probe_id=event.probe_id, probe_deadline=event.probe_deadline,
+                           forced=False)
+        case BreakerSuccessRecorded() | BreakerClosed() | BreakerReset() | BreakerForcedClosed():
             return replace(state, consecutive_failures=0, open_until=None, probe_id=None,
-                           probe_deadline=None)
+                           probe_deadline=None, forced=False)
     return state

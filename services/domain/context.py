@@ -9,9 +9,13 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+from .recovery import DEFAULT_RECOVERY, RecoveryTable
+
 if TYPE_CHECKING:
     from .budget import BudgetState
     from .gate import GateState
+    from .result_cache import CachedResult
+    from .routing import RoutingFacts
     from .run import RunState
     from .task import TaskState
     from .workstream import WorkstreamState
@@ -71,6 +75,12 @@ class Facts:
     """The tasks a worker holds now: its live leases (worker.drain, deregister, mark_lost)."""
     gates: Mapping[str, GateState | None] = field(default_factory=lambda: _EMPTY)
     """The test gates of a patch, by id (patch.commit)."""
+    fallbacks: tuple[str, ...] = ()
+    """The fallback chain of a failing task's model (task.fail and the other attempt ends)."""
+    cached: CachedResult | None = None
+    """The result stored under a submitted task's cache key (task.submit)."""
+    routing: RoutingFacts | None = None
+    """The candidate models and the budget left (model.recommend)."""
 
 
 NO_FACTS = Facts()
@@ -84,3 +94,5 @@ class Context:
     price: Price | None = None
     """For ``usage.record``: the price in effect at ``now`` for the command's model."""
     facts: Facts = NO_FACTS
+    recovery: RecoveryTable = DEFAULT_RECOVERY
+    """Error class -> recovery strategy (configurable, ``RUNLOG_RECOVERY``)."""

@@ -1,4 +1,5 @@
-"""The Model state machine: a model's price history, each price with its effective date.
+"""The Model state machine: a model's price history, each price with its effective date,
+and its routing data (tier, fallback chain, breaker thresholds; ``model.configure``).
 
 Usage is priced at the price in effect when it happened (``price_at``), and the
 price and cost are frozen into ``UsageRecorded``: a later price never re-prices
@@ -13,11 +14,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from events.base import Command, DomainEvent
-from events.catalog.model import ModelPriceSet, ModelRegistered
-from events.commands.model import RegisterModel
+from events.catalog.model import ModelConfigured, ModelPriceSet, ModelRegistered
+from events.commands.model import ConfigureModel, RegisterModel
+from events.errors import ErrorCode
 
 from .context import Context, Price
-from .machine import InvalidHistory, TransitionTable
+from .machine import DomainError, InvalidHistory, TransitionTable
 
 __all__ = ["TABLE", "ModelState", "decide", "evolve", "price_at"]
 
@@ -27,6 +29,7 @@ TABLE = TransitionTable(
     edges={
         (None, "ModelRegistered"): "active",
         ("active", "ModelPriceSet"): "active",
+        ("active", "ModelConfigured"): "active",
     },
 )
 
@@ -39,6 +42,11 @@ class ModelState:
     provider: str
     state: str
     prices: tuple[Price, ...] = ()
+    tier: str | None = None
+    fallbacks: tuple[str, ...] = ()
+    """Models to fall back to, in order, when a call to this one fails."""
+    failure_threshold: int | None = None
+    cooldown_s: float | None = None
 
 
 def price_at(state: ModelState | None, when: datetime) -> Price | None:
@@ -50,7 +58,10 @@ def price_at(state: ModelState | None, when: datetime) -> Price | None:
 
 
 def decide(state: ModelState | None, command: Command, ctx: Context) -> list[DomainEvent]:
-    """Returns the events of ``model.register``: nothing when that exact price is known."""
+    """Returns the events of ``model.register`` (nothing when that exact price is known)
+    or ``model.configure`` (nothing when nothing changes)."""
+    if isinstance(command, ConfigureModel):
+        return _configure(state, command)
     if not isinstance(command, RegisterModel):
         raise TypeError(f"not a model command: {type(command).__name__}")
     price = ModelPriceSet(
@@ -66,6 +77,23 @@ def decide(state: ModelState | None, command: Command, ctx: Context) -> list[Dom
     return [] if _as_price(price) in state.prices else [price]
 
 
+def _configure(state: ModelState | None, command: ConfigureModel) -> list[DomainEvent]:
+    if state is None:
+        raise DomainError(ErrorCode.NOT_FOUND, f"model {command.model} is not registered; "
+                          "register its price with model.register first",
+                          {"model": command.model})
+    if command.model in command.fallbacks:
+        raise DomainError(ErrorCode.VALIDATION_FAILED,
+                          f"model {command.model} cannot fall back to itself")
+    fallbacks = list(dict.fromkeys(command.fallbacks))
+    wanted = (command.tier, tuple(fallbacks), command.failure_threshold, command.cooldown_s)
+    if wanted == (state.tier, state.fallbacks, state.failure_threshold, state.cooldown_s):
+        return []
+    return [ModelConfigured(model=command.model, tier=command.tier, fallbacks=fallbacks,
+                            failure_threshold=command.failure_threshold,
+                            cooldown_s=command.cooldown_s)]
+
+
 def _as_price(event: ModelPriceSet) -> Price:
     return Price(provider=event.provider, input_usd_per_mtok=event.input_usd_per_mtok,
                  output_usd_per_mtok=event.output_usd_per_mtok,
@@ -79,6 +107,9 @@ def evolve(state: ModelState | None, event: DomainEvent) -> ModelState:
     target = TABLE.next_state(state.state if state else None, event.type_name())
     if isinstance(event, ModelRegistered):
         return ModelState(model=event.model, provider=event.provider, state=target)
+    if state is not None and isinstance(event, ModelConfigured):
+        return replace(state, tier=event.tier, fallbacks=tuple(event.fallbacks),
+                       failure_threshold=event.failure_threshold, cooldown_s=event.cooldown_s)
     if state is None or not isinstance(event, ModelPriceSet):
         raise InvalidHistory(f"model: {event.type_name()} does not follow its history")
     # A price with an effective date already listed corrects that entry.

@@ -8,15 +8,30 @@ from typing import Any, Generic, TypeVar
 
 from events.base import Command, DomainEvent
 
-from . import breaker, budget, gate, model, patch, queue, run, task, worker, workstream
+from . import (
+    breaker,
+    budget,
+    cache,
+    gate,
+    model,
+    patch,
+    queue,
+    routing,
+    run,
+    task,
+    worker,
+    workstream,
+)
 from .breaker import BreakerState
 from .budget import BudgetState
+from .cache import CacheState
 from .context import Context
 from .gate import GateState
 from .machine import TransitionTable
 from .model import ModelState
 from .patch import PatchState
 from .queue import QueueState
+from .routing import RoutingState
 from .run import RunState
 from .task import TaskState
 from .worker import WorkerState
@@ -25,11 +40,13 @@ from .workstream import WorkstreamState
 __all__ = [
     "BREAKER",
     "BUDGET",
+    "CACHE",
     "GATE",
     "MACHINES",
     "MODEL",
     "PATCH",
     "QUEUE",
+    "ROUTING",
     "RUN",
     "TASK",
     "WORKER",
@@ -64,9 +81,11 @@ GATE = Machine[GateState](gate.TABLE, gate.decide, gate.evolve)
 MODEL = Machine[ModelState](model.TABLE, model.decide, model.evolve)
 BUDGET = Machine[BudgetState](budget.TABLE, budget.decide, budget.evolve)
 QUEUE = Machine[QueueState](queue.TABLE, queue.decide, queue.evolve)
+ROUTING = Machine[RoutingState](routing.TABLE, routing.decide, routing.evolve)
+CACHE = Machine[CacheState](cache.TABLE, cache.decide, cache.evolve)
 
 MACHINES: dict[str, Machine[Any]] = {
     m.name: m for m in (RUN, WORKSTREAM, TASK, WORKER, BREAKER, PATCH, GATE, MODEL, BUDGET,
-                        QUEUE)
+                        QUEUE, ROUTING, CACHE)
 }
 """Every machine by aggregate name, for generated documentation and whole-domain tests."""

@@ -72,6 +72,9 @@ class RunState:
     """At most this many of its tasks leased at once."""
     auto_end: bool = False
     """Whether the run ends by itself once all its workstreams and tasks are done."""
+    cache_results: bool = False
+    """Whether its tasks are keyed for the result cache by default."""
+    cache_ttl_s: float | None = None
 
     def require_room(self) -> None:
         """Refuses new work for a run whose budget is spent."""
@@ -103,7 +106,8 @@ def _create(state: RunState | None, command: CreateRun) -> list[DomainEvent]:
         raise ValueError("the service assigns a run_id before deciding")
     return [RunCreated(run_id=command.run_id, name=command.name, labels=command.labels,
                        budget=command.budget, budget_id=command.budget_id,
-                       max_concurrency=command.max_concurrency, auto_end=command.auto_end)]
+                       max_concurrency=command.max_concurrency, auto_end=command.auto_end,
+                       cache_results=command.cache_results, cache_ttl_s=command.cache_ttl_s)]
 
 
 def _simple_transition(state: RunState, command: Command) -> DomainEvent:
@@ -168,7 +172,8 @@ def evolve(state: RunState | None, event: DomainEvent) -> RunState:
     if isinstance(event, RunCreated):
         return RunState(run_id=event.run_id, state=target, budget=event.budget,
                         budget_id=event.budget_id, max_concurrency=event.max_concurrency,
-                        auto_end=event.auto_end)
+                        auto_end=event.auto_end, cache_results=event.cache_results,
+                        cache_ttl_s=event.cache_ttl_s)
     if state is None:
         raise InvalidHistory(f"run: {event.type_name()} before RunCreated")
     if isinstance(event, UsageRecorded):

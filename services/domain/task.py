@@ -13,7 +13,6 @@ is not an event of its own, since a worker's held tasks are its live leases.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -22,6 +21,7 @@ from typing import Literal
 from events.base import Command, DomainEvent
 from events.catalog.task import (
     ErrorClass,
+    RetryInstruction,
     TaskBlocked,
     TaskCancelled,
     TaskFailed,
@@ -33,6 +33,7 @@ from events.catalog.task import (
     TaskRequeued,
     TaskRequeuedByOperator,
     TaskRetryScheduled,
+    TaskSatisfiedFromCache,
     TaskStarted,
     TaskSubmitted,
     TaskSucceeded,
@@ -60,6 +61,8 @@ from .budget import BudgetState
 from .checks import action_of, require_dependencies_done, require_run
 from .context import Context
 from .machine import DomainError, InvalidHistory, TransitionTable
+from .recovery import DEFAULT_RECOVERY, Strategy, jittered_backoff_s, plan_recovery
+from .result_cache import cache_key_of, is_fresh
 from .run import RunState
 from .workstream import WorkstreamState
 
@@ -82,11 +85,12 @@ __all__ = [
     "time_out",
 ]
 
-RETRYABLE = frozenset({"rate_limit", "timeout", "server_error", "network", "lease_expired"})
-"""Error classes worth another attempt: the same input may well succeed later.
+RETRYABLE = frozenset(c for c, strategy in DEFAULT_RECOVERY.rows() if strategy.retries)
+"""Error classes the default recovery table retries (services/domain/recovery.py).
 
-Every other class (``context_overflow``, ``invalid_request``, ``auth``, ...) fails the
-task at once, since retrying identical input would fail identically.
+``invalid_request``, ``auth``, ``content_filter``, ... fail the task at once, since
+retrying identical input would fail identically; ``context_overflow`` retries with the
+``truncate`` hint.
 """
 
 BACKOFF_BASE_S = 1.0
@@ -103,6 +107,8 @@ TABLE = TransitionTable(
     states=("pending", "queued", "blocked", "leased", "running", "retry_wait", *_ENDED),
     edges={
         (None, "TaskSubmitted"): ("queued", "blocked", "pending"),
+        # A submission the result cache answers: no worker runs it.
+        (None, "TaskSatisfiedFromCache"): "succeeded",
         ("queued", "TaskDeferred"): "pending",
         ("pending", "TaskQueued"): "queued",
         ("pending", "TaskBlocked"): "blocked",
@@ -163,6 +169,11 @@ class TaskState:
     timeout_s: float | None = None
     attempt_deadline: datetime | None = None
     """When the current attempt times out (from ``timeout_s`` and its lease)."""
+    model: str | None = None
+    """The model the task calls first; ``instruction.model`` once it fell back."""
+    cache_key: str | None = None
+    instruction: RetryInstruction | None = None
+    """What the next attempt should do differently (from the last failure's strategy)."""
 
     @property
     def held(self) -> bool:
@@ -185,10 +196,10 @@ def backoff_s(task_id: str, attempt: int) -> float:
     together (a provider's rate limit), and deriving it from a hash instead of a
     random source keeps ``decide`` pure: replaying a command decides the same delay.
     """
-    exponent = min(max(attempt - 1, 0), 64)  # past the cap anyway; bounds the float
-    ceiling = min(BACKOFF_CAP_S, BACKOFF_BASE_S * BACKOFF_FACTOR**exponent)
-    digest = hashlib.sha256(f"{task_id}:{attempt}".encode()).digest()
-    return ceiling * int.from_bytes(digest[:8], "big") / 2**64
+    return jittered_backoff_s(task_id, attempt, _DEFAULT_BACKOFF)
+
+
+_DEFAULT_BACKOFF = Strategy("backoff", BACKOFF_BASE_S, BACKOFF_FACTOR, BACKOFF_CAP_S)
 
 
 def is_claimable(state: TaskState, kinds: Collection[str], now: datetime) -> bool:
@@ -222,7 +233,8 @@ def lease(
     return TaskLeased(task_id=state.task_id, worker_id=worker_id,
                       lease_epoch=state.lease_epoch + 1, attempt=state.attempts + 1,
                       lease_expires_at=ctx.now + timedelta(seconds=lease_ttl_s),
-                      lease_ttl_s=lease_ttl_s, attempt_deadline=deadline)
+                      lease_ttl_s=lease_ttl_s, attempt_deadline=deadline,
+                      instruction=state.instruction)
 
 
 def expire_lease(state: TaskState, ctx: Context) -> list[DomainEvent]:
@@ -259,16 +271,22 @@ def revoke(state: TaskState, error_class: ErrorClass, message: str, ctx: Context
 
 def _attempt_failed(
     state: TaskState, error_class: ErrorClass, message: str, ctx: Context,
-    voided: int | None = None,
+    voided: int | None = None, retry_after_s: float | None = None,
 ) -> DomainEvent:
+    """The error class's recovery strategy decides: a retry (with its instruction) or the end."""
     attempt = state.attempts
-    if error_class in RETRYABLE and attempt < state.max_attempts:
-        retry_at = ctx.now + timedelta(seconds=backoff_s(state.task_id, attempt))
+    recovery = plan_recovery(ctx.recovery, error_class, state.task_id, attempt,
+                             attempt < state.max_attempts, retry_after_s, state.model,
+                             state.instruction, ctx.facts.fallbacks)
+    if recovery.delay_s is not None:
         return TaskRetryScheduled(task_id=state.task_id, worker_id=state.worker_id,
                                   attempt=attempt, error_class=error_class, message=message,
-                                  retry_at=retry_at, lease_epoch=voided)
+                                  retry_at=ctx.now + timedelta(seconds=recovery.delay_s),
+                                  lease_epoch=voided, strategy=recovery.strategy.name,
+                                  instruction=recovery.instruction)
     return TaskFailed(task_id=state.task_id, worker_id=state.worker_id, attempt=attempt,
-                      error_class=error_class, message=message, lease_epoch=voided)
+                      error_class=error_class, message=message, lease_epoch=voided,
+                      strategy=recovery.strategy.name)
 
 
 def decide(state: TaskState | None, command: Command, ctx: Context) -> list[DomainEvent]:
@@ -316,8 +334,14 @@ def _decide_existing(state: TaskState, command: Command, ctx: Context) -> Domain
     raise TypeError(f"not a task command: {type(command).__name__}")
 
 
-def submit(state: TaskState | None, command: SubmitTask, ctx: Context) -> TaskSubmitted:
-    """Submits a task of a running run with room in its budgets, queued or held back."""
+def submit(state: TaskState | None, command: SubmitTask, ctx: Context
+           ) -> TaskSubmitted | TaskSatisfiedFromCache:
+    """Submits a task of a running run with room in its budgets, queued or held back.
+
+    A submission whose cache key has a fresh result (``ctx.facts.cached``) and no
+    dependencies is answered from the cache instead, whatever the budgets say: it
+    spends nothing.
+    """
     if state is not None:
         raise DomainError(ErrorCode.ALREADY_EXISTS, f"task {state.task_id} already exists")
     if command.task_id is None:
@@ -327,10 +351,20 @@ def submit(state: TaskState | None, command: SubmitTask, ctx: Context) -> TaskSu
                           f"task {command.task_id} cannot depend on itself")
     facts = ctx.facts
     run = require_run(facts.run, command.run_id, "task.submit", ("running",))
+    workstream = _require_workstream(command, facts.workstream)
+    cache_key = cache_key_of(command.cache_key, command.kind, command.payload, run)
+    cached = facts.cached
+    if cached is not None and cached.cache_key == cache_key and not command.depends_on \
+            and is_fresh(cached, run, ctx.now):
+        return TaskSatisfiedFromCache(
+            task_id=command.task_id, run_id=command.run_id, kind=command.kind,
+            priority=command.priority, payload=command.payload,
+            workstream_id=command.workstream_id, submitted_at=ctx.now, cache_key=cache_key,
+            source_task_id=cached.task_id, result=dict(cached.result or {}),
+            tokens_saved=cached.tokens, cost_saved_usd=cached.cost_usd)
     if not command.deferrable:  # a deferrable task waits for room instead (at claim time)
         run.require_room()
         _require_budget_room(run, facts.budget)
-    workstream = _require_workstream(command, facts.workstream)
     depends_on = list(dict.fromkeys(command.depends_on))
     return TaskSubmitted(
         task_id=command.task_id, run_id=command.run_id, kind=command.kind,
@@ -339,7 +373,8 @@ def submit(state: TaskState | None, command: SubmitTask, ctx: Context) -> TaskSu
         workstream_id=command.workstream_id, depends_on=depends_on, submitted_at=ctx.now,
         hold=_initial_hold(depends_on, workstream), concurrency_key=command.concurrency_key,
         max_concurrency=command.max_concurrency, not_before=command.not_before,
-        deferrable=command.deferrable, timeout_s=command.timeout_s,
+        deferrable=command.deferrable, timeout_s=command.timeout_s, model=command.model,
+        cache_key=cache_key,
     )
 
 
@@ -412,7 +447,8 @@ def _by_holder(state: TaskState, command: StartTask | HeartbeatTask | SucceedTas
                 lease_epoch=command.lease_epoch, attempt=state.attempts, result=command.result))
         case FailTask():
             TABLE.require(state.state, "TaskFailed", action_of(command), state.task_id)
-            return _attempt_failed(state, command.error_class, command.message, ctx)
+            return _attempt_failed(state, command.error_class, command.message, ctx,
+                                   retry_after_s=command.retry_after_s)
 
 
 def _heartbeat(state: TaskState, command: HeartbeatTask, ctx: Context) -> TaskHeartbeatReceived:
@@ -456,7 +492,12 @@ def evolve(state: TaskState | None, event: DomainEvent) -> TaskState:
             workstream_id=event.workstream_id, depends_on=tuple(event.depends_on),
             concurrency_key=event.concurrency_key, max_concurrency=event.max_concurrency,
             not_before=event.not_before, deferrable=event.deferrable, timeout_s=event.timeout_s,
+            model=event.model, cache_key=event.cache_key,
         )
+    if isinstance(event, TaskSatisfiedFromCache):
+        return TaskState(task_id=event.task_id, run_id=event.run_id, kind=event.kind,
+                         state=target, submitted_at=event.submitted_at, priority=event.priority,
+                         workstream_id=event.workstream_id, cache_key=event.cache_key)
     if state is None:
         raise InvalidHistory(f"task: {event.type_name()} before TaskSubmitted")
     return _changed(replace(state, state=target), event)
@@ -474,7 +515,7 @@ def _changed(state: TaskState, event: DomainEvent) -> TaskState:
             return replace(state, not_before=event.not_before)
         case TaskRequeuedByOperator():
             return replace(state, attempts=0, max_attempts=event.max_attempts, retry_at=None,
-                           not_before=None)
+                           not_before=None, instruction=None)
         case TaskHeartbeatReceived():
             return replace(state, lease_expires_at=event.lease_expires_at)
         case TaskLeaseExpired():
@@ -482,7 +523,8 @@ def _changed(state: TaskState, event: DomainEvent) -> TaskState:
         case TaskRetryScheduled():
             return replace(state, retry_at=event.retry_at, last_error_class=event.error_class,
                            lease_expires_at=None, attempt_deadline=None,
-                           lease_epoch=_epoch(state, event.lease_epoch))
+                           lease_epoch=_epoch(state, event.lease_epoch),
+                           instruction=event.instruction)
         case TaskFailed():
             return replace(state, last_error_class=event.error_class, lease_expires_at=None,
                            attempt_deadline=None, lease_epoch=_epoch(state, event.lease_epoch))

@@ -5,6 +5,7 @@ same trigger, or a restart repeating one, write it once.
 """
 
 from .base import CommandSender, Policy
+from .breaker_feed import BreakerFeedPolicy
 from .lease_expiry import LeaseExpiryPolicy
 from .progress import ProgressPolicy
 from .run_end import RunEndPolicy
@@ -12,5 +13,5 @@ from .task_timeout import TaskTimeoutPolicy
 from .worker_drain import WorkerDrainPolicy
 from .worker_liveness import WorkerLivenessPolicy
 
-__all__ = ["CommandSender", "LeaseExpiryPolicy", "Policy", "ProgressPolicy", "RunEndPolicy",
-           "TaskTimeoutPolicy", "WorkerDrainPolicy", "WorkerLivenessPolicy"]
+__all__ = ["BreakerFeedPolicy", "CommandSender", "LeaseExpiryPolicy", "Policy", "ProgressPolicy",
+           "RunEndPolicy", "TaskTimeoutPolicy", "WorkerDrainPolicy", "WorkerLivenessPolicy"]

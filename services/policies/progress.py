@@ -83,7 +83,8 @@ class ProgressPolicy(Policy):
 
     def _note_task(self, stored: StoredEvent) -> None:
         task_id, state = stored.aggregate_id, stored.to_state or ""
-        if stored.type == "TaskSubmitted":
+        if stored.type in ("TaskSubmitted", "TaskSatisfiedFromCache"):
+            # A task the result cache answered is born succeeded: it may end an auto_end run.
             self._submitted(stored)
         if state == "blocked" and task_id not in self._blocked:
             self._blocked[task_id] = ()

@@ -18,7 +18,7 @@ from .errors import (
     TaskFailure,
     error_class_of,
 )
-from .replies import AcquireReply, ClaimedTask, ClaimReply, QueryResult, Reply
+from .replies import AcquireReply, ClaimedTask, ClaimReply, QueryResult, RecommendReply, Reply
 from .retry import RetryPolicy
 from .task_context import TaskContext
 from .transport import NatsTransport, RequestTimeout, Transport, TransportError
@@ -39,6 +39,7 @@ __all__ = [
     "NatsTransport",
     "QueryError",
     "QueryResult",
+    "RecommendReply",
     "Reply",
     "RequestTimeout",
     "RetryPolicy",

@@ -14,7 +14,7 @@ from typing import Literal, TypeVar
 from events.catalog.run import RunBudget
 from events.catalog.task import ErrorClass, ReportedErrorClass
 
-from .replies import AcquireReply, ClaimReply, Reply
+from .replies import AcquireReply, ClaimReply, RecommendReply, Reply
 
 __all__ = ["CommandMethods"]
 
@@ -229,6 +229,29 @@ class CommandMethods(abc.ABC):
             "command_id": command_id,
         })
 
+    async def configure_model(
+        self,
+        *,
+        model: str,
+        tier: str | None = None,
+        fallbacks: Sequence[str] | None = None,
+        failure_threshold: int | None = None,
+        cooldown_s: float | None = None,
+        command_id: str | None = None,
+    ) -> Reply:
+        """Set a registered model's tier, fallback chain and circuit-breaker thresholds.
+
+        Sends ``runlog.cmd.model.configure`` (``ConfigureModel``).
+        """
+        return await self._command("model.configure", Reply, {
+            "model": model,
+            "tier": tier,
+            "fallbacks": fallbacks,
+            "failure_threshold": failure_threshold,
+            "cooldown_s": cooldown_s,
+            "command_id": command_id,
+        })
+
     async def configure_queue(
         self,
         *,
@@ -315,6 +338,8 @@ class CommandMethods(abc.ABC):
         budget_id: str | None = None,
         max_concurrency: int | None = None,
         auto_end: bool = False,
+        cache_results: bool = False,
+        cache_ttl_s: float | None = None,
         command_id: str | None = None,
     ) -> Reply:
         """Create a run in ``pending``; ``run_id`` is generated when omitted.
@@ -329,6 +354,8 @@ class CommandMethods(abc.ABC):
             "budget_id": budget_id,
             "max_concurrency": max_concurrency,
             "auto_end": auto_end,
+            "cache_results": cache_results,
+            "cache_ttl_s": cache_ttl_s,
             "command_id": command_id,
         })
 
@@ -459,9 +486,10 @@ class CommandMethods(abc.ABC):
         lease_epoch: int,
         error_class: ReportedErrorClass,
         message: str = "",
+        retry_after_s: float | None = None,
         command_id: str | None = None,
     ) -> Reply:
-        """The holder's attempt failed; transient classes retry while attempts remain.
+        """The holder's attempt failed; its error class's recovery strategy decides what follows.
 
         Sends ``runlog.cmd.task.fail`` (``FailTask``).
         """
@@ -471,6 +499,7 @@ class CommandMethods(abc.ABC):
             "lease_epoch": lease_epoch,
             "error_class": error_class,
             "message": message,
+            "retry_after_s": retry_after_s,
             "command_id": command_id,
         })
 
@@ -488,6 +517,42 @@ class CommandMethods(abc.ABC):
         return await self._command("workstream.fail", Reply, {
             "workstream_id": workstream_id,
             "reason": reason,
+            "command_id": command_id,
+        })
+
+    async def force_close_breaker(
+        self,
+        *,
+        breaker_id: str,
+        reason: str = "",
+        command_id: str | None = None,
+    ) -> Reply:
+        """An operator closes the breaker, forced open or not, and clears its failure count.
+
+        Sends ``runlog.cmd.breaker.force_close`` (``ForceCloseBreaker``).
+        """
+        return await self._command("breaker.force_close", Reply, {
+            "breaker_id": breaker_id,
+            "reason": reason,
+            "command_id": command_id,
+        })
+
+    async def force_open_breaker(
+        self,
+        *,
+        breaker_id: str,
+        reason: str = "",
+        open_for_s: float | None = None,
+        command_id: str | None = None,
+    ) -> Reply:
+        """An operator opens the breaker for ``open_for_s`` seconds (omitted: until force_close).
+
+        Sends ``runlog.cmd.breaker.force_open`` (``ForceOpenBreaker``).
+        """
+        return await self._command("breaker.force_open", Reply, {
+            "breaker_id": breaker_id,
+            "reason": reason,
+            "open_for_s": open_for_s,
             "command_id": command_id,
         })
 
@@ -522,6 +587,27 @@ class CommandMethods(abc.ABC):
         """
         return await self._command("worker.heartbeat", Reply, {
             "worker_id": worker_id,
+            "command_id": command_id,
+        })
+
+    async def invalidate_cache(
+        self,
+        *,
+        cache_id: Literal["results"] = "results",
+        cache_key: str | None = None,
+        prefix: str | None = None,
+        reason: str = "",
+        command_id: str | None = None,
+    ) -> Reply:
+        """Drop the cached results under ``cache_key``, or under every key starting with ``prefix``.
+
+        Sends ``runlog.cmd.cache.invalidate`` (``InvalidateCache``).
+        """
+        return await self._command("cache.invalidate", Reply, {
+            "cache_id": cache_id,
+            "cache_key": cache_key,
+            "prefix": prefix,
+            "reason": reason,
             "command_id": command_id,
         })
 
@@ -657,15 +743,42 @@ class CommandMethods(abc.ABC):
             "command_id": command_id,
         })
 
+    async def recommend_model(
+        self,
+        *,
+        recommendation_id: str | None = None,
+        tier: str | None = None,
+        models: Sequence[str] | None = None,
+        max_usd_per_mtok: Decimal | float | str | None = None,
+        run_id: str | None = None,
+        estimate_tokens: int = 0,
+        command_id: str | None = None,
+    ) -> RecommendReply:
+        """Recommend the cheapest healthy model that fits the price cap and the budget left.
+
+        Sends ``runlog.cmd.model.recommend`` (``RecommendModel``).
+        """
+        return await self._command("model.recommend", RecommendReply, {
+            "recommendation_id": recommendation_id,
+            "tier": tier,
+            "models": models,
+            "max_usd_per_mtok": max_usd_per_mtok,
+            "run_id": run_id,
+            "estimate_tokens": estimate_tokens,
+            "command_id": command_id,
+        })
+
     async def record_breaker_outcome(
         self,
         *,
         breaker_id: str,
         outcome: Literal["success", "failure"],
         error_class: ErrorClass | None = None,
+        failure_threshold: int | None = None,
+        cooldown_s: float | None = None,
         command_id: str | None = None,
     ) -> Reply:
-        """Report one guarded call's outcome; an unknown breaker is created with defaults.
+        """Report one guarded call's outcome; an unknown breaker is created.
 
         Sends ``runlog.cmd.breaker.record`` (``RecordBreakerOutcome``).
         """
@@ -673,6 +786,8 @@ class CommandMethods(abc.ABC):
             "breaker_id": breaker_id,
             "outcome": outcome,
             "error_class": error_class,
+            "failure_threshold": failure_threshold,
+            "cooldown_s": cooldown_s,
             "command_id": command_id,
         })
 
@@ -938,6 +1053,8 @@ class CommandMethods(abc.ABC):
         not_before: datetime | None = None,
         deferrable: bool = False,
         timeout_s: float | None = None,
+        model: str | None = None,
+        cache_key: str | None = None,
         command_id: str | None = None,
     ) -> Reply:
         """Submit a task of a running run; ``task_id`` is generated when omitted.
@@ -959,6 +1076,8 @@ class CommandMethods(abc.ABC):
             "not_before": not_before,
             "deferrable": deferrable,
             "timeout_s": timeout_s,
+            "model": model,
+            "cache_key": cache_key,
             "command_id": command_id,
         })
 

@@ -13,6 +13,7 @@ __all__ = [
     "ClaimReply",
     "ClaimedTask",
     "QueryResult",
+    "RecommendReply",
     "Reply",
 ]
 
@@ -48,6 +49,10 @@ class ClaimedTask(_Wire):
     attempt: int
     max_attempts: int
     lease_expires_at: datetime
+    model: str | None = None
+    """The model to call: the task's own, or the fallback its last failure chose."""
+    instruction: dict[str, Any] | None = None
+    """What this attempt does differently (``model``, ``truncate``), after a retry."""
 
 
 class ClaimReply(Reply):
@@ -64,8 +69,21 @@ class AcquireReply(Reply):
     """The breaker's state: ``closed``, ``open`` or ``half_open``."""
 
 
+class RecommendReply(Reply):
+    """``model.recommend``'s reply: the model to call (None: none fits) and why."""
+
+    recommendation_id: str
+    model: str | None
+    reason: str
+    considered: tuple[dict[str, Any], ...]
+    """Every candidate, cheapest first, with whether it was chosen and why (not)."""
+    fallbacks: tuple[str, ...]
+    budget_left: dict[str, Any]
+
+
 REPLY_TYPES: dict[str, type[Reply]] = {"task.claim": ClaimReply,
-                                       "breaker.acquire": AcquireReply}
+                                       "breaker.acquire": AcquireReply,
+                                       "model.recommend": RecommendReply}
 """The commands whose replies carry more than the envelope, by subject."""
 
 

@@ -31,6 +31,7 @@ async def test_run_create_writes_run_created_and_replies_with_the_envelope(
         "from_state": None, "to_state": "pending", "run_id": "r1", "name": "nightly",
         "labels": {"team": "infra"}, "budget": {"max_tokens": 1000, "max_cost_usd": "2.5"},
         "budget_id": None, "max_concurrency": None, "auto_end": False, "seq": 0,
+        "cache_results": False, "cache_ttl_s": None,
     }
     assert datetime.fromisoformat(event["occurred_at"]).utcoffset() == timedelta(0)
 
@@ -145,10 +146,11 @@ async def test_task_happy_path_claim_start_succeed(client: InProcessClient) -> N
     assert claim["seq"] == await client.last_seq()
     task = claim["task"]
     assert set(task) == {"task_id", "run_id", "kind", "priority", "payload", "lease_epoch",
-                         "attempt", "lease_expires_at", "max_attempts"}
+                         "attempt", "lease_expires_at", "max_attempts", "model", "instruction"}
     assert task | {"lease_expires_at": ""} == {
         "task_id": "t1", "run_id": "r1", "kind": "llm", "priority": 4, "payload": {"q": 1},
-        "lease_epoch": 1, "attempt": 1, "lease_expires_at": "", "max_attempts": 3}
+        "lease_epoch": 1, "attempt": 1, "lease_expires_at": "", "max_attempts": 3,
+        "model": None, "instruction": None}
     holder = {"task_id": "t1", "worker_id": "w1", "lease_epoch": 1}
     started = await client.ok("task.start", holder)
     assert (started["version"], started["events"]) == (3, ["TaskStarted"])
@@ -194,7 +196,7 @@ async def test_task_fail_non_retryable_fails_the_task(client: ServiceClient) -> 
     await client.submit("t1")
     await client.claim("w1")
     failed = await client.ok("task.fail", {"task_id": "t1", "worker_id": "w1", "lease_epoch": 1,
-                                           "error_class": "context_overflow"})
+                                           "error_class": "invalid_request"})
     assert failed["events"] == ["TaskFailed"]
     assert (await client.events_of("task", "t1"))[-1]["to_state"] == "failed"
 

@@ -1,23 +1,33 @@
-"""Model prices, shared budgets and circuit breakers: the providers' side of the house."""
+"""Model prices and routing, shared budgets, circuit breakers and the result cache."""
 
 from __future__ import annotations
 
 from events.catalog.breaker import BreakerHalfOpened
+from events.catalog.routing import ModelRecommended
 from events.commands.breaker import (
     AcquireBreaker,
     ConfigureBreaker,
+    ForceCloseBreaker,
+    ForceOpenBreaker,
     RecordBreakerOutcome,
     ResetBreaker,
 )
 from events.commands.budget import CloseBudget, CreateBudget, RaiseBudget
-from events.commands.model import RegisterModel
+from events.commands.cache import InvalidateCache
+from events.commands.model import ConfigureModel, RegisterModel
 from events.commands.queue import ConfigureQueue
-from services.domain import breaker, budget, model, queue
+from events.commands.routing import RecommendModel
+from events.ids import model_aggregate_id
+from services.domain import breaker, budget, cache, model, queue, routing
+from services.domain.breaker_feed import model_breaker_id, provider_breaker_id
+from services.domain.context import Facts
+from services.domain.headroom import BudgetLeft, budget_left
+from services.domain.routing import Candidate, RoutingFacts
 
 from ..repositories import CommandRecord
-from ..routes import AnyRoute, Outcome, ReplyFields, Route
+from ..routes import AnyRoute, Outcome, ReplyFields, Route, target_of
 from ..unit_of_work import Committed, UnitOfWork
-from .common import on_target
+from .common import load_run, on_target
 
 __all__ = ["ROUTES"]
 
@@ -48,11 +58,86 @@ async def replay_acquire(uow: UnitOfWork, command: AcquireBreaker, record: Comma
     return {"allowed": BreakerHalfOpened.type_name() in record.event_types, "state": state}
 
 
+async def recommend_model(uow: UnitOfWork, command: RecommendModel) -> Outcome:
+    """Chooses a model on the candidates' prices and breakers and the run's budget left."""
+    repo = uow.repos.routing
+    loaded = await uow.get(repo, target_of(command))
+    names = routing.candidate_models(command, uow.repos.catalog.tiers())
+    candidates = tuple([await _candidate(uow, name) for name in names])
+    facts = RoutingFacts(candidates, await _budget_left(uow, command.run_id))
+    events = routing.decide(loaded.state, command, uow.context(Facts(routing=facts)))
+    uow.record(repo, loaded, events)
+    decision = events[0]
+
+    async def extra(committed: Committed | None) -> ReplyFields:
+        del committed
+        return _decision_view(decision) if isinstance(decision, ModelRecommended) else {}
+
+    return Outcome(loaded, extra)
+
+
+async def _candidate(uow: UnitOfWork, name: str) -> Candidate:
+    state = (await uow.get(uow.repos.models, model_aggregate_id(name))).state
+    price = model.price_at(state, uow.now)
+    provider = price.provider if price else (state.provider if state else None)
+    ids = [model_breaker_id(name)] + ([provider_breaker_id(provider)] if provider else [])
+    breakers = tuple([(await uow.get(uow.repos.breakers, b)).state for b in ids])
+    return Candidate(name, provider, price, state.fallbacks if state else (), breakers)
+
+
+async def _budget_left(uow: UnitOfWork, run_id: str | None) -> BudgetLeft:
+    run = await load_run(uow, run_id) if run_id else None
+    shared = (await uow.get(uow.repos.budgets, run.budget_id)).state \
+        if run is not None and run.budget_id else None
+    return budget_left(run, uow.repos.spend.view(shared) if shared else None)
+
+
+def _decision_view(decision: ModelRecommended) -> ReplyFields:
+    return {"recommendation_id": decision.recommendation_id, "model": decision.model,
+            "reason": decision.reason,
+            "considered": [c.model_dump(mode="json") for c in decision.considered],
+            "fallbacks": list(decision.fallbacks),
+            "budget_left": {"tokens": decision.budget_left_tokens,
+                            "cost_usd": decision.budget_left_usd}}
+
+
+async def replay_recommend(uow: UnitOfWork, command: RecommendModel, record: CommandRecord
+                           ) -> ReplyFields:
+    """A retried recommendation answers with the decision it recorded."""
+    del record
+    state = (await uow.get(uow.repos.routing, target_of(command))).state
+    return _decision_view(state.decision) if state is not None else {}
+
+
+async def invalidate_cache(uow: UnitOfWork, command: InvalidateCache) -> Outcome:
+    """Drops cached results; this replica's next submissions miss them at once."""
+    repo = uow.repos.cache
+    loaded = await uow.get(repo, target_of(command))
+    uow.record(repo, loaded, cache.decide(loaded.state, command, uow.context()))
+    # Counted before the commit: the log follower may fold the event in first.
+    dropped = len(uow.repos.results.matching(command.cache_key, command.prefix, uow.now))
+
+    async def forget(committed: Committed) -> None:
+        del committed
+        uow.repos.results.invalidate(command.cache_key, command.prefix, uow.now)
+
+    async def extra(committed: Committed | None) -> ReplyFields:
+        del committed
+        return {"invalidated": dropped}
+
+    uow.after_commit.append(forget)
+    return Outcome(loaded, extra)
+
+
 _on_breaker = on_target(lambda repos: repos.breakers, breaker.decide)
 _on_budget = on_target(lambda repos: repos.budgets, budget.decide)
+_on_model = on_target(lambda repos: repos.models, model.decide)
 
 ROUTES: tuple[AnyRoute, ...] = (
-    Route(RegisterModel, on_target(lambda repos: repos.models, model.decide)),
+    Route(RegisterModel, _on_model),
+    Route(ConfigureModel, _on_model),
+    Route(RecommendModel, recommend_model, replay=replay_recommend),
+    Route(InvalidateCache, invalidate_cache),
     Route(ConfigureQueue, on_target(lambda repos: repos.queues, queue.decide)),
     Route(CreateBudget, _on_budget),
     Route(RaiseBudget, _on_budget),
@@ -61,4 +146,6 @@ ROUTES: tuple[AnyRoute, ...] = (
     Route(ConfigureBreaker, _on_breaker),
     Route(RecordBreakerOutcome, _on_breaker),
     Route(ResetBreaker, _on_breaker),
+    Route(ForceOpenBreaker, _on_breaker),
+    Route(ForceCloseBreaker, _on_breaker),
 )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from events.catalog.task import TaskLeased
+from events.catalog.task import TaskLeased, TaskSatisfiedFromCache
 from events.codec import DecodeError
 from events.commands.task import (
     BlockTask,
@@ -27,16 +27,20 @@ from events.commands.task import (
     UnblockTask,
 )
 from events.errors import ErrorCode
+from events.ids import model_aggregate_id
 from services.domain import DomainError, claims, task
 from services.domain.claims import Lane
 from services.domain.context import Facts
+from services.domain.result_cache import cache_key_of
 from services.domain.task import TaskState
 from services.domain.worker import WorkerState
 
+from ..repositories import CommandRecord
 from ..routes import (
     CLAIM,
     TASK_WRITE,
     AnyRoute,
+    Extra,
     Outcome,
     Recognised,
     ReplyFields,
@@ -50,7 +54,7 @@ __all__ = ["ROUTES"]
 
 
 async def submit_task(uow: UnitOfWork, command: SubmitTask) -> Outcome:
-    """Submits a task; the rules read its run, workstream and shared budget."""
+    """Submits a task; the rules read its run, workstream, shared budget and cached result."""
     repos = uow.repos
     loaded = await uow.get(repos.tasks, target_of(command))
     run = await load_run(uow, command.run_id)
@@ -58,9 +62,53 @@ async def submit_task(uow: UnitOfWork, command: SubmitTask) -> Outcome:
                   if command.workstream_id else None)
     budget_id = run.budget_id if run else None
     budget = (await uow.get(repos.budgets, budget_id)).state if budget_id else None
+    key = cache_key_of(command.cache_key, command.kind, command.payload, run)
     facts = Facts(run=run, workstream=workstream,
-                  budget=repos.spend.view(budget) if budget else None)
-    uow.record(repos.tasks, loaded, task.decide(loaded.state, command, uow.context(facts)))
+                  budget=repos.spend.view(budget) if budget else None,
+                  cached=repos.results.lookup(key) if key is not None else None)
+    events = task.decide(loaded.state, command, uow.context(facts))
+    uow.record(repos.tasks, loaded, events)
+    hit = next((e for e in events if isinstance(e, TaskSatisfiedFromCache)), None)
+    return Outcome(loaded, None if hit is None else _from_cache(hit))
+
+
+def _from_cache(hit: TaskSatisfiedFromCache) -> Extra:
+    async def extra(committed: Committed | None) -> ReplyFields:
+        del committed
+        return {"cached": _cached_view(hit)}
+
+    return extra
+
+
+def _cached_view(hit: TaskSatisfiedFromCache) -> ReplyFields:
+    return {"source_task_id": hit.source_task_id, "cache_key": hit.cache_key,
+            "result": hit.result, "tokens_saved": hit.tokens_saved,
+            "cost_saved_usd": hit.cost_saved_usd}
+
+
+async def replay_submit(uow: UnitOfWork, command: SubmitTask, record: CommandRecord
+                        ) -> ReplyFields:
+    """A retried submission the cache answered gets the cached result again."""
+    if TaskSatisfiedFromCache.type_name() not in record.event_types:
+        return {}
+    first = await uow.store.first_on_subject(uow.repos.tasks.subject(target_of(command)))
+    if first is None:
+        return {}
+    event = uow.codec.typed(uow.codec.decode(first.payload, first.seq))
+    return {"cached": _cached_view(event)} if isinstance(event, TaskSatisfiedFromCache) else {}
+
+
+async def end_attempt(uow: UnitOfWork, command: FailTask | ExpireTaskLease | TimeOutTask
+                      ) -> Outcome:
+    """Ends an attempt; a ``fallback`` strategy reads the fallback chain of the task's model."""
+    loaded = await uow.get(uow.repos.tasks, target_of(command))
+    model = loaded.state.model if loaded.state is not None else None
+    fallbacks: tuple[str, ...] = ()
+    if model is not None:
+        prices = (await uow.get(uow.repos.models, model_aggregate_id(model))).state
+        fallbacks = prices.fallbacks if prices is not None else ()
+    facts = Facts(fallbacks=fallbacks)
+    uow.record(uow.repos.tasks, loaded, task.decide(loaded.state, command, uow.context(facts)))
     return Outcome(loaded)
 
 
@@ -159,7 +207,8 @@ async def _lease_written_by(uow: UnitOfWork, task_id: str, command_id: str
 
 
 async def _task_view(uow: UnitOfWork, state: TaskState, lease: TaskLeased) -> ReplyFields:
-    """What a worker needs to run the task it claimed."""
+    """What a worker needs to run the task it claimed, with its retry's instruction."""
+    instruction = lease.instruction
     payload = uow.repos.tasks.payload_of(state.task_id)
     if payload is None:
         submitted = await uow.store.first_on_subject(uow.repos.tasks.subject(state.task_id))
@@ -169,21 +218,23 @@ async def _task_view(uow: UnitOfWork, state: TaskState, lease: TaskLeased) -> Re
         "priority": state.priority, "payload": payload, "lease_epoch": lease.lease_epoch,
         "attempt": lease.attempt, "lease_expires_at": lease.lease_expires_at.isoformat(),
         "max_attempts": state.max_attempts,
+        "model": (instruction.model if instruction and instruction.model else state.model),
+        "instruction": instruction.model_dump(mode="json") if instruction else None,
     }
 
 
 _on_task = on_target(lambda repos: repos.tasks, task.decide)
 
 ROUTES: tuple[AnyRoute, ...] = (
-    Route(SubmitTask, submit_task, TASK_WRITE),
+    Route(SubmitTask, submit_task, TASK_WRITE, replay=replay_submit),
     Route(ClaimTask, claim_task, CLAIM, recognise=recognise_claim),
     Route(StartTask, _on_task, TASK_WRITE),
     Route(HeartbeatTask, _on_task, TASK_WRITE),
     Route(SucceedTask, _on_task, TASK_WRITE),
-    Route(FailTask, _on_task, TASK_WRITE),
+    Route(FailTask, end_attempt, TASK_WRITE),
     Route(CancelTask, _on_task, TASK_WRITE),
-    Route(ExpireTaskLease, _on_task, TASK_WRITE),
-    Route(TimeOutTask, _on_task, TASK_WRITE),
+    Route(ExpireTaskLease, end_attempt, TASK_WRITE),
+    Route(TimeOutTask, end_attempt, TASK_WRITE),
     Route(RequeueTask, _on_task, TASK_WRITE),
     Route(BlockTask, _on_task, TASK_WRITE),
     Route(UnblockTask, unblock_task, TASK_WRITE),

@@ -58,6 +58,13 @@ SAMPLE_FIELDS: dict[str, Any] = {
     "tokens_in": 1,
     "tokens_out": 1,
     "price_effective_from": NOW.isoformat(),
+    "cache_key": "llm.chat:k1",
+    "source_task_id": "t0",
+    "tokens_saved": 100,
+    "cost_saved_usd": 0.01,
+    "recommendation_id": "rec1",
+    "estimate_tokens": 1000,
+    "reason": "sample",
 }
 
 

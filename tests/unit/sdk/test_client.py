@@ -98,7 +98,8 @@ async def test_the_callers_command_id_is_kept_and_none_fields_left_out(
         fake: FakeRunlog, client: Client) -> None:
     await client.create_run(name="n", command_id="c-1", labels={"team": "a"})
     assert fake.of("run.create") == [{"name": "n", "labels": {"team": "a"},
-                                      "auto_end": False, "command_id": "c-1"}]
+                                      "auto_end": False, "cache_results": False,
+                                      "command_id": "c-1"}]
 
 
 async def test_each_command_gets_its_own_command_id(fake: FakeRunlog, client: Client) -> None:
