@@ -1,6 +1,7 @@
-"""Every client verb and the SDK connect as the configured identity: an NKey, its own inbox.
+"""Every client verb and the SDK connect as the configured identity (an NKey seed, or a
+``.creds`` file of a JWT user) with its own inbox.
 
-The server knows only NKey users, and the client identity may subscribe to nothing but
+The server knows only those users, and the client identity may subscribe to nothing but
 ``_INBOX_agent.>``: a verb that connected without the seed would be refused, and one
 that ignored ``RUNLOG_NATS_INBOX_PREFIX`` would never see its reply.
 """
@@ -15,83 +16,77 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import nkeys
 import pytest
 
 from services.bootstrap import serve
 from services.sdk import connect
 from services.settings import Settings
 from tests.e2e.cli import runlog_env
+from tests.support.nats_identities import creds_server_config, nkey_server_config
 from tests.support.nats_process import NatsProcess, free_port
 
 pytestmark = [pytest.mark.nats, pytest.mark.slow]
 
 
 @dataclass(frozen=True)
-class NkeyServer:
-    """A nats-server that admits two NKey users, and where their seed files are."""
+class IdentityServer:
+    """A nats-server that admits two identities, and the variable naming each one's key."""
 
     url: str
-    service_seed: Path
-    agent_seed: Path
+    variable: str
+    """``RUNLOG_NATS_NKEY_SEED`` or ``RUNLOG_NATS_CREDS``."""
+    service_key: Path
+    agent_key: Path
 
 
-def _new_user(directory: Path, name: str) -> tuple[str, Path]:
-    """A fresh user NKey: its public key, and a file holding its seed."""
-    seed = nkeys.encode_seed(bytes(range(32)) if name == "service" else
-                             bytes(range(32, 64)), nkeys.PREFIX_BYTE_USER)
-    path = directory / f"{name}.nk"
-    path.write_bytes(seed)
-    return nkeys.from_seed(seed).public_key.decode(), path
-
-
-@pytest.fixture(scope="module")
-def nkey_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NkeyServer]:
-    directory = Path(tmp_path_factory.mktemp("nkeys"))
-    service_key, service_seed = _new_user(directory, "service")
-    agent_key, agent_seed = _new_user(directory, "agent")
+@pytest.fixture(scope="module", params=["nkey", "creds"])
+def identity_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+                ) -> Iterator[IdentityServer]:
+    """The service may subscribe to anything; the agent only to ``_INBOX_agent.>``."""
+    directory = Path(tmp_path_factory.mktemp(request.param))
     port = free_port()
+    inboxes: dict[str, str | None] = {"service": None, "agent": "_INBOX_agent"}
+    if request.param == "nkey":
+        text, keys = nkey_server_config(directory, port, inboxes)
+        variable = "RUNLOG_NATS_NKEY_SEED"
+    else:
+        text, keys = creds_server_config(directory, port, inboxes)
+        variable = "RUNLOG_NATS_CREDS"
     config = directory / "server.conf"
-    config.write_text(
-        f"listen: 127.0.0.1:{port}\n"
-        f"jetstream {{ store_dir: {json.dumps(str(directory / 'js'))} }}\n"
-        "authorization { users: [\n"
-        f"  {{ nkey: {service_key}, permissions: {{ publish: \">\", "
-        "subscribe: [\"runlog.>\", \"_INBOX_service.>\"], allow_responses: true } }\n"
-        f"  {{ nkey: {agent_key}, permissions: {{ publish: \">\", "
-        "subscribe: \"_INBOX_agent.>\" } }\n"
-        "] }\n")
+    config.write_text(text)
     with NatsProcess(config, port) as server:
-        yield NkeyServer(server.url, service_seed, agent_seed)
+        yield IdentityServer(server.url, variable, keys["service"], keys["agent"])
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def data_dir(tmp_path_factory: pytest.TempPathFactory, identity_server: IdentityServer) -> Path:
     return Path(tmp_path_factory.mktemp("identity-data"))
 
 
 @pytest.fixture
-async def service(nkey_server: NkeyServer, data_dir: Path) -> AsyncIterator[Settings]:
+async def service(identity_server: IdentityServer, data_dir: Path) -> AsyncIterator[Settings]:
     """runlog as the service identity."""
-    settings = Settings(nats_url=nkey_server.url, data_dir=data_dir,
-                        nats_nkey_seed=nkey_server.service_seed,
-                        nats_inbox_prefix="_INBOX_service")
-    async with serve(settings, nkey_server.url):
+    by_seed = identity_server.variable == "RUNLOG_NATS_NKEY_SEED"
+    settings = Settings(nats_url=identity_server.url, data_dir=data_dir,
+                        nats_inbox_prefix="_INBOX_service",
+                        nats_nkey_seed=identity_server.service_key if by_seed else None,
+                        nats_creds=None if by_seed else identity_server.service_key)
+    async with serve(settings, identity_server.url):
         yield settings
 
 
-def agent_env(nkey_server: NkeyServer) -> dict[str, str]:
-    return {"RUNLOG_NATS_URL": nkey_server.url,
-            "RUNLOG_NATS_NKEY_SEED": str(nkey_server.agent_seed),
+def agent_env(identity_server: IdentityServer) -> dict[str, str]:
+    return {"RUNLOG_NATS_URL": identity_server.url,
+            identity_server.variable: str(identity_server.agent_key),
             "RUNLOG_NATS_INBOX_PREFIX": "_INBOX_agent"}
 
 
-async def as_agent(nkey_server: NkeyServer, data_dir: Path, *args: str, seed: bool = True
+async def as_agent(identity_server: IdentityServer, data_dir: Path, *args: str, seed: bool = True
                    ) -> subprocess.CompletedProcess[str]:
     """One CLI verb as the agent identity (the service, in this loop, holds the file)."""
-    env = runlog_env(data_dir, agent_env(nkey_server))
+    env = runlog_env(data_dir, agent_env(identity_server))
     if not seed:
-        del env["RUNLOG_NATS_NKEY_SEED"]
+        del env[identity_server.variable]
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "services.cli", *args, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -101,32 +96,33 @@ async def as_agent(nkey_server: NkeyServer, data_dir: Path, *args: str, seed: bo
 
 
 async def test_every_verb_connects_as_the_agent_with_its_inbox(
-        nkey_server: NkeyServer, data_dir: Path, service: Settings) -> None:
-    sent = await as_agent(nkey_server, data_dir, "send", "run.create",
+        identity_server: IdentityServer, data_dir: Path, service: Settings) -> None:
+    sent = await as_agent(identity_server, data_dir, "send", "run.create",
                     '{"run_id": "nk1", "name": "by nkey"}')
     assert sent.returncode == 0, sent.stderr
     seq = str(json.loads(sent.stdout)["seq"])
-    table = await as_agent(nkey_server, data_dir, "sql", "SELECT run_id FROM runs",
+    table = await as_agent(identity_server, data_dir, "sql", "SELECT run_id FROM runs",
                            "--wait-seq", seq)
     assert table.returncode == 0, table.stderr
     assert "nk1" in table.stdout
-    streamed = await as_agent(nkey_server, data_dir, "sql", "SELECT run_id FROM runs", "-o", "csv")
+    streamed = await as_agent(identity_server, data_dir, "sql", "SELECT run_id FROM runs",
+                              "-o", "csv")
     assert (streamed.returncode, streamed.stdout) == (0, "run_id\nnk1\n"), streamed.stderr
-    exported = await as_agent(nkey_server, data_dir, "export", "by-agent")
+    exported = await as_agent(identity_server, data_dir, "export", "by-agent")
     assert exported.returncode == 0, exported.stderr
     assert (Path(exported.stdout.strip()) / "runs.parquet").exists()
     for verb in (("status", "--once"), ("health",), ("run", "list"),
                  ("tail", "--from", "1", "--no-follow")):
-        done = await as_agent(nkey_server, data_dir, *verb)
+        done = await as_agent(identity_server, data_dir, *verb)
         assert done.returncode == 0, (verb, done.stdout, done.stderr)
-    replayed = await as_agent(nkey_server, data_dir, "replay", "--until-seq", seq, "--quiet")
+    replayed = await as_agent(identity_server, data_dir, "replay", "--until-seq", seq, "--quiet")
     assert replayed.returncode == 0, replayed.stderr
     assert f"up to seq {seq}" in replayed.stdout
 
 
 async def test_without_the_seed_a_verb_is_refused_in_one_line(
-        nkey_server: NkeyServer, data_dir: Path, service: Settings) -> None:
-    refused = await as_agent(nkey_server, data_dir, "send", "run.create",
+        identity_server: IdentityServer, data_dir: Path, service: Settings) -> None:
+    refused = await as_agent(identity_server, data_dir, "send", "run.create",
                              '{"name": "anonymous"}', seed=False)
     assert refused.returncode != 0
     assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
@@ -134,9 +130,9 @@ async def test_without_the_seed_a_verb_is_refused_in_one_line(
 
 
 async def test_the_sdk_connects_as_the_agent_with_its_inbox(
-        nkey_server: NkeyServer, data_dir: Path, service: Settings,
+        identity_server: IdentityServer, data_dir: Path, service: Settings,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in agent_env(nkey_server).items():
+    for name, value in agent_env(identity_server).items():
         monkeypatch.setenv(name, value)
     async with connect() as client:
         reply = await client.send("run.create", {"run_id": "nk2", "name": "by sdk"})
