@@ -22,7 +22,7 @@ from services.bootstrap import serve
 from services.sdk import connect
 from services.settings import Settings
 from tests.e2e.cli import runlog_env
-from tests.support.nats_identities import creds_server_config, identity_server_config
+from tests.support.nats_identities import creds_server_config, nkey_server_config
 from tests.support.nats_process import NatsProcess, free_port
 
 pytestmark = [pytest.mark.nats, pytest.mark.slow]
@@ -47,7 +47,7 @@ def identity_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.Tem
     port = free_port()
     inboxes: dict[str, str | None] = {"service": None, "agent": "_INBOX_agent"}
     if request.param == "nkey":
-        text, keys = identity_server_config(directory, port, inboxes)
+        text, keys = nkey_server_config(directory, port, inboxes)
         variable = "RUNLOG_NATS_NKEY_SEED"
     else:
         text, keys = creds_server_config(directory, port, inboxes)
