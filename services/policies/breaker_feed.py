@@ -81,7 +81,7 @@ class BreakerFeedPolicy(Policy):
             return False
         if stored.type == "ModelConfigured":
             return self._configured(stored)
-        if stored.type != "UsageRecorded" or not self._live(stored):
+        if stored.type != "UsageRecorded":
             return False
         return self._usage(stored)
 
@@ -116,10 +116,14 @@ class BreakerFeedPolicy(Policy):
         outcome = outcome_of(str(data.get("outcome", "ok")))
         if outcome is None:
             return False
+        if outcome == "success" and not self._troubled:
+            return False  # the common case, decided before any parsing
         model, provider = str(data["model"]), str(data.get("provider") or "")
         targets = [(model_breaker_id(model), self._thresholds.get(model))]
         if provider:
             targets.append((provider_breaker_id(provider), None))
+        if not self._live(stored):
+            return False
         queued = False
         for breaker_id, thresholds in targets:
             if outcome == "success" and breaker_id not in self._troubled:
