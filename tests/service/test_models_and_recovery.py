@@ -168,8 +168,11 @@ async def test_a_repeated_submission_is_answered_from_the_cache(client: InProces
     assert (await client.state_of("task", "t2")).state == "succeeded"
     other = await client.submit("t3", kind="summarise", payload={"doc": 8})
     assert other["events"] == ["TaskSubmitted"]
-    dropped = await client.ok("cache.invalidate", {"prefix": "summarise:"}, "invalidated")
+    body = {"prefix": "summarise:", "command_id": "inv-1"}
+    dropped = await client.ok("cache.invalidate", body, "invalidated")
     assert dropped["invalidated"] == 1
+    client.service.remembered = type(client.service.remembered)()  # as another replica would
+    assert await client.ok("cache.invalidate", body, "invalidated") == dropped
     miss = await client.submit("t4", kind="summarise", payload={"doc": 7})
     assert miss["events"] == ["TaskSubmitted"]
 
