@@ -131,6 +131,10 @@ class BreakerFeedPolicy(Policy):
             if outcome == "failure" and breaker_id in self._open:
                 continue  # an open breaker records nothing new
             error_class = str(data["outcome"]) if outcome == "failure" else None
+            if outcome == "failure":
+                # Troubled from now on: a success right behind this failure must reach the
+                # breaker even before the failure's own event is back from the log.
+                self._troubled.add(breaker_id)
             self._due.append(_Due(stored.seq, breaker_id, outcome, error_class, thresholds))
             queued = True
         return queued
