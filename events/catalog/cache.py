@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from pydantic import Field
+
 from events.base import DomainEvent, Label, ShortText
 
 __all__ = ["CacheInvalidated"]
@@ -18,3 +20,5 @@ class CacheInvalidated(DomainEvent):
     cache_key: Label | None = None
     prefix: Label | None = None
     reason: ShortText = ""
+    dropped: int = Field(default=0, ge=0)
+    """How many stored results the deciding replica held under it (and dropped)."""

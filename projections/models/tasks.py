@@ -30,7 +30,9 @@ def _new_attempt(row: Mapping[str, Any], event: Event) -> Row:
 
 
 def _requeued(row: Mapping[str, Any], event: Event) -> Row:
-    return {"attempts": 0, "ended_at": None, "retry_at": None}
+    # Fresh attempts start on the task's own model, with no hint from the old failures.
+    return {"attempts": 0, "ended_at": None, "retry_at": None, "instruction": None,
+            "is_escalated": False}
 
 
 def _revoked(row: Mapping[str, Any], event: Event) -> Row:

@@ -38,7 +38,7 @@ def decide(state: CacheState | None, command: Command, ctx: Context) -> list[Dom
     if not isinstance(command, InvalidateCache):
         raise TypeError(f"not a cache command: {type(command).__name__}")
     return [CacheInvalidated(cache_key=command.cache_key, prefix=command.prefix,
-                             reason=command.reason)]
+                             reason=command.reason, dropped=ctx.facts.cached_matches)]
 
 
 def evolve(state: CacheState | None, event: DomainEvent) -> CacheState:

@@ -79,6 +79,8 @@ class Facts:
     """The fallback chain of a failing task's model (task.fail and the other attempt ends)."""
     cached: CachedResult | None = None
     """The result stored under a submitted task's cache key (task.submit)."""
+    cached_matches: int = 0
+    """How many stored results a cache.invalidate drops on this replica."""
     routing: RoutingFacts | None = None
     """The candidate models and the budget left (model.recommend)."""
 

@@ -81,7 +81,7 @@ class BreakerFeedPolicy(Policy):
             return False
         if stored.type == "ModelConfigured":
             return self._configured(stored)
-        if stored.type != "UsageRecorded" or not self._live(stored):
+        if stored.type != "UsageRecorded":
             return False
         return self._usage(stored)
 
@@ -116,10 +116,14 @@ class BreakerFeedPolicy(Policy):
         outcome = outcome_of(str(data.get("outcome", "ok")))
         if outcome is None:
             return False
+        if outcome == "success" and not self._troubled:
+            return False  # the common case, decided before any parsing
         model, provider = str(data["model"]), str(data.get("provider") or "")
         targets = [(model_breaker_id(model), self._thresholds.get(model))]
         if provider:
             targets.append((provider_breaker_id(provider), None))
+        if not self._live(stored):
+            return False
         queued = False
         for breaker_id, thresholds in targets:
             if outcome == "success" and breaker_id not in self._troubled:
@@ -127,6 +131,10 @@ class BreakerFeedPolicy(Policy):
             if outcome == "failure" and breaker_id in self._open:
                 continue  # an open breaker records nothing new
             error_class = str(data["outcome"]) if outcome == "failure" else None
+            if outcome == "failure":
+                # Troubled from now on: a success right behind this failure must reach the
+                # breaker even before the failure's own event is back from the log.
+                self._troubled.add(breaker_id)
             self._due.append(_Due(stored.seq, breaker_id, outcome, error_class, thresholds))
             queued = True
         return queued

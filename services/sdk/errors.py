@@ -106,17 +106,22 @@ class QueryError(SdkError):
 class TaskFailure(Exception):
     """Raised by a task handler: the attempt failed with ``error_class``.
 
-    Transient classes (``rate_limit``, ``timeout``, ``server_error``, ``network``) are
-    retried by runlog while attempts remain; the others fail the task at once.
+    runlog's recovery table decides what follows (README, "Recovery strategies"):
+    transient classes are retried while attempts remain, ``server_error`` on the next
+    model of the task's fallback chain, ``context_overflow`` with the ``truncate`` hint;
+    the others fail the task at once. ``retry_after_s`` (a provider's ``Retry-After``)
+    makes the retry wait at least that long.
     """
 
-    def __init__(self, error_class: ReportedErrorClass, message: str = "") -> None:
+    def __init__(self, error_class: ReportedErrorClass, message: str = "",
+                 retry_after_s: float | None = None) -> None:
         if error_class not in get_args(ReportedErrorClass):
             raise ValueError(f"unknown error class {error_class!r}; use one of "
                              f"{', '.join(get_args(ReportedErrorClass))}")
         super().__init__(message or error_class)
         self.error_class: ReportedErrorClass = error_class
         self.message = message
+        self.retry_after_s = retry_after_s
 
 
 def error_class_of(error: BaseException) -> tuple[ReportedErrorClass, str]:

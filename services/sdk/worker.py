@@ -30,7 +30,7 @@ from events.catalog.task import ReportedErrorClass
 from events.errors import ErrorCode
 
 from .client import Client
-from .errors import CommandError, LeaseLost, error_class_of
+from .errors import CommandError, LeaseLost, TaskFailure, error_class_of
 from .replies import ClaimedTask, Reply
 from .task_context import TaskContext
 
@@ -351,7 +351,8 @@ class Worker:
             return TaskEnd(ctx.task, "abandoned", error=error)
         if error is not None:
             error_class, message = error_class_of(error)
-            return await self._fail(ctx, error_class, message, error)
+            retry_after = error.retry_after_s if isinstance(error, TaskFailure) else None
+            return await self._fail(ctx, error_class, message, error, retry_after)
         return await self._succeed(ctx, handler.result())
 
     async def _succeed(self, ctx: TaskContext, result: Mapping[str, object] | None) -> TaskEnd:
@@ -367,11 +368,13 @@ class Worker:
         return TaskEnd(ctx.task, "succeeded", reply)
 
     async def _fail(self, ctx: TaskContext, error_class: ReportedErrorClass, message: str,
-                    error: BaseException | None) -> TaskEnd:
+                    error: BaseException | None, retry_after_s: float | None = None
+                    ) -> TaskEnd:
         try:
             reply = await self.client.fail_task(
                 task_id=ctx.task_id, worker_id=self.worker_id,
-                lease_epoch=ctx.task.lease_epoch, error_class=error_class, message=message)
+                lease_epoch=ctx.task.lease_epoch, error_class=error_class, message=message,
+                retry_after_s=retry_after_s)
         except CommandError as refused:
             return TaskEnd(ctx.task, "abandoned", error=refused)
         return TaskEnd(ctx.task, "failed", reply, error_class, error)

@@ -168,8 +168,11 @@ async def test_a_repeated_submission_is_answered_from_the_cache(client: InProces
     assert (await client.state_of("task", "t2")).state == "succeeded"
     other = await client.submit("t3", kind="summarise", payload={"doc": 8})
     assert other["events"] == ["TaskSubmitted"]
-    dropped = await client.ok("cache.invalidate", {"prefix": "summarise:"}, "invalidated")
+    body = {"prefix": "summarise:", "command_id": "inv-1"}
+    dropped = await client.ok("cache.invalidate", body, "invalidated")
     assert dropped["invalidated"] == 1
+    client.service.remembered = type(client.service.remembered)()  # as another replica would
+    assert await client.ok("cache.invalidate", body, "invalidated") == dropped
     miss = await client.submit("t4", kind="summarise", payload={"doc": 7})
     assert miss["events"] == ["TaskSubmitted"]
 
@@ -224,3 +227,16 @@ async def test_two_replicas_feed_each_usage_to_a_breaker_once(client: InProcessC
         failures = [e for e in events if e["type"] == "BreakerFailureRecorded"]
         assert [e["consecutive_failures"] for e in failures] == [1, 2, 3, 4, 5, 6]
         assert state.consecutive_failures == 6
+
+
+async def test_a_success_right_behind_a_failure_still_clears_it(client: InProcessClient) -> None:
+    await _models(client, ("m-a", 1.0, "small"))
+    await client.running_run("r1")
+    usage = {"run_id": "r1", "model": "m-a", "tokens_in": 1, "tokens_out": 1}
+    await client.ok("usage.record", usage | {"outcome": "network"})
+    await client.ok("usage.record", usage | {"outcome": "ok"})
+    breaker_id = model_breaker_id("m-a")
+    await _eventually(client, "breaker", breaker_id,
+                      lambda s: s is not None and s.consecutive_failures == 0)
+    types = await client.types_of("breaker", breaker_id)
+    assert types == ["BreakerConfigured", "BreakerFailureRecorded", "BreakerSuccessRecorded"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from events.catalog.breaker import BreakerHalfOpened
+from events.catalog.cache import CacheInvalidated
 from events.catalog.routing import ModelRecommended
 from events.commands.breaker import (
     AcquireBreaker,
@@ -113,9 +114,10 @@ async def invalidate_cache(uow: UnitOfWork, command: InvalidateCache) -> Outcome
     """Drops cached results; this replica's next submissions miss them at once."""
     repo = uow.repos.cache
     loaded = await uow.get(repo, target_of(command))
-    uow.record(repo, loaded, cache.decide(loaded.state, command, uow.context()))
     # Counted before the commit: the log follower may fold the event in first.
     dropped = len(uow.repos.results.matching(command.cache_key, command.prefix, uow.now))
+    facts = Facts(cached_matches=dropped)
+    uow.record(repo, loaded, cache.decide(loaded.state, command, uow.context(facts)))
 
     async def forget(committed: Committed) -> None:
         del committed
@@ -129,6 +131,17 @@ async def invalidate_cache(uow: UnitOfWork, command: InvalidateCache) -> Outcome
     return Outcome(loaded, extra)
 
 
+async def replay_invalidate(uow: UnitOfWork, command: InvalidateCache, record: CommandRecord
+                            ) -> ReplyFields:
+    """A retried invalidation answers with the count it recorded."""
+    for recorded in await uow.store.read_subject(uow.repos.cache.subject(target_of(command)),
+                                                 record.seq):
+        event = uow.codec.typed(uow.codec.decode(recorded.payload, recorded.seq))
+        if isinstance(event, CacheInvalidated) and recorded.seq == record.seq:
+            return {"invalidated": event.dropped}
+    return {"invalidated": 0}
+
+
 _on_breaker = on_target(lambda repos: repos.breakers, breaker.decide)
 _on_budget = on_target(lambda repos: repos.budgets, budget.decide)
 _on_model = on_target(lambda repos: repos.models, model.decide)
@@ -137,7 +150,7 @@ ROUTES: tuple[AnyRoute, ...] = (
     Route(RegisterModel, _on_model),
     Route(ConfigureModel, _on_model),
     Route(RecommendModel, recommend_model, replay=replay_recommend),
-    Route(InvalidateCache, invalidate_cache),
+    Route(InvalidateCache, invalidate_cache, replay=replay_invalidate),
     Route(ConfigureQueue, on_target(lambda repos: repos.queues, queue.decide)),
     Route(CreateBudget, _on_budget),
     Route(RaiseBudget, _on_budget),

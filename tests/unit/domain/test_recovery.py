@@ -157,3 +157,15 @@ def test_a_plan_keeps_an_earlier_fallback_on_backoff() -> None:
     plan = plan_recovery(DEFAULT_RECOVERY, "timeout", "t1", 2, True, model="m-a",
                          current=current, fallbacks=CHAIN)
     assert (plan.strategy.name, plan.instruction) == ("backoff", current)
+
+
+def test_runlog_recovery_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.errors import ConfigError
+    from services.settings import load_settings
+
+    monkeypatch.setenv("RUNLOG_RECOVERY", '{"auth": {"strategy": "backoff", "base_s": 3}}')
+    table = DEFAULT_RECOVERY.overridden(load_settings().recovery)
+    assert table.of("auth") == Strategy("backoff", 3.0, 1.0, 0.0)
+    monkeypatch.setenv("RUNLOG_RECOVERY", '{"auth": {"strategy": "pray"}}')
+    with pytest.raises(ConfigError, match="RUNLOG_RECOVERY"):
+        load_settings()

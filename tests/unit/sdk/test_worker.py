@@ -130,6 +130,19 @@ async def test_a_raising_handler_fails_the_attempt_with_its_error_class(
     assert h.fake.of("task.succeed") == []
 
 
+async def test_a_providers_retry_after_goes_with_the_failure() -> None:
+    async def limited(task: TaskContext) -> None:
+        raise TaskFailure("rate_limit", "429", retry_after_s=30.0)
+
+    h = Harness(limited)
+    h.fake.submit("t1")
+    h.start()
+    await h.until(lambda: len(h.ends) == 1)
+    await h.stopped()
+    [failed] = h.fake.of("task.fail")
+    assert (failed["error_class"], failed["retry_after_s"]) == ("rate_limit", 30.0)
+
+
 async def test_a_result_after_the_lease_moved_on_is_abandoned() -> None:
     h = Harness(lambda task: _revoked_then_done(h.fake, task))
     h.fake.submit("t1")
