@@ -17,7 +17,7 @@ from __future__ import annotations
 from .columns import Col, ColType
 from .models import TableDoc
 
-__all__ = ["FORECAST_VIEWS"]
+__all__ = ["DAILY_CALLS", "FORECAST_VIEWS"]
 
 _BUDGET_PERIODS = """
 CREATE OR REPLACE VIEW budget_periods AS
@@ -175,6 +175,14 @@ SELECT day, provider, model, calls, errors, tokens_in, cached_tokens_in, cache_w
 FROM paced
 """
 
+DAILY_CALLS = (
+    Col("day", ColType.DATE, doc="the UTC day"),
+    Col("provider", ColType.TEXT, doc="who served the calls"),
+    Col("model", ColType.TEXT, doc="the model called"),
+    Col("calls", ColType.BIGINT, doc="UsageRecorded events"),
+)
+"""The key and call count of the views by UTC day, provider and model."""
+
 _SCOPE = Col("scope", ColType.TEXT, doc="shared (a budget.create budget) or run (a run's own)")
 _BUDGET_ID = Col("budget_id", ColType.TEXT, doc="the budget's id (a run's own: the run id)")
 _PERIOD_START = Col("period_start", ColType.TIME, doc="when the period began")
@@ -247,10 +255,7 @@ FORECAST_VIEWS = (
               kind="view"), _BUDGET_FORECAST),
     (TableDoc("quota_daily", "Usage per UTC day, provider and model against a daily quota: "
               "every token kind, the last hour's pace and the day's projected end.", (
-                  Col("day", ColType.DATE, doc="the UTC day"),
-                  Col("provider", ColType.TEXT, doc="who served the calls"),
-                  Col("model", ColType.TEXT, doc="the model called"),
-                  Col("calls", ColType.BIGINT, doc="UsageRecorded events"),
+                  *DAILY_CALLS,
                   Col("errors", ColType.BIGINT, doc="calls whose outcome is not ok"),
                   Col("tokens_in", ColType.BIGINT, doc="uncached input tokens"),
                   Col("cached_tokens_in", ColType.BIGINT, doc="input read from the cache"),
