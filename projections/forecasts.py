@@ -163,16 +163,42 @@ days AS (
     FROM calls GROUP BY day, provider, model),
 paced AS (
     SELECT d.*, CASE WHEN d.day_end > now() THEN epoch(d.day_end - now()) / 3600 ELSE 0 END
-               AS remaining_h
-    FROM days AS d)
+               AS remaining_h,
+           m.quota_tokens_per_day, m.quota_requests_per_day, m.quota_cost_usd_per_day
+    FROM days AS d LEFT JOIN models AS m ON m.model = d.model),
+projected AS (
+    SELECT p.*,
+           CAST(round(calls + last_hour_calls * remaining_h) AS BIGINT) AS projected_calls,
+           CAST(round(tokens + last_hour_tokens * remaining_h) AS BIGINT) AS projected_tokens,
+           CAST(cost_usd + last_hour_cost_usd * CAST(remaining_h AS DECIMAL(18, 6))
+                AS DECIMAL(38, 12)) AS projected_cost_usd,
+           -- Hours from now until each bound is reached at the last hour's pace.
+           (quota_tokens_per_day - tokens) / nullif(last_hour_tokens, 0) AS tokens_runway_h,
+           (quota_requests_per_day - calls) / nullif(last_hour_calls, 0) AS calls_runway_h,
+           CAST((quota_cost_usd_per_day - cost_usd) / nullif(last_hour_cost_usd, 0) AS DOUBLE)
+               AS cost_runway_h
+    FROM paced AS p),
+used AS (
+    SELECT j.*,
+           100 * greatest(tokens / quota_tokens_per_day, calls / quota_requests_per_day,
+                          CAST(cost_usd / quota_cost_usd_per_day AS DOUBLE)) AS used_pct,
+           100 * greatest(projected_tokens / quota_tokens_per_day,
+                          projected_calls / quota_requests_per_day,
+                          CAST(projected_cost_usd / quota_cost_usd_per_day AS DOUBLE))
+               AS projected_pct,
+           least(tokens_runway_h, calls_runway_h, cost_runway_h) AS runway_h
+    FROM projected AS j)
 SELECT day, provider, model, calls, errors, tokens_in, cached_tokens_in, cache_write_tokens_in,
        tokens_out, tokens, cost_usd, last_hour_calls, last_hour_tokens, last_hour_cost_usd,
-       CAST(round(remaining_h, 4) AS DOUBLE) AS hours_left,
-       CAST(round(calls + last_hour_calls * remaining_h) AS BIGINT) AS projected_calls,
-       CAST(round(tokens + last_hour_tokens * remaining_h) AS BIGINT) AS projected_tokens,
-       CAST(cost_usd + last_hour_cost_usd * CAST(remaining_h AS DECIMAL(18, 6))
-            AS DECIMAL(38, 12)) AS projected_cost_usd
-FROM paced
+       CAST(round(remaining_h, 4) AS DOUBLE) AS hours_left, projected_calls, projected_tokens,
+       projected_cost_usd, quota_tokens_per_day, quota_requests_per_day, quota_cost_usd_per_day,
+       CAST(round(used_pct, 2) AS DOUBLE) AS quota_used_pct,
+       CAST(round(projected_pct, 2) AS DOUBLE) AS projected_quota_pct,
+       CASE WHEN remaining_h = 0 THEN NULL
+            WHEN used_pct >= 100 THEN now()
+            WHEN runway_h < remaining_h THEN now() + to_seconds(3600 * runway_h) END
+           AS quota_exhausted_at
+FROM used
 """
 
 DAILY_CALLS = (
@@ -272,6 +298,17 @@ FORECAST_VIEWS = (
                   Col("projected_tokens", ColType.BIGINT,
                       doc="tokens by the day's end at the last hour's pace"),
                   Col("projected_cost_usd", ColType.MONEY,
-                      doc="cost by the day's end at the last hour's pace")),
+                      doc="cost by the day's end at the last hour's pace"),
+                  Col("quota_tokens_per_day", ColType.BIGINT,
+                      doc="the model's daily token quota (model.set_quota; null: none)"),
+                  Col("quota_requests_per_day", ColType.BIGINT, doc="its daily call quota"),
+                  Col("quota_cost_usd_per_day", ColType.MONEY, doc="its daily cost quota"),
+                  Col("quota_used_pct", ColType.DOUBLE,
+                      doc="the most used of its quotas, in percent (null: no quota)"),
+                  Col("projected_quota_pct", ColType.DOUBLE,
+                      doc="the same for the day's projected end"),
+                  Col("quota_exhausted_at", ColType.TIME,
+                      doc="when a quota is reached today at the last hour's pace (null: "
+                      "not today; now: already)")),
               kind="view"), _QUOTA_DAILY),
 )

@@ -49,6 +49,17 @@ CACHE_PRICE_COLUMNS = (
         doc="USD per million input tokens written to the prompt cache"),
 )
 
+def _quota(row: Mapping[str, Any], event: Event) -> Row:
+    # Written even when null: a later model.set_quota may lift a bound.
+    tokens, calls, cost = (event.data.get(name) for name in (
+        "max_tokens_per_day", "max_requests_per_day", "max_cost_usd_per_day"))
+    return {
+        "quota_tokens_per_day": None if tokens is None else ColType.BIGINT.convert(tokens),
+        "quota_requests_per_day": None if calls is None else ColType.BIGINT.convert(calls),
+        "quota_cost_usd_per_day": None if cost is None else ColType.MONEY.convert(cost),
+    }
+
+
 MODELS = EntitySpec(
     name="models",
     aggregate="model",
@@ -64,9 +75,12 @@ MODELS = EntitySpec(
         *CACHE_PRICE_COLUMNS,
         Col("effective_from", ColType.TIME, doc="when that price applies from"),
         Col("price_entries", ColType.INT, 0, "ModelPriceSet events so far"),
+        Col("quota_tokens_per_day", ColType.BIGINT, doc="daily token quota (null: none)"),
+        Col("quota_requests_per_day", ColType.BIGINT, doc="daily call quota (null: none)"),
+        Col("quota_cost_usd_per_day", ColType.MONEY, doc="daily cost quota (null: none)"),
     ),
     copy={"model": "model", "provider": "provider"},
-    hooks={"ModelPriceSet": _price},
+    hooks={"ModelPriceSet": _price, "ModelQuotaSet": _quota},
 )
 
 MODEL_PRICE_COLUMNS = (
