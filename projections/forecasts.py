@@ -98,16 +98,18 @@ joined AS (
       USING (scope, budget_id, period_start)),
 left_over AS (
     SELECT j.*, j.max_tokens - j.spent_tokens - j.reserved_tokens AS tokens_left,
-           j.max_cost_usd - j.spent_cost_usd - j.reserved_cost_usd AS cost_left
+           j.max_cost_usd - j.spent_cost_usd - j.reserved_cost_usd AS cost_left,
+           -- A period that is over is not forecast: it ran out, or it did not.
+           j.period_end IS NULL OR j.period_end > now() AS open
     FROM joined AS j),
 runway AS (
     SELECT l.*,
            CASE WHEN l.tokens_left <= 0 THEN coalesce(l.exhausted_at, l.clock)
-                WHEN l.hour_tokens > 0
+                WHEN l.hour_tokens > 0 AND l.open
                     THEN l.clock + to_seconds(3600 * l.tokens_left / l.hour_tokens) END
                AS tokens_exhausted_at,
            CASE WHEN l.cost_left <= 0 THEN coalesce(l.exhausted_at, l.clock)
-                WHEN l.hour_cost_usd > 0
+                WHEN l.hour_cost_usd > 0 AND l.open
                     THEN l.clock + to_seconds(CAST(3600 * l.cost_left / l.hour_cost_usd AS DOUBLE))
                 END AS cost_exhausted_at
     FROM left_over AS l)
@@ -272,7 +274,8 @@ FORECAST_VIEWS = (
                       doc="the same, in USD"),
                   Col("projected_exhaustion_at", ColType.TIME,
                       doc="when a limit is reached at the last hour's pace (when it was, if "
-                      "it was; null: no limit, or nothing spent in the last hour)"),
+                      "it was; null: no limit, nothing spent in the last hour, or the "
+                      "period is over)"),
                   Col("exhausted_by", ColType.TEXT, doc="tokens or cost: the limit reached first"),
                   Col("exhausts_within_period", ColType.BOOL,
                       doc="whether that happens before the period ends"),

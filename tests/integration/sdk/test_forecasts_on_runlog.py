@@ -79,6 +79,7 @@ async def test_budget_forecast_burn_rates_and_exhaustion(client: Client) -> None
     assert own["period_end"] is not None
     assert own["forecast_at"] == own["period_end"]
     assert (own["projected_period_tokens"], own["projected_period_cost_usd"]) == (7_500, 0.05)
+    assert (own["projected_exhaustion_at"], own["exhausted_by"]) == (None, None)  # not reached
 
 
 async def test_quota_daily_and_cost_reconciliation(client: Client) -> None:
