@@ -28,7 +28,7 @@ __all__ = [
     "write_info",
 ]
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 STALE_HEARTBEAT_S = 30
 """A worker that is not offline or lost and has been silent this long shows in ``health``."""
 
