@@ -120,10 +120,16 @@ class EventCodec:
         target = self.version_of(kind, stored)
         if stored == target:
             return raw
-        own = {k: v for k, v in raw.items() if k not in ENVELOPE_FIELDS}
+        # One pass splits the envelope from the event's own fields (replaying an old log
+        # upcasts every event of its types).
+        head: dict[str, Any] = {}
+        own: dict[str, Any] = {}
+        for key, value in raw.items():
+            (head if key in ENVELOPE_FIELDS else own)[key] = value
         version, own = self._upcasters.upcast(kind, stored, target, own)
-        head = {k: v for k, v in raw.items() if k in ENVELOPE_FIELDS}
-        return head | own | {"schema_version": version}
+        head.update(own)
+        head["schema_version"] = version
+        return head
 
 
 def _stored(raw: dict[str, Any], seq: int, traceparent: str | None, subject: str

@@ -44,9 +44,11 @@ _QUANTUM = Decimal(1).scaleb(-USD_PLACES)
 def exact_usd(value: Decimal) -> Decimal:
     """``value`` at twelve places (half-even), or ``ValueError`` when it is not finite."""
     try:
-        return value.quantize(_QUANTUM, rounding=ROUND_HALF_EVEN)
+        if value.is_finite():
+            return value.quantize(_QUANTUM, rounding=ROUND_HALF_EVEN)
     except InvalidOperation:
-        raise ValueError(f"{value} is not an amount of dollars") from None
+        pass
+    raise ValueError(f"{value} is not an amount of dollars")
 
 
 def usd_text(value: Decimal) -> str:
@@ -74,7 +76,16 @@ def parse_usd(value: Any) -> Decimal:
 
 def money_from_json(value: Any) -> str | None:
     """The exact decimal text of an amount as older events stored it (a JSON number)."""
-    return None if value is None else usd_text(parse_usd(value))
+    if value is None:
+        return None
+    if type(value) is float:
+        # Fast path (replaying an old log): the shortest representation is already plain
+        # decimal text within twelve places for nearly every stored amount.
+        text = repr(value)
+        point = text.find(".")
+        if "e" not in text and "n" not in text and 0 <= len(text) - point - 1 <= USD_PLACES:
+            return text[:-2] if text.endswith(".0") else text
+    return usd_text(parse_usd(value))
 
 
 def register_money_upcaster(upcasters: UpcasterRegistry, event_type: str, from_version: int,
@@ -82,9 +93,16 @@ def register_money_upcaster(upcasters: UpcasterRegistry, event_type: str, from_v
     """Registers the step that rewrites these amounts (``a.b`` reaches into an object) from
     the JSON numbers ``from_version`` stored to exact decimal strings."""
 
+    top = tuple(path for path in fields if "." not in path)
+    nested = tuple(path.split(".") for path in fields if "." in path)
+
     def exact_amounts(data: Payload) -> Payload:
-        for path in fields:
-            _rewrite(data, path.split("."))
+        for name in top:
+            value = data.get(name)
+            if value is not None:
+                data[name] = money_from_json(value)
+        for path in nested:
+            _rewrite(data, path)
         return data
 
     upcasters.register(event_type, from_version)(exact_amounts)

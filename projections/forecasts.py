@@ -17,7 +17,7 @@ from __future__ import annotations
 from .columns import Col, ColType
 from .models import TableDoc
 
-__all__ = ["FORECAST_VIEWS"]
+__all__ = ["DAILY_CALLS", "FORECAST_VIEWS"]
 
 _BUDGET_PERIODS = """
 CREATE OR REPLACE VIEW budget_periods AS
@@ -98,16 +98,18 @@ joined AS (
       USING (scope, budget_id, period_start)),
 left_over AS (
     SELECT j.*, j.max_tokens - j.spent_tokens - j.reserved_tokens AS tokens_left,
-           j.max_cost_usd - j.spent_cost_usd - j.reserved_cost_usd AS cost_left
+           j.max_cost_usd - j.spent_cost_usd - j.reserved_cost_usd AS cost_left,
+           -- A period that is over is not forecast: it ran out, or it did not.
+           j.period_end IS NULL OR j.period_end > now() AS open
     FROM joined AS j),
 runway AS (
     SELECT l.*,
            CASE WHEN l.tokens_left <= 0 THEN coalesce(l.exhausted_at, l.clock)
-                WHEN l.hour_tokens > 0
+                WHEN l.hour_tokens > 0 AND l.open
                     THEN l.clock + to_seconds(3600 * l.tokens_left / l.hour_tokens) END
                AS tokens_exhausted_at,
            CASE WHEN l.cost_left <= 0 THEN coalesce(l.exhausted_at, l.clock)
-                WHEN l.hour_cost_usd > 0
+                WHEN l.hour_cost_usd > 0 AND l.open
                     THEN l.clock + to_seconds(CAST(3600 * l.cost_left / l.hour_cost_usd AS DOUBLE))
                 END AS cost_exhausted_at
     FROM left_over AS l)
@@ -163,17 +165,51 @@ days AS (
     FROM calls GROUP BY day, provider, model),
 paced AS (
     SELECT d.*, CASE WHEN d.day_end > now() THEN epoch(d.day_end - now()) / 3600 ELSE 0 END
-               AS remaining_h
-    FROM days AS d)
+               AS remaining_h,
+           m.quota_tokens_per_day, m.quota_requests_per_day, m.quota_cost_usd_per_day
+    FROM days AS d LEFT JOIN models AS m ON m.model = d.model),
+projected AS (
+    SELECT p.*,
+           CAST(round(calls + last_hour_calls * remaining_h) AS BIGINT) AS projected_calls,
+           CAST(round(tokens + last_hour_tokens * remaining_h) AS BIGINT) AS projected_tokens,
+           CAST(cost_usd + last_hour_cost_usd * CAST(remaining_h AS DECIMAL(18, 6))
+                AS DECIMAL(38, 12)) AS projected_cost_usd,
+           -- Hours from now until each bound is reached at the last hour's pace.
+           (quota_tokens_per_day - tokens) / nullif(last_hour_tokens, 0) AS tokens_runway_h,
+           (quota_requests_per_day - calls) / nullif(last_hour_calls, 0) AS calls_runway_h,
+           CAST((quota_cost_usd_per_day - cost_usd) / nullif(last_hour_cost_usd, 0) AS DOUBLE)
+               AS cost_runway_h
+    FROM paced AS p),
+used AS (
+    SELECT j.*,
+           100 * greatest(tokens / quota_tokens_per_day, calls / quota_requests_per_day,
+                          CAST(cost_usd / quota_cost_usd_per_day AS DOUBLE)) AS used_pct,
+           100 * greatest(projected_tokens / quota_tokens_per_day,
+                          projected_calls / quota_requests_per_day,
+                          CAST(projected_cost_usd / quota_cost_usd_per_day AS DOUBLE))
+               AS projected_pct,
+           least(tokens_runway_h, calls_runway_h, cost_runway_h) AS runway_h
+    FROM projected AS j)
 SELECT day, provider, model, calls, errors, tokens_in, cached_tokens_in, cache_write_tokens_in,
        tokens_out, tokens, cost_usd, last_hour_calls, last_hour_tokens, last_hour_cost_usd,
-       CAST(round(remaining_h, 4) AS DOUBLE) AS hours_left,
-       CAST(round(calls + last_hour_calls * remaining_h) AS BIGINT) AS projected_calls,
-       CAST(round(tokens + last_hour_tokens * remaining_h) AS BIGINT) AS projected_tokens,
-       CAST(cost_usd + last_hour_cost_usd * CAST(remaining_h AS DECIMAL(18, 6))
-            AS DECIMAL(38, 12)) AS projected_cost_usd
-FROM paced
+       CAST(round(remaining_h, 4) AS DOUBLE) AS hours_left, projected_calls, projected_tokens,
+       projected_cost_usd, quota_tokens_per_day, quota_requests_per_day, quota_cost_usd_per_day,
+       CAST(round(used_pct, 2) AS DOUBLE) AS quota_used_pct,
+       CAST(round(projected_pct, 2) AS DOUBLE) AS projected_quota_pct,
+       CASE WHEN remaining_h = 0 THEN NULL
+            WHEN used_pct >= 100 THEN now()
+            WHEN runway_h < remaining_h THEN now() + to_seconds(3600 * runway_h) END
+           AS quota_exhausted_at
+FROM used
 """
+
+DAILY_CALLS = (
+    Col("day", ColType.DATE, doc="the UTC day"),
+    Col("provider", ColType.TEXT, doc="who served the calls"),
+    Col("model", ColType.TEXT, doc="the model called"),
+    Col("calls", ColType.BIGINT, doc="UsageRecorded events"),
+)
+"""The key and call count of the views by UTC day, provider and model."""
 
 _SCOPE = Col("scope", ColType.TEXT, doc="shared (a budget.create budget) or run (a run's own)")
 _BUDGET_ID = Col("budget_id", ColType.TEXT, doc="the budget's id (a run's own: the run id)")
@@ -238,7 +274,8 @@ FORECAST_VIEWS = (
                       doc="the same, in USD"),
                   Col("projected_exhaustion_at", ColType.TIME,
                       doc="when a limit is reached at the last hour's pace (when it was, if "
-                      "it was; null: no limit, or nothing spent in the last hour)"),
+                      "it was; null: no limit, nothing spent in the last hour, or the "
+                      "period is over)"),
                   Col("exhausted_by", ColType.TEXT, doc="tokens or cost: the limit reached first"),
                   Col("exhausts_within_period", ColType.BOOL,
                       doc="whether that happens before the period ends"),
@@ -247,10 +284,7 @@ FORECAST_VIEWS = (
               kind="view"), _BUDGET_FORECAST),
     (TableDoc("quota_daily", "Usage per UTC day, provider and model against a daily quota: "
               "every token kind, the last hour's pace and the day's projected end.", (
-                  Col("day", ColType.DATE, doc="the UTC day"),
-                  Col("provider", ColType.TEXT, doc="who served the calls"),
-                  Col("model", ColType.TEXT, doc="the model called"),
-                  Col("calls", ColType.BIGINT, doc="UsageRecorded events"),
+                  *DAILY_CALLS,
                   Col("errors", ColType.BIGINT, doc="calls whose outcome is not ok"),
                   Col("tokens_in", ColType.BIGINT, doc="uncached input tokens"),
                   Col("cached_tokens_in", ColType.BIGINT, doc="input read from the cache"),
@@ -267,6 +301,17 @@ FORECAST_VIEWS = (
                   Col("projected_tokens", ColType.BIGINT,
                       doc="tokens by the day's end at the last hour's pace"),
                   Col("projected_cost_usd", ColType.MONEY,
-                      doc="cost by the day's end at the last hour's pace")),
+                      doc="cost by the day's end at the last hour's pace"),
+                  Col("quota_tokens_per_day", ColType.BIGINT,
+                      doc="the model's daily token quota (model.set_quota; null: none)"),
+                  Col("quota_requests_per_day", ColType.BIGINT, doc="its daily call quota"),
+                  Col("quota_cost_usd_per_day", ColType.MONEY, doc="its daily cost quota"),
+                  Col("quota_used_pct", ColType.DOUBLE,
+                      doc="the most used of its quotas, in percent (null: no quota)"),
+                  Col("projected_quota_pct", ColType.DOUBLE,
+                      doc="the same for the day's projected end"),
+                  Col("quota_exhausted_at", ColType.TIME,
+                      doc="when a quota is reached today at the last hour's pace (null: "
+                      "not today; now: already)")),
               kind="view"), _QUOTA_DAILY),
 )

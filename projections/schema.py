@@ -12,9 +12,10 @@ import duckdb
 
 from .columns import Col, ColType, ddl_columns
 from .errors import SchemaMismatch
-from .forecasts import FORECAST_VIEWS
+from .forecasts import DAILY_CALLS, FORECAST_VIEWS
 from .liveness import BEAT_INTERVAL_S, LIVENESS_TABLE, STALE_AFTER_BEATS
 from .models import Projection, TableDoc
+from .models.prices import CACHE_PRICE_COLUMNS
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -27,7 +28,7 @@ __all__ = [
     "write_info",
 ]
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 STALE_HEARTBEAT_S = 30
 """A worker that is not offline or lost and has been silent this long shows in ``health``."""
 
@@ -181,10 +182,7 @@ VIEWS = (
     (TableDoc("cost_reconciliation", "What runlog computed against what providers billed, by "
               "UTC day, provider and model (calls whose usage.record carried "
               "provider_cost_usd).", (
-                  Col("day", ColType.DATE, doc="the UTC day"),
-                  Col("provider", ColType.TEXT, doc="who served the calls"),
-                  Col("model", ColType.TEXT, doc="the model called"),
-                  Col("calls", ColType.BIGINT, doc="UsageRecorded events"),
+                  *DAILY_CALLS,
                   Col("reported_calls", ColType.BIGINT, doc="of them, with a provider cost"),
                   Col("cost_usd", ColType.MONEY, doc="computed cost of all the calls"),
                   Col("computed_reported_usd", ColType.MONEY,
@@ -207,11 +205,7 @@ VIEWS = (
                   Col("input_usd_per_mtok", ColType.MONEY, doc="USD per million input tokens"),
                   Col("output_usd_per_mtok", ColType.MONEY,
                       doc="USD per million output tokens"),
-                  Col("cached_input_usd_per_mtok", ColType.MONEY,
-                      doc="USD per million input tokens read from the prompt cache"),
-                  Col("cache_write_usd_per_mtok", ColType.MONEY,
-                      doc="USD per million input tokens written to the prompt cache")),
-              kind="view"), _PRICE_PERIODS),
+                  *CACHE_PRICE_COLUMNS), kind="view"), _PRICE_PERIODS),
     (TableDoc("health", "What needs attention: whether a `runlog up` is projecting into "
               f"this file (down after {STALE_AFTER_BEATS} missed beats of "
               f"{BEAT_INTERVAL_S:g} s, or at once after a clean stop), lag per projection "

@@ -8,7 +8,7 @@ from typing import Annotated, ClassVar
 from pydantic import Field, StringConstraints
 
 from events.base import DomainEvent
-from events.money import MAX_USD_PER_MTOK, UsdPerMtok, register_money_upcaster
+from events.money import MAX_USD_PER_MTOK, Usd, UsdPerMtok, register_money_upcaster
 from events.versions import registry
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "ModelConfigured",
     "ModelName",
     "ModelPriceSet",
+    "ModelQuotaSet",
     "ModelRegistered",
     "Tier",
     "UsdPerMtok",
@@ -57,6 +58,14 @@ class ModelPriceSet(_ModelEvent):
     """Input tokens read from the provider's prompt cache."""
     cache_write_usd_per_mtok: UsdPerMtok | None = None
     """Input tokens written to the provider's prompt cache."""
+
+
+class ModelQuotaSet(_ModelEvent):
+    """The model's daily quota (per UTC day) is now this; a null bound is none."""
+
+    max_tokens_per_day: int | None = Field(default=None, ge=0)
+    max_requests_per_day: int | None = Field(default=None, ge=0)
+    max_cost_usd_per_day: Usd | None = None
 
 
 register_money_upcaster(registry, "ModelPriceSet", 1,

@@ -9,8 +9,11 @@ from pydantic import AfterValidator, Field, StringConstraints
 from events.base import Command, Moment
 from events.catalog.model import ModelName, Tier, UsdPerMtok
 from events.ids import model_aggregate_id
+from events.money import UsdAmount
 
-__all__ = ["ConfigureModel", "EscapableModelName", "RegisterModel"]
+__all__ = ["ConfigureModel", "EscapableModelName", "RegisterModel", "SetModelQuota"]
+
+DailyCount = Annotated[int, Field(ge=0, le=10**15)]
 
 
 def _escapable(name: str) -> str:
@@ -63,6 +66,27 @@ class ConfigureModel(Command):
     fallbacks: list[EscapableModelName] = Field(default_factory=list, max_length=16)
     failure_threshold: int | None = Field(default=None, ge=1, le=10_000)
     cooldown_s: float | None = Field(default=None, gt=0, le=86_400, allow_inf_nan=False)
+
+    def target_id(self) -> str:
+        """Returns the model's aggregate id: its name, escaped to fit a subject."""
+        return model_aggregate_id(self.model)
+
+
+class SetModelQuota(Command):
+    """Set a registered model's daily quota (per UTC day); a bound left out or null is none.
+
+    The ``quota_daily`` view holds each day's usage against it. The quota is the
+    provider's limit as the operator knows it; usage past it is still recorded.
+    """
+
+    aggregate: ClassVar[str] = "model"
+    id_field: ClassVar[str] = "model"
+    subject: ClassVar[str] = "model.set_quota"
+
+    model: EscapableModelName
+    max_tokens_per_day: DailyCount | None = None
+    max_requests_per_day: DailyCount | None = None
+    max_cost_usd_per_day: UsdAmount | None = None
 
     def target_id(self) -> str:
         """Returns the model's aggregate id: its name, escaped to fit a subject."""

@@ -18,7 +18,7 @@ from projections.decode import Event, parse_time
 from .base import ErrorSink, TableDoc, upsert_rows
 from .entity import EntityProjection, EntitySpec, Row
 
-__all__ = ["MODELS", "MODEL_PRICE_COLUMNS", "ModelProjection"]
+__all__ = ["CACHE_PRICE_COLUMNS", "MODELS", "MODEL_PRICE_COLUMNS", "ModelProjection"]
 
 
 def _price(row: Mapping[str, Any], event: Event) -> Row:
@@ -42,12 +42,23 @@ def _cache_price(data: Mapping[str, Any], name: str) -> Any:
     return ColType.MONEY.convert(data["input_usd_per_mtok"] if value is None else value)
 
 
-_CACHE_PRICES = (
+CACHE_PRICE_COLUMNS = (
     Col("cached_input_usd_per_mtok", ColType.MONEY,
         doc="USD per million input tokens read from the prompt cache"),
     Col("cache_write_usd_per_mtok", ColType.MONEY,
         doc="USD per million input tokens written to the prompt cache"),
 )
+
+def _quota(row: Mapping[str, Any], event: Event) -> Row:
+    # Written even when null: a later model.set_quota may lift a bound.
+    tokens, calls, cost = (event.data.get(name) for name in (
+        "max_tokens_per_day", "max_requests_per_day", "max_cost_usd_per_day"))
+    return {
+        "quota_tokens_per_day": None if tokens is None else ColType.BIGINT.convert(tokens),
+        "quota_requests_per_day": None if calls is None else ColType.BIGINT.convert(calls),
+        "quota_cost_usd_per_day": None if cost is None else ColType.MONEY.convert(cost),
+    }
+
 
 MODELS = EntitySpec(
     name="models",
@@ -61,12 +72,15 @@ MODELS = EntitySpec(
         Col("state", ColType.TEXT, doc="active"),
         Col("input_usd_per_mtok", ColType.MONEY, doc="USD per million input tokens"),
         Col("output_usd_per_mtok", ColType.MONEY, doc="USD per million output tokens"),
-        *_CACHE_PRICES,
+        *CACHE_PRICE_COLUMNS,
         Col("effective_from", ColType.TIME, doc="when that price applies from"),
         Col("price_entries", ColType.INT, 0, "ModelPriceSet events so far"),
+        Col("quota_tokens_per_day", ColType.BIGINT, doc="daily token quota (null: none)"),
+        Col("quota_requests_per_day", ColType.BIGINT, doc="daily call quota (null: none)"),
+        Col("quota_cost_usd_per_day", ColType.MONEY, doc="daily cost quota (null: none)"),
     ),
     copy={"model": "model", "provider": "provider"},
-    hooks={"ModelPriceSet": _price},
+    hooks={"ModelPriceSet": _price, "ModelQuotaSet": _quota},
 )
 
 MODEL_PRICE_COLUMNS = (
@@ -76,7 +90,7 @@ MODEL_PRICE_COLUMNS = (
     Col("effective_from", ColType.TIME, doc="the price applies from this instant on"),
     Col("input_usd_per_mtok", ColType.MONEY, doc="USD per million input tokens"),
     Col("output_usd_per_mtok", ColType.MONEY, doc="USD per million output tokens"),
-    *_CACHE_PRICES,
+    *CACHE_PRICE_COLUMNS,
     Col("set_at", ColType.TIME, doc="when this entry was (last) set"),
     Col("seq", ColType.BIGINT, doc="stream sequence of the event that set it"),
 )

@@ -29,6 +29,14 @@ REPORT_QUERIES: tuple[tuple[str, str], ...] = (
      "SELECT model, provider, count(*) AS calls, sum(tokens_in) AS tokens_in, "
      "sum(tokens_out) AS tokens_out, round(sum(cost_usd), 4) AS cost_usd FROM usage "
      "GROUP BY model, provider ORDER BY cost_usd DESC"),
+    ("Cached input by model",
+     "SELECT model, sum(cached_tokens_in) AS cached_tokens_in, round(sum(cost_usd), 4) AS "
+     "cost_usd FROM quota_daily GROUP BY model ORDER BY cost_usd DESC LIMIT 5"),
+    ("Budget forecast",
+     "SELECT budget_id, round(spent_cost_usd, 4) AS spent_usd, round(cost_left_usd, 4) AS "
+     "left_usd, round(burn_usd_per_hour_last_hour, 4) AS usd_last_hour, "
+     "projected_exhaustion_at, exhausted_by FROM budget_forecast "
+     "ORDER BY projected_exhaustion_at NULLS LAST LIMIT 5"),
     ("Costliest runs",
      "SELECT run_id, state, tokens_in + tokens_out AS tokens, round(cost_usd, 4) AS cost_usd "
      "FROM runs ORDER BY cost_usd DESC LIMIT 5"),

@@ -121,7 +121,9 @@ async def _model_call(task: TaskContext, rng: random.Random, report: DemoReport)
         report.outcomes["call skipped: breaker open"] += 1
         return
     outcome = "ok" if rng.random() > 0.08 else rng.choice(("rate_limit", "timeout"))
-    await task.record_usage(model, tokens_in=rng.randint(800, 24000),
+    prompt = rng.randint(800, 24000)
+    cached = int(prompt * rng.choice((0.0, 0.0, 0.5, 0.8)))  # a shared system prompt, cached
+    await task.record_usage(model, tokens_in=prompt - cached, cached_tokens_in=cached,
                             tokens_out=rng.randint(150, 4000),
                             latency_ms=rng.uniform(300, 9000), outcome=outcome)
     report.outcomes[f"model call {outcome}"] += 1

@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from events.base import Command, DomainEvent
-from events.catalog.model import ModelConfigured, ModelPriceSet, ModelRegistered
-from events.commands.model import ConfigureModel, RegisterModel
+from events.catalog.model import ModelConfigured, ModelPriceSet, ModelQuotaSet, ModelRegistered
+from events.commands.model import ConfigureModel, RegisterModel, SetModelQuota
 from events.errors import ErrorCode
 
 from .context import Context, Price
@@ -30,6 +30,7 @@ TABLE = TransitionTable(
         (None, "ModelRegistered"): "active",
         ("active", "ModelPriceSet"): "active",
         ("active", "ModelConfigured"): "active",
+        ("active", "ModelQuotaSet"): "active",
     },
 )
 
@@ -47,6 +48,8 @@ class ModelState:
     """Models to fall back to, in order, when a call to this one fails."""
     failure_threshold: int | None = None
     cooldown_s: float | None = None
+    quota: ModelQuotaSet | None = None
+    """Its daily quota, if one was set."""
 
 
 def price_at(state: ModelState | None, when: datetime) -> Price | None:
@@ -58,10 +61,12 @@ def price_at(state: ModelState | None, when: datetime) -> Price | None:
 
 
 def decide(state: ModelState | None, command: Command, ctx: Context) -> list[DomainEvent]:
-    """Returns the events of ``model.register`` (nothing when that exact price is known)
-    or ``model.configure`` (nothing when nothing changes)."""
+    """Returns the events of ``model.register`` (nothing when that exact price is known),
+    ``model.configure`` and ``model.set_quota`` (nothing when nothing changes)."""
     if isinstance(command, ConfigureModel):
         return _configure(state, command)
+    if isinstance(command, SetModelQuota):
+        return _set_quota(state, command)
     if not isinstance(command, RegisterModel):
         raise TypeError(f"not a model command: {type(command).__name__}")
     price = ModelPriceSet(
@@ -94,6 +99,17 @@ def _configure(state: ModelState | None, command: ConfigureModel) -> list[Domain
                             cooldown_s=command.cooldown_s)]
 
 
+def _set_quota(state: ModelState | None, command: SetModelQuota) -> list[DomainEvent]:
+    if state is None:
+        raise DomainError(ErrorCode.NOT_FOUND, f"model {command.model} is not registered; "
+                          "register its price with model.register", {"model": command.model})
+    quota = ModelQuotaSet(model=command.model, max_tokens_per_day=command.max_tokens_per_day,
+                          max_requests_per_day=command.max_requests_per_day,
+                          max_cost_usd_per_day=command.max_cost_usd_per_day)
+    current = state.quota or ModelQuotaSet(model=command.model)  # none: every bound null
+    return [] if current == quota else [quota]
+
+
 def _as_price(event: ModelPriceSet) -> Price:
     return Price(provider=event.provider, input_usd_per_mtok=event.input_usd_per_mtok,
                  output_usd_per_mtok=event.output_usd_per_mtok,
@@ -110,6 +126,8 @@ def evolve(state: ModelState | None, event: DomainEvent) -> ModelState:
     if state is not None and isinstance(event, ModelConfigured):
         return replace(state, tier=event.tier, fallbacks=tuple(event.fallbacks),
                        failure_threshold=event.failure_threshold, cooldown_s=event.cooldown_s)
+    if state is not None and isinstance(event, ModelQuotaSet):
+        return replace(state, quota=event)
     if state is None or not isinstance(event, ModelPriceSet):
         raise InvalidHistory(f"model: {event.type_name()} does not follow its history")
     # A price with an effective date already listed corrects that entry.

@@ -955,6 +955,27 @@ class CommandMethods(abc.ABC):
             "command_id": command_id,
         })
 
+    async def set_model_quota(
+        self,
+        *,
+        model: str,
+        max_tokens_per_day: int | None = None,
+        max_requests_per_day: int | None = None,
+        max_cost_usd_per_day: Decimal | float | str | None = None,
+        command_id: str | None = None,
+    ) -> Reply:
+        """Set a registered model's daily quota (per UTC day); a bound left out or null is none.
+
+        Sends ``runlog.cmd.model.set_quota`` (``SetModelQuota``).
+        """
+        return await self._command("model.set_quota", Reply, {
+            "model": model,
+            "max_tokens_per_day": max_tokens_per_day,
+            "max_requests_per_day": max_requests_per_day,
+            "max_cost_usd_per_day": max_cost_usd_per_day,
+            "command_id": command_id,
+        })
+
     async def skip_workstream(
         self,
         *,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 from typing import Any
 
 from .client import Client
@@ -78,13 +79,19 @@ class TaskContext:
 
     async def record_usage(self, model: str, tokens_in: int, tokens_out: int, *,
                            latency_ms: float | None = None, outcome: str = "ok",
+                           cached_tokens_in: int = 0, cache_write_tokens_in: int = 0,
+                           provider_cost_usd: Decimal | float | str | None = None,
                            command_id: str | None = None) -> Reply:
         """Records one model call against the task's run, with task and worker filled in.
 
         ``outcome`` is ``ok`` or the call's error class (``rate_limit``, ``timeout``, ...).
+        ``tokens_in`` is the input not read from the prompt cache; ``provider_cost_usd``
+        what the provider billed, if it said.
         """
         self.progress()
         return await self.client.record_usage(
             run_id=self.task.run_id, task_id=self.task.task_id, worker_id=self.worker_id,
             model=model, tokens_in=tokens_in, tokens_out=tokens_out, latency_ms=latency_ms,
-            outcome=outcome, command_id=command_id)
+            outcome=outcome, cached_tokens_in=cached_tokens_in,
+            cache_write_tokens_in=cache_write_tokens_in, provider_cost_usd=provider_cost_usd,
+            command_id=command_id)

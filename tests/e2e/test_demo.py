@@ -15,7 +15,8 @@ pytestmark = [pytest.mark.nats, pytest.mark.slow]
 def test_demo_drives_a_workload_and_reports_from_the_read_models(tmp_path: Path) -> None:
     demo = runlog(tmp_path, "demo", "--runs", "5", "--workers", "3", timeout_s=180)
     assert demo.returncode == 0, demo.stderr
-    for section in ("Runs by state", "Cost by model", "Costliest runs", "Latest transitions"):
+    for section in ("Runs by state", "Cost by model", "Budget forecast", "Costliest runs",
+                    "Latest transitions"):
         assert section in demo.stdout
     assert "stopped cleanly" in demo.stderr
     assert nats_children(tmp_path / "demo") == []

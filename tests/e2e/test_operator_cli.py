@@ -125,6 +125,13 @@ def test_noun_verbs_list_and_show_the_read_models(served: Path,
     assert tasks.splitlines()[1].startswith("noun-task,noun-run,code,queued")
     for noun in ("worker", "breaker", "budget"):
         assert cli(served, capsys, noun, "list")[0] == 0
+    send(served, "budget.create", {"budget_id": "noun-budget", "name": "b", "max_cost_usd": 1})
+    send(served, "run.create", {"run_id": "noun-spender", "name": "s", "budget_id": "noun-budget"})
+    send(served, "run.start", {"run_id": "noun-spender"})
+    wait_for(served, send(served, "usage.record", {"run_id": "noun-spender", "model": "gpt-4o",
+                                                   "tokens_in": 1000, "tokens_out": 1000}))
+    budget = json.loads(runlog(served, "budget", "show", "noun-budget", "-o", "json").stdout)
+    assert [(f["period"], f["exhausted_by"]) for f in budget["forecast"]] == [("total", "cost")]
     assert cli(served, capsys, "task", "show", "no-such-task")[0] == 1
 
 

@@ -86,3 +86,21 @@ async def test_many_small_costs_sum_exactly_and_reconcile(client: InProcessClien
          10.0, Decimal("0.0001"))]
     assert _rows(db_path, "SELECT count(*) FROM usage WHERE provider_cost_usd IS NOT NULL") == [
         (48,)]
+
+
+async def test_model_set_quota_is_recorded_once_and_needs_a_registered_model(
+        client: InProcessClient) -> None:
+    quota = {"model": "gpt-4o", "max_tokens_per_day": 1_000_000, "max_cost_usd_per_day": "25"}
+    first = await client.ok("model.set_quota", quota)
+    again = await client.ok("model.set_quota", quota)
+    assert (first["events"], again["events"]) == (["ModelQuotaSet"], [])
+    state = await client.state_of("model", "gpt-4o")
+    assert state.quota is not None
+    assert (state.quota.max_tokens_per_day, state.quota.max_cost_usd_per_day,
+            state.quota.max_requests_per_day) == (1_000_000, Decimal(25), None)
+    lifted = await client.ok("model.set_quota", {"model": "gpt-4o"})
+    assert lifted["events"] == ["ModelQuotaSet"]
+    await client.refused("model.set_quota", {"model": "no-such-model", "max_tokens_per_day": 1},
+                         "not_found")
+    await client.refused("model.set_quota", {"model": "gpt-4o", "max_tokens_per_day": -1},
+                         "validation_failed")

@@ -96,6 +96,8 @@ def _float_money_log() -> EventLog:
              effective_from="2024-01-01T00:00:00+00:00")
     log.emit("budget", "b1", "BudgetCreated", "active", budget_id="b1", name="team",
              max_cost_usd=0.2, max_tokens=None)
+    log.emit("budget", "b1", "BudgetRaised", "active", budget_id="b1", max_cost_usd=0.3,
+             max_tokens=None)
     log.emit("run", "r1", "RunCreated", "pending", run_id="r1", name="r1", labels={},
              budget={"max_tokens": None, "max_cost_usd": 0.05}, budget_id="b1")
     log.emit("run", "r1", "RunStarted", "running", run_id="r1")
@@ -130,13 +132,14 @@ async def test_float_money_of_version_1_replays_exactly(tmp_path: Path) -> None:
         usage = con.execute("SELECT sum(cost_usd), min(input_usd_per_mtok) FROM usage").fetchone()
         kind = con.execute("SELECT typeof(cost_usd) FROM runs").fetchone()
     assert run == (Decimal("0.097"), Decimal("0.05"))
-    assert budget == (Decimal("0.097"), Decimal("0.2"))
+    assert budget == (Decimal("0.097"), Decimal("0.3"))
     assert usage == (Decimal("0.097"), Decimal("0.1"))
     assert kind == ("DECIMAL(38,12)",)
 
     async with memory_service(store) as service:
         state = await service.state_of("run", "r1")
         assert (state.cost_usd, state.over_budget) == (Decimal("0.097"), True)
+        assert (await service.state_of("budget", "b1")).max_cost_usd == Decimal("0.3")
         (stored,) = [e for e in await service.events_of("run", "r1")
                      if e["type"] == "RunBudgetExceeded"]
         assert (stored["schema_version"], stored["cost_usd"]) == (1, sum([0.001] * 97))

@@ -15,7 +15,7 @@ from events.commands.breaker import (
 )
 from events.commands.budget import CloseBudget, CreateBudget, RaiseBudget
 from events.commands.cache import InvalidateCache
-from events.commands.model import ConfigureModel, RegisterModel
+from events.commands.model import ConfigureModel, RegisterModel, SetModelQuota
 from events.commands.queue import ConfigureQueue
 from events.commands.routing import RecommendModel
 from events.ids import model_aggregate_id
@@ -151,6 +151,7 @@ ROUTES: tuple[AnyRoute, ...] = (
     Route(ConfigureModel, _on_model),
     Route(RecommendModel, recommend_model, replay=replay_recommend),
     Route(InvalidateCache, invalidate_cache, replay=replay_invalidate),
+    Route(SetModelQuota, _on_model),
     Route(ConfigureQueue, on_target(lambda repos: repos.queues, queue.decide)),
     Route(CreateBudget, _on_budget),
     Route(RaiseBudget, _on_budget),

@@ -3,7 +3,7 @@ cost_reconciliation read back over NATS, with exact money."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -79,9 +79,12 @@ async def test_budget_forecast_burn_rates_and_exhaustion(client: Client) -> None
     assert own["period_end"] is not None
     assert own["forecast_at"] == own["period_end"]
     assert (own["projected_period_tokens"], own["projected_period_cost_usd"]) == (7_500, 0.05)
+    assert (own["projected_exhaustion_at"], own["exhausted_by"]) == (None, None)  # not reached
 
 
 async def test_quota_daily_and_cost_reconciliation(client: Client) -> None:
+    await client.set_model_quota(model="gpt-4o", max_tokens_per_day=100_000,
+                                 max_requests_per_day=10)
     run = await client.create_run(run_id="q1", name="q1")
     await client.start_run(run_id=run.id)
     seq = await _spend(client, "q1", 5)
@@ -97,6 +100,19 @@ async def test_quota_daily_and_cost_reconciliation(client: Client) -> None:
     assert quota["projected_tokens"] == pytest.approx(expected, abs=2)
     assert Decimal(str(quota["projected_cost_usd"])) == pytest.approx(
         Decimal("0.05") * Decimal(1 + quota["hours_left"]), abs=Decimal("0.00001"))
+    # Against the quota: 5 of 10 calls (17,500 of 100,000 tokens); at 5 calls an hour the
+    # call quota is reached in an hour, if the day lasts that long.
+    assert (quota["quota_tokens_per_day"], quota["quota_requests_per_day"],
+            quota["quota_cost_usd_per_day"], quota["quota_used_pct"]) == (100_000, 10, None, 50.0)
+    assert quota["projected_calls"] == round(5 * (1 + quota["hours_left"]))
+    assert quota["projected_quota_pct"] == 10 * quota["projected_calls"]  # the call quota
+    runway = (_at(quota["quota_exhausted_at"]) - datetime.now(UTC)
+              if quota["quota_exhausted_at"] else None)
+    if quota["hours_left"] > 1.01:
+        assert runway is not None
+        assert timedelta(minutes=59) < runway <= timedelta(hours=1)
+    else:
+        assert runway is None
 
     (reconciled,) = _objects(await client.query(
         "SELECT calls, reported_calls, cost_usd, provider_cost_usd, difference_usd, "
