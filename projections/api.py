@@ -9,8 +9,9 @@ process over NATS (``runlog.sql.*``) instead. Every failure is a ``ProjectionErr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
@@ -170,12 +171,11 @@ async def stream_sql_async(sql: str, out: TextIO, fmt: str, *, db_path: Path,
         url = _owner_url(busy, nats_url)
     request = {"sql": sql, "limit": limit, "timeout_s": timeout_s, "wait_seq": wait_seq,
                "wait_timeout_s": wait_timeout_s}
-    nc = await _connect(url, nats_options)
-    try:
-        return await receive_stream(nc, f"{subject_prefix}.query", request, writer,
-                                    _budget(limits, timeout_s, wait_seq, wait_timeout_s))
-    finally:
-        await nc.close()
+    async with _connected(url, nats_options) as link:
+        return await link.unless_lost(receive_stream(
+            link.nc, f"{subject_prefix}.query", request, writer,
+            _budget(limits, timeout_s, wait_seq, wait_timeout_s)), lambda: (
+                f" (after {writer.count} rows: the output is incomplete)" if writer.count else ""))
 
 
 def _on_file(db_path: Path, limits: SqlLimits, timeout_s: float, wait_seq: int | None,
@@ -307,24 +307,65 @@ def parse_until(text: str) -> datetime:
 
 async def _ask(nats_url: str, subject: str, body: dict[str, Any], timeout_s: float,
                nats_options: NatsOptions | None) -> dict[str, Any]:
-    nc = await _connect(nats_url, nats_options)
-    try:
-        return await _request(nc, subject, body, timeout_s)
-    finally:
-        await nc.close()
+    async with _connected(nats_url, nats_options) as link:
+        return await link.unless_lost(_request(link.nc, subject, body, timeout_s))
 
 
-async def _connect(nats_url: str, nats_options: NatsOptions | None) -> Client:
+class _Link:
+    """A one-shot client's connection, and whether it has been lost (the server went away)."""
+
+    def __init__(self, nats_url: str) -> None:
+        self.nats_url = nats_url
+        self.nc: Client
+        self.lost = asyncio.Event()
+
+    async def on_lost(self) -> None:
+        """nats-py's disconnected and closed callback."""
+        self.lost.set()
+
+    async def unless_lost(self, waiting: Coroutine[Any, Any, T],
+                          so_far: Callable[[], str] = lambda: "") -> T:
+        """``waiting``'s result; ``QueryUnavailable`` at once if the connection is lost first
+        (without this, a request waits out its whole budget for a reply that cannot come).
+        ``so_far`` adds what was received before, to the message."""
+        answer = asyncio.ensure_future(waiting)
+        lost = asyncio.ensure_future(self.lost.wait())
+        try:
+            await asyncio.wait([answer, lost], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+        broken = answer.done() and not answer.cancelled() and isinstance(
+            answer.exception(), nats.errors.Error)  # the connection closed under the request
+        if broken or not answer.done():
+            answer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ProjectionError, nats.errors.Error):
+                await answer
+            raise QueryUnavailable(f"the connection to NATS at {self.nats_url} was lost before "
+                                   f"the answer came (did runlog up stop?){so_far()}")
+        return answer.result()
+
+
+@contextlib.asynccontextmanager
+async def _connected(nats_url: str, nats_options: NatsOptions | None
+                     ) -> AsyncIterator[_Link]:
+    link = _Link(nats_url)
+
     async def quiet(error: Exception) -> None:
         """Connection errors are reported once, below, not logged by the client."""
 
     try:
-        return await nats.connect(server_list(nats_url), connect_timeout=2,
-                                  allow_reconnect=False, max_reconnect_attempts=0,
-                                  error_cb=quiet, **(nats_options or {}))
+        link.nc = await nats.connect(server_list(nats_url), connect_timeout=2,
+                                     allow_reconnect=False, max_reconnect_attempts=0,
+                                     error_cb=quiet, disconnected_cb=link.on_lost,
+                                     closed_cb=link.on_lost, **(nats_options or {}))
     except (OSError, TimeoutError, nats.errors.Error) as error:
         raise QueryUnavailable(f"cannot reach NATS at {nats_url}: "
                                f"{str(error) or type(error).__name__}") from None
+    try:
+        yield link
+    finally:
+        with contextlib.suppress(nats.errors.Error):
+            await link.nc.close()
 
 
 async def _request(nc: Client, subject: str, body: dict[str, Any], timeout_s: float

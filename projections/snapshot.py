@@ -63,7 +63,7 @@ def export_snapshot(db: ReadModelDb, dest: Path, fmt: str = "parquet",
     building = dest.with_name(f"{dest.name}.part-{os.getpid()}")
     _remove(building)
     try:
-        with _read_transaction(db, watch) as cursor, _failing_as(watch):
+        with _failing_as(watch), _read_transaction(db, watch) as cursor:
             if fmt == "parquet":
                 _write_parquet(cursor, building, watch)
             else:

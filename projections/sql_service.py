@@ -20,13 +20,14 @@ import logging
 import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED
 from typing import Any, TypeVar
 
 from .errors import QueryInterrupted, QueryTimeout, QueryUnavailable
 from .limits import SqlLimits
 from .query import QueryWatch
 from .telemetry import observe_sql
+from .workers import DaemonPool
 
 __all__ = ["STOP_WAIT_S", "FairQueue", "SqlService", "SwapGate"]
 
@@ -191,7 +192,7 @@ class SqlService:
         self.limits = limits
         self.queue = FairQueue(limits.workers, limits.per_client, limits.queue)
         self.gate = SwapGate()
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: DaemonPool | None = None
         self._watches: set[QueryWatch] = set()
         self._abandoned = asyncio.Event()
         """Set once a stop has waited for the running jobs as long as it may."""
@@ -209,13 +210,13 @@ class SqlService:
 
     def start(self) -> None:
         """Starts the worker threads."""
-        self._pool = ThreadPoolExecutor(self.limits.workers, "runlog-sql")
+        self._pool = DaemonPool(self.limits.workers, "runlog-sql")
         self._abandoned.clear()
 
     async def _outcome(self, future: asyncio.Future[T]) -> T:
         """The job's result, or ``QueryInterrupted`` once a stop gives up waiting for it."""
         await self._until_done_or_abandoned(future)
-        if not future.done():
+        if not future.done() or future.cancelled():  # cancelled: queued when the pool closed
             raise QueryInterrupted("query interrupted: the service is stopping")
         return future.result()
 

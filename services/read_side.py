@@ -24,7 +24,7 @@ from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 
 from projections import QueryResult, ReadSide, SqlLimits, query_over_nats
-from projections.telemetry import ProjectorTelemetry
+from projections.telemetry import ProjectorTelemetry, observe_sql
 from services.errors import RunlogError
 from services.settings import Settings
 from services.store import JetStreamEventStore
@@ -122,6 +122,10 @@ class ChildStatus:
     halted: str | None = None
     """Why its projector halted, when it did."""
     pid: int = 0
+    sql_running: int = 0
+    """SQL queries running in its query workers."""
+    sql_waiting: int = 0
+    """SQL queries waiting for a worker."""
 
     def to_dict(self) -> dict[str, object]:
         """The JSON object of the line."""
@@ -165,11 +169,22 @@ class ReadSideProcess:
         self._supervising: asyncio.Task[None] | None = None
         self.telemetry = ProjectorTelemetry("read_models")
         _observe_restarts(self)
+        observe_sql(self)  # the child's SQL load, as its status lines report it
 
     @property
     def position(self) -> int:
         """The child's position as of its last status line (at most half a second old)."""
         return self.status.position
+
+    @property
+    def running(self) -> int:
+        """SQL queries the child runs (as last reported)."""
+        return self.status.sql_running
+
+    @property
+    def waiting(self) -> int:
+        """SQL queries waiting in the child (as last reported)."""
+        return self.status.sql_waiting
 
     @property
     def pid(self) -> int | None:

@@ -89,7 +89,8 @@ def _status_of(read_side: ReadSide, ready: bool = False) -> ChildStatus:
     halted = str(read_side.halted) if read_side.halted is not None else None
     return ChildStatus(ready=ready, position=projector.position,
                        head=projector.position + projector.telemetry.lag,
-                       lag=projector.telemetry.lag, halted=halted, pid=os.getpid())
+                       lag=projector.telemetry.lag, halted=halted, pid=os.getpid(),
+                       sql_running=read_side.sql.running, sql_waiting=read_side.sql.waiting)
 
 
 async def _report(read_side: ReadSide, out: TextIO, stop: asyncio.Event) -> None:

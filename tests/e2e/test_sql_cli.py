@@ -113,11 +113,14 @@ def test_a_slow_query_served_by_up_is_interrupted_when_up_stops(tmp_path: Path) 
              "--timeout", "300"], env=runlog_env(tmp_path, longer), stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True)
         try:
-            deadline = time.monotonic() + 60
-            while sql_queries(tmp_path, "running") < 1:  # up's /metrics: it runs the query
+            deadline, seen = time.monotonic() + 60, 0
+            # up's /metrics: a query runs. Seen in 4 scrapes in a row (each status line is
+            # new), so the short queries of a scrape itself cannot pass for the slow one.
+            while seen < 4:
                 assert slow.poll() is None, slow.stderr.read()  # type: ignore[union-attr]
                 assert time.monotonic() < deadline, "the query never ran in runlog up"
-                time.sleep(0.05)
+                seen = seen + 1 if sql_queries(tmp_path, "running") >= 1 else 0
+                time.sleep(0.6)
             up.send_signal(signal.SIGTERM)
             assert up.wait(timeout=30) == 0  # not 300 s: the query was interrupted
             _, err = slow.communicate(timeout=30)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from projections import QueryInterrupted, SqlLimits
 from projections.query import QueryWatch
 from projections.sql_service import SqlService
+from projections.workers import DaemonPool
 from tests.support.nats_server import wait_until
 
 
@@ -60,3 +63,43 @@ async def test_a_stop_with_nothing_running_returns_at_once() -> None:
     service.start()
     assert await service.run("a", 5, lambda watch: 42) == 42
     assert await service.stop(wait_s=30) == 0
+
+
+STUBBORN_PROCESS = """
+import asyncio, threading
+from projections import SqlLimits
+from projections.sql_service import SqlService
+from projections.workers import DaemonPool
+
+async def main():
+    service = SqlService(SqlLimits())
+    service.start()
+    never = threading.Event()
+    running = asyncio.create_task(service.run("a", 600, lambda watch: never.wait(600)))
+    while service.running < 1:
+        await asyncio.sleep(0.01)
+    print("left", await service.stop(wait_s=0.2), flush=True)
+    print(type((await asyncio.gather(running, return_exceptions=True))[0]).__name__)
+
+asyncio.run(main())
+"""
+
+
+def test_a_process_exits_without_waiting_for_a_query_that_ignores_its_interrupt() -> None:
+    done = subprocess.run([sys.executable, "-c", STUBBORN_PROCESS], capture_output=True,
+                          text=True, timeout=60, check=False)  # the job alone would take 600 s
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["left", "1", "QueryInterrupted"]
+
+
+def test_the_pool_runs_jobs_and_refuses_them_once_shut_down() -> None:
+    pool = DaemonPool(2, "test-pool")
+    assert pool.submit(lambda x: x * 2, 21).result(5) == 42
+    failing = pool.submit(int, "not a number")
+    with pytest.raises(ValueError, match="invalid literal"):
+        failing.result(5)
+    assert all(thread.daemon for thread in threading.enumerate()
+               if thread.name.startswith("test-pool"))
+    pool.shutdown()
+    with pytest.raises(RuntimeError, match="shut down"):
+        pool.submit(int, "1")
