@@ -14,6 +14,7 @@ from .recovery import DEFAULT_RECOVERY, RecoveryTable
 if TYPE_CHECKING:
     from .budget import BudgetState
     from .gate import GateState
+    from .reservation import Admission
     from .result_cache import CachedResult
     from .routing import RoutingFacts
     from .run import RunState
@@ -81,6 +82,8 @@ class Facts:
     """The result stored under a submitted task's cache key (task.submit)."""
     routing: RoutingFacts | None = None
     """The candidate models and the budget left (model.recommend)."""
+    admission: Admission | None = None
+    """The budget ledgers a reservation is decided on (budget.reserve, budget.release)."""
 
 
 NO_FACTS = Facts()
