@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from decimal import Decimal
 from typing import Any
 
 import duckdb
@@ -21,11 +20,6 @@ from .base import Batch, ErrorSink, upsert_rows
 from .entity import EntityProjection, EntitySpec, Row
 
 __all__ = ["RESERVATIONS", "ReservationProjection"]
-
-
-def _reserved(row: Mapping[str, Any], event: Event) -> Row:
-    # Events carry exact amounts as decimal strings.
-    return {"estimate_cost_usd": float(Decimal(str(event.data["estimate_cost_usd"])))}
 
 
 def _released(row: Mapping[str, Any], event: Event) -> Row:
@@ -48,7 +42,7 @@ RESERVATIONS = EntitySpec(
         Col("session_id", ColType.TEXT, doc="the run's session, if any"),
         Col("model", ColType.TEXT, doc="the model named, if any"),
         Col("estimate_tokens", ColType.BIGINT, 0, "tokens it holds while live"),
-        Col("estimate_cost_usd", ColType.DOUBLE, 0.0, "USD it holds while live"),
+        Col("estimate_cost_usd", ColType.MONEY, doc="USD it holds while live"),
         Col("scopes", ColType.TEXT_LIST, doc="the ledgers it counts on (run:, session:, day@, "
             "budget:<id>[@<day>])"),
         Col("expires_at", ColType.TIME, doc="when the reaper releases it unless it ended"),
@@ -57,15 +51,15 @@ RESERVATIONS = EntitySpec(
         Col("released_at", ColType.TIME, doc="when it was released"),
         Col("settled_at", ColType.TIME, doc="when the usage settling it was recorded"),
         Col("settled_tokens", ColType.BIGINT, doc="the real tokens of that usage"),
-        Col("settled_cost_usd", ColType.DOUBLE, doc="its real cost"),
+        Col("settled_cost_usd", ColType.MONEY, doc="its real cost"),
         Col("settled_seq", ColType.BIGINT, doc="stream sequence of that usage"),
     ),
     copy={"run_id": "run_id", "task_id": "task_id", "worker_id": "worker_id",
           "session_id": "session_id", "model": "model", "estimate_tokens": "estimate_tokens",
-          "scopes": "scopes",
+          "estimate_cost_usd": "estimate_cost_usd", "scopes": "scopes",
           "expires_at": "expires_at"},
     stamps={"ReservationReleased": "released_at"},
-    hooks={"BudgetReserved": _reserved, "ReservationReleased": _released},
+    hooks={"ReservationReleased": _released},
 )
 
 
@@ -103,6 +97,6 @@ class ReservationProjection(EntityProjection):
         row.update({
             "state": "settled", "settled_at": event.occurred_at, "settled_seq": event.seq,
             "settled_tokens": int(data["tokens_in"]) + int(data["tokens_out"]),
-            "settled_cost_usd": ColType.DOUBLE.convert(data["cost_usd"]),
+            "settled_cost_usd": ColType.MONEY.convert(data["cost_usd"]),
             "updated_at": event.occurred_at})
         return row

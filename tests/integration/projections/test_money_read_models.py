@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -13,6 +14,10 @@ from tests.support.service_client import InProcessClient, memory_service
 
 _PRICE = {"model": "acme-m", "provider": "acme", "input_usd_per_mtok": 1.0,
           "output_usd_per_mtok": 2.0, "effective_from": "2020-01-01T00:00:00Z"}
+
+
+def _usd(text: str) -> Decimal:
+    return Decimal(text).quantize(Decimal("1e-12"))
 
 
 async def _rows(store: InMemoryEventStore, path: Path, sql: str) -> list[tuple[object, ...]]:
@@ -49,16 +54,22 @@ async def test_reserved_and_settled_are_visible_in_sql(tmp_path: Path) -> None:
                    estimate_cost_usd, session_id
             FROM reservations ORDER BY reservation_id""")
         assert reservations == [
-            ("given-back", "released", "released", None, None, 0.004, "s1"),
-            ("late", "settled", "released", 500, 0.0005, 0.004, "s1"),
-            ("live", "reserved", None, None, None, 0.004, "s1"),
-            ("settled", "settled", None, 500, 0.0005, 0.004, "s1")]
+            ("given-back", "released", "released", None, None, _usd("0.004"), "s1"),
+            ("late", "settled", "released", 500, _usd("0.0005"), _usd("0.004"), "s1"),
+            ("live", "reserved", None, None, None, _usd("0.004"), "s1"),
+            ("settled", "settled", None, 500, _usd("0.0005"), _usd("0.004"), "s1")]
         ledger = await _rows(store, tmp_path / "b.duckdb", """
             SELECT scope, kind, target, settled_tokens, settled_cost_usd, reserved_tokens,
                    reserved_cost_usd, live_reservations, max_cost_usd
             FROM budget_ledger WHERE kind IN ('budget', 'session') ORDER BY scope""")
-        assert ledger == [("budget:team", "budget", "team", 1000, 0.001, 900, 0.004, 1, 0.01),
-                          ("session:s1", "session", "s1", 1000, 0.001, 900, 0.004, 1, None)]
+        assert ledger == [
+            ("budget:team", "budget", "team", 1000, _usd("0.001"), 900, _usd("0.004"), 1,
+             _usd("0.01")),
+            ("session:s1", "session", "s1", 1000, _usd("0.001"), 900, _usd("0.004"), 1, None)]
+        forecast = await _rows(store, tmp_path / "e.duckdb", """
+            SELECT reserved_tokens, reserved_cost_usd FROM budget_forecast
+            WHERE budget_id = 'team'""")
+        assert forecast == [(900, _usd("0.004"))]
         usage = await _rows(store, tmp_path / "c.duckdb",
                             "SELECT DISTINCT session_id FROM usage")
         assert usage == [("s1",)]
