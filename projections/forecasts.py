@@ -53,14 +53,19 @@ WHERE period = 'total'
    OR (occurred_at >= period_start AND (period_end IS NULL OR occurred_at < period_end))
 """
 
-# Live reservations per budget period. None exist while no command reserves ahead of a
-# call, so this is empty and every forecast reads reserved = 0.
+# Live reservations per budget period: a shared budget's on its ledger ``budget:<id>``,
+# a run's own budget on ``run:<id>`` (see the reservations table's scopes).
 _BUDGET_RESERVED = """
 CREATE OR REPLACE VIEW budget_reserved AS
-SELECT CAST(NULL AS VARCHAR) AS scope, CAST(NULL AS VARCHAR) AS budget_id,
-       CAST(NULL AS TIMESTAMPTZ) AS period_start, CAST(0 AS BIGINT) AS reserved_tokens,
-       CAST(0 AS DECIMAL(38, 12)) AS reserved_cost_usd
-WHERE false
+SELECT p.scope, p.budget_id, p.period_start,
+       CAST(sum(r.estimate_tokens) AS BIGINT) AS reserved_tokens,
+       CAST(sum(r.estimate_cost_usd) AS DECIMAL(38, 12)) AS reserved_cost_usd
+FROM budget_periods AS p
+JOIN (SELECT unnest(scopes) AS ledger, estimate_tokens, estimate_cost_usd
+      FROM reservations WHERE state = 'reserved') AS r
+  ON r.ledger = CASE WHEN p.scope = 'shared' THEN 'budget:' || p.budget_id
+                     ELSE 'run:' || p.budget_id END
+GROUP BY p.scope, p.budget_id, p.period_start
 """
 
 _BUDGET_FORECAST = """

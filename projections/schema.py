@@ -168,6 +168,35 @@ SELECT task_id, run_id, kind, attempts, max_attempts, error_class, error_message
 FROM tasks WHERE state = 'failed'
 """
 
+_BUDGET_LEDGER = """
+CREATE OR REPLACE VIEW budget_ledger AS
+WITH spent AS (
+    SELECT scope, sum(tokens) AS tokens, sum(cost) AS cost, count(*) AS calls
+    FROM (SELECT unnest(scopes) AS scope, tokens_in + tokens_out AS tokens, cost_usd AS cost
+          FROM usage) GROUP BY scope),
+held AS (
+    SELECT scope, sum(tokens) AS tokens, sum(cost) AS cost, count(*) AS live
+    FROM (SELECT unnest(scopes) AS scope, estimate_tokens AS tokens,
+                 estimate_cost_usd AS cost
+          FROM reservations WHERE state = 'reserved') GROUP BY scope),
+keys AS (
+    SELECT scope,
+           CASE WHEN scope LIKE 'day@%' THEN 'day' ELSE split_part(scope, ':', 1) END AS kind,
+           CASE WHEN scope LIKE 'day@%' THEN NULL
+                ELSE split_part(split_part(scope, ':', 2), '@', 1) END AS target,
+           CASE WHEN contains(scope, '@') THEN split_part(scope, '@', 2) ELSE '' END AS period
+    FROM (SELECT scope FROM spent UNION SELECT scope FROM held))
+SELECT k.scope, k.kind, k.target, k.period,
+       coalesce(s.tokens, 0) AS settled_tokens, coalesce(s.cost, 0) AS settled_cost_usd,
+       coalesce(h.tokens, 0) AS reserved_tokens, coalesce(h.cost, 0) AS reserved_cost_usd,
+       coalesce(h.live, 0) AS live_reservations, coalesce(s.calls, 0) AS calls,
+       b.max_tokens, b.max_cost_usd
+FROM keys AS k
+LEFT JOIN spent AS s ON s.scope = k.scope
+LEFT JOIN held AS h ON h.scope = k.scope
+LEFT JOIN budgets AS b ON k.kind = 'budget' AND b.budget_id = k.target
+"""
+
 VIEWS = (
     (TableDoc("usage_daily", "Usage by UTC day, model and provider.", (
         Col("day", ColType.DATE, doc="the UTC day"),
@@ -243,6 +272,24 @@ VIEWS = (
                   Col("worker_id", ColType.TEXT, doc="the worker of its last attempt")),
               kind="view"), _DEAD_LETTERS),
     *FORECAST_VIEWS,
+    (TableDoc("budget_ledger", "Every budget ledger (scope and period): what usage settled on "
+              "it and what live reservations hold, beside the bounds of an explicit budget. "
+              "Admission refuses a reservation when settled + reserved + its estimate would "
+              "pass a bound.", (
+                  Col("scope", ColType.TEXT, doc="run:<id>, session:<id>, day@<date>, "
+                      "budget:<id> or budget:<id>@<date> (a daily budget's day)"),
+                  Col("kind", ColType.TEXT, doc="run, session, day or budget"),
+                  Col("target", ColType.TEXT, doc="the run, session or budget id"),
+                  Col("period", ColType.TEXT, doc="the day (in the budget's time zone), or empty"),
+                  Col("settled_tokens", ColType.BIGINT, doc="tokens of the usage counted here"),
+                  Col("settled_cost_usd", ColType.MONEY, doc="its cost"),
+                  Col("reserved_tokens", ColType.BIGINT, doc="tokens live reservations hold"),
+                  Col("reserved_cost_usd", ColType.MONEY, doc="USD live reservations hold"),
+                  Col("live_reservations", ColType.BIGINT, doc="live reservations counted here"),
+                  Col("calls", ColType.BIGINT, doc="usage records counted here"),
+                  Col("max_tokens", ColType.BIGINT, doc="an explicit budget's token bound"),
+                  Col("max_cost_usd", ColType.MONEY, doc="an explicit budget's USD bound")),
+              kind="view"), _BUDGET_LEDGER),
 )
 
 

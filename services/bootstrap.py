@@ -14,6 +14,7 @@ from faststream.nats import NatsBroker
 from nats.aio.client import Client
 
 from events.codec import CODEC, EventCodec
+from services.domain.charges import BudgetDefaults
 
 from .command_service import (
     CommandIntake,
@@ -29,9 +30,11 @@ from .nats_broker import broker_options
 from .nats_connection import connect_nats, server_list
 from .policies import (
     BreakerFeedPolicy,
+    BudgetAlertPolicy,
     LeaseExpiryPolicy,
     Policy,
     ProgressPolicy,
+    ReservationReaperPolicy,
     RunEndPolicy,
     TaskTimeoutPolicy,
     WorkerDrainPolicy,
@@ -116,7 +119,10 @@ def service_limits(settings: Settings) -> ServiceLimits:
     return ServiceLimits(max_command_bytes=settings.max_command_bytes,
                          occ_retries=settings.occ_retries, lease_ttl_s=settings.lease_ttl_s,
                          max_running=settings.max_running,
-                         recovery=DEFAULT_RECOVERY.overridden(settings.recovery))
+                         recovery=DEFAULT_RECOVERY.overridden(settings.recovery),
+                         budget_defaults=BudgetDefaults(settings.budget_run_tokens,
+                                                        settings.budget_session_tokens,
+                                                        settings.budget_day_tokens))
 
 
 def build_policies(service: CommandService, settings: Settings) -> list[Policy]:
@@ -130,6 +136,8 @@ def build_policies(service: CommandService, settings: Settings) -> list[Policy]:
         TaskTimeoutPolicy(service, board),
         ProgressPolicy(service, board),
         BreakerFeedPolicy(service),
+        ReservationReaperPolicy(service, service.repos.ledgers),
+        BudgetAlertPolicy(service, service.repos.ledgers),
     ]
     for policy in policies:
         service.observe_log(policy)

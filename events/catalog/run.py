@@ -54,6 +54,8 @@ class RunCreated(_RunEvent):
     """Its tasks are keyed for the result cache by a hash of kind and payload."""
     cache_ttl_s: float | None = Field(default=None, gt=0)
     """How old a cached result its tasks accept (None: the default, one day)."""
+    session_id: Id | None = None
+    """The session the run belongs to: its usage also counts against the session's budgets."""
 
 
 class RunConfigured(_RunEvent):
@@ -127,6 +129,11 @@ class UsageRecorded(_RunEvent):
     cache_write_usd_per_mtok: UsdPerMtok | None = None
     """The cache-write price applied."""
     provider_cost_usd: Usd | None = None
+    reservation_id: Id | None = None
+    """The reservation this usage settles: it stops counting, the usage counts instead."""
+    session_id: Id | None = None
+    scopes: tuple[str, ...] | None = None
+    """The budget ledger keys the usage counts against (None on older logs: its budget)."""
 
 
 class RunBudgetExceeded(_RunEvent):

@@ -41,6 +41,8 @@ class CreateRun(_RunCommand):
     """Key every task of the run by a hash of its kind and payload for the result cache."""
     cache_ttl_s: float | None = Field(default=None, gt=0, le=366 * 86_400, allow_inf_nan=False)
     """How old a cached result its tasks accept (default one day)."""
+    session_id: Id | None = None
+    """The session the run belongs to (per-session budgets)."""
 
 
 class ConfigureRun(_RunCommand):
@@ -103,3 +105,7 @@ class RecordUsage(_RunCommand):
     cache_write_tokens_in: int = Field(default=0, ge=0, le=100_000_000)
     provider_cost_usd: UsdAmount | None = None
     """What the provider billed for the call, kept beside the computed cost."""
+    reservation_id: Id | None = None
+    """Settles this reservation (of the same run) with the real usage."""
+    session_id: Id | None = None
+    """The session of the call; the run's session when omitted."""

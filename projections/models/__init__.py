@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .alerts import AlertProjection
 from .base import Batch, ErrorSink, Projection, RejectedEvent, TableDoc
 from .breakers import breakers_projection
 from .budgets import budgets_projection
@@ -11,6 +12,7 @@ from .gates import gates_projection
 from .patches import patches_projection
 from .prices import ModelProjection
 from .queues import queues_projection
+from .reservations import ReservationProjection
 from .routing import RoutingProjection
 from .runs import runs_projection
 from .tasks import TaskProjection
@@ -44,8 +46,10 @@ def default_projections() -> list[Projection]:
         patches_projection(),
         gates_projection(),
         queues_projection(),
+        ReservationProjection(),
         UsageProjection(),
         RoutingProjection(),
         CacheEntryProjection(),
         TransitionProjection(),
+        AlertProjection(),
     ]

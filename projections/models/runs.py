@@ -90,6 +90,7 @@ RUNS = EntitySpec(
             "cost of all its usage, at the prices frozen on it (exact)"),
         Col("usage_count", ColType.BIGINT, 0, "number of UsageRecorded events"),
         Col("budget_id", ColType.TEXT, doc="the shared budget it draws on, if any"),
+        Col("session_id", ColType.TEXT, doc="the session it belongs to, if any"),
         Col("budget_max_tokens", ColType.BIGINT, doc="its own token limit (null: none)"),
         Col("budget_max_cost_usd", ColType.MONEY, doc="its own cost limit (null: none)"),
         Col("over_budget", ColType.BOOL, False, "whether its usage crossed its budget"),
@@ -104,7 +105,7 @@ RUNS = EntitySpec(
             derived=True),
     ),
     copy={"name": "name", "labels": "labels", "reason": "reason", "budget_id": "budget_id",
-          "auto_end": "auto_end"},
+          "auto_end": "auto_end", "session_id": "session_id"},
     stamps={
         "RunStarted": "started_at",
         "RunSucceeded": "ended_at",

@@ -37,6 +37,9 @@ USAGE_COLUMNS = (
     Col("cache_write_usd_per_mtok", ColType.MONEY, doc="the cache-write price applied"),
     Col("provider_cost_usd", ColType.MONEY,
         doc="what the provider said the call cost, if it was reported"),
+    Col("reservation_id", ColType.TEXT, doc="the reservation it settled, if any"),
+    Col("session_id", ColType.TEXT, doc="the session of the call, if any"),
+    Col("scopes", ColType.TEXT_LIST, doc="the budget ledgers it counts on (see budget_ledger)"),
 )
 _ZERO_COUNTS = frozenset({"cached_tokens_in", "cache_write_tokens_in"})
 _FIELDS = tuple(c for c in USAGE_COLUMNS if c.name not in ("seq", "occurred_at"))

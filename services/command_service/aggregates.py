@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
-from events.codec import EventCodec, StoredEvent
+from events.codec import DecodeError, EventCodec, StoredEvent
 from events.money import parse_usd
-from services.domain.charges import SpendBoard
+from services.domain.budget import BudgetState
+from services.domain.charges import BudgetDefaults, Ledgers, Usage
 from services.domain.gate import GateState
 from services.domain.model import ModelState
 from services.domain.queue import QueueState
@@ -33,8 +35,9 @@ from .claim_index import TaskRepository
 from .limits import ClaimLimits, GatesOfPatches
 from .partition import Partition
 from .repositories import CommandRecord, Loaded, Repository
+from .reservation_index import ReservationRepository
 
-__all__ = ["PartitionIndex", "Repositories"]
+__all__ = ["PartitionIndex", "Repositories", "usage_of"]
 
 
 class PartitionIndex(Protocol):
@@ -64,7 +67,9 @@ class Repositories:
     """The repositories of every aggregate type, and what the log follower feeds them."""
 
     def __init__(self, store: EventStore, codec: EventCodec, max_entries: int = 50_000,
-                 max_bytes: int = 64 * 1024 * 1024, max_running: int | None = None) -> None:
+                 max_bytes: int = 64 * 1024 * 1024, max_running: int | None = None,
+                 budget_defaults: BudgetDefaults | None = None) -> None:
+        self.codec = codec
         self.runs = Repository(RUN, store, codec, max_entries, max_bytes)
         self.workstreams = Repository(WORKSTREAM, store, codec, max_entries, max_bytes)
         self.tasks = TaskRepository(store, codec, max_entries, max_bytes)
@@ -81,8 +86,12 @@ class Repositories:
         """The newest succeeded result per cache key, folded from the log."""
         self.catalog = ModelCatalog()
         """Every registered model and its tier, for routing."""
-        self.spend = SpendBoard()
-        """What each shared budget has been charged, folded from usage on the log."""
+        self.ledgers = Ledgers()
+        """Every budget scope's settled spending and live reservations, folded from the log."""
+        self.reservations = ReservationRepository(store, codec, self.ledgers, max_entries,
+                                                  max_bytes)
+        self.budget_defaults = budget_defaults or BudgetDefaults()
+        """``RUNLOG_BUDGET_*_TOKENS``: limits where no budget of the scope is defined."""
         self.limits = ClaimLimits(max_running)
         """Every concurrency limit claims must keep."""
         self.gates_of = GatesOfPatches()
@@ -94,6 +103,7 @@ class Repositories:
             "worker": self.workers, "breaker": self.breakers, "patch": self.patches,
             "gate": self.gates, "model": self.models, "budget": self.budgets,
             "queue": self.queues, "routing": self.routing, "cache": self.cache,
+            "reservation": self.reservations,
         }
 
     def _watch_own_writes(self) -> None:
@@ -116,16 +126,23 @@ class Repositories:
             if loaded.state is not None:
                 self.catalog.configured(loaded.state.model, loaded.state.tier)
 
+        def budget_changed(loaded: Loaded[BudgetState]) -> None:
+            if loaded.state is not None:
+                self.ledgers.define(loaded.state, loaded.last_seq)
+
         self.runs.on_change = run_changed
         self.queues.on_change = queue_changed
+        self.budgets.on_change = budget_changed
         self.gates.on_change = gate_changed
         self.models.on_change = model_changed
 
     def partitioned(self, name: str) -> PartitionIndex:
-        """The index of a partition of the log (``task``)."""
-        if name != "task":
-            raise KeyError(f"no partition {name!r}")
-        return self.tasks
+        """The index of a partition of the log (``task``, ``reservation``)."""
+        if name == "task":
+            return self.tasks
+        if name == "reservation":
+            return self.reservations
+        raise KeyError(f"no partition {name!r}")
 
     def _by_name(self, aggregate: str) -> _CommandIndex | None:
         return self._indexes.get(aggregate)
@@ -149,17 +166,18 @@ class Repositories:
         return self._by_name(aggregate) is not None
 
     def observe(self, stored: StoredEvent) -> None:
-        """Folds an event into its repository's cache (tasks: always), and budgets' spending."""
+        """Folds an event into its repository's cache (tasks: always), and the ledgers."""
         repo = self._by_name(stored.aggregate)
         if repo is not None:
             repo.observe(stored)
         self.limits.observe(stored)
         self.gates_of.observe(stored)
         if stored.type == "UsageRecorded":
-            # Each event passes here once per process: the spending is exact at the
-            # follower's position. (Older logs charged with BudgetCharged, which the
-            # budget aggregate folds itself, and left budget_id off the usage.)
-            self._charge(stored)
+            # Each event passes here once per process (and once as this replica's own
+            # write): the ledgers count it once, by its sequence.
+            self.ledgers.used(usage_of(stored.data), stored.seq)
+        elif stored.aggregate == "budget":
+            self._define_budget(stored)
         self._index_results(stored)
         if stored.type == "ModelRegistered":
             self.catalog.registered(str(stored.data["model"]))
@@ -188,8 +206,25 @@ class Repositories:
                                     prefix if isinstance(prefix, str) else None,
                                     datetime.fromisoformat(stored.occurred_at))
 
-    def _charge(self, stored: StoredEvent) -> None:
-        budget_id = stored.data.get("budget_id")
-        if isinstance(budget_id, str):
-            tokens = int(stored.data["tokens_in"]) + int(stored.data["tokens_out"])
-            self.spend.charge(stored.seq, budget_id, tokens, parse_usd(stored.data["cost_usd"]))
+    def _define_budget(self, stored: StoredEvent) -> None:
+        """Keeps every budget's definition, loaded here or not (admissions read them all)."""
+        if stored.seq <= self.ledgers.budget_seq(stored.aggregate_id):
+            return
+        try:
+            event = self.codec.typed(stored)
+        except DecodeError:
+            return
+        state = self.budgets.machine.evolve(self.ledgers.budget(stored.aggregate_id), event)
+        self.ledgers.define(state, stored.seq)
+
+
+def usage_of(data: Mapping[str, Any]) -> Usage:
+    """What a ``UsageRecorded`` counts on the ledgers (older logs: on its shared budget)."""
+    scopes = data.get("scopes")
+    if scopes is None:
+        budget_id = data.get("budget_id")
+        scopes = [f"budget:{budget_id}"] if isinstance(budget_id, str) else []
+    reservation_id = data.get("reservation_id")
+    return Usage(int(data["tokens_in"]) + int(data["tokens_out"]), parse_usd(data["cost_usd"]),
+                 tuple(str(s) for s in scopes),
+                 reservation_id if isinstance(reservation_id, str) else None)

@@ -19,7 +19,7 @@ from services.domain.registry import TASK
 from services.domain.task import TaskState
 from services.store import EventStore
 
-from .partition import Partition
+from .partition import Partition, complete_partition
 from .repositories import Loaded, Repository
 
 __all__ = ["TaskRepository"]
@@ -59,19 +59,9 @@ class TaskRepository(Repository[TaskState]):
                 self._claims.popitem(last=False)
 
     async def complete(self, follower_position: int) -> None:
-        """Makes sure every task event up to the partition's last known one is on the board.
-
-        Everything up to the follower's position is known, and so is everything up to a
-        point this replica read or claimed at; past both, only this replica's own writes
-        are: another replica's event between them is read from the log here.
-        """
-        known = max(follower_position, self.partition.known_through)
-        if known >= self.partition.last_seq:
-            return
-        recorded = await self.store.read_subject(self.partition.subject_filter, known + 1)
-        for event in recorded:
-            self.observe(self.decode(event))
-        self.partition.known_up_to(recorded[-1].seq if recorded else self.partition.last_seq)
+        """Makes sure every task event up to the partition's last known one is on the board."""
+        await complete_partition(self.partition, self.store, follower_position,
+                                 lambda recorded: self.observe(self.decode(recorded)))
 
     def payload_of(self, task_id: str) -> JsonObject | None:
         """The payload an open task was submitted with, when it is kept in memory."""

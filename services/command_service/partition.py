@@ -16,12 +16,13 @@ claim is decided again.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
-from services.store import Expectation
+from services.store import EventStore, Expectation, RecordedEvent
 
 from .gate import Gate
 
-__all__ = ["Partition"]
+__all__ = ["Partition", "complete_partition"]
 
 
 class Partition:
@@ -57,3 +58,20 @@ class Partition:
     def exclusive(self) -> contextlib.AbstractAsyncContextManager[None]:
         """Held by an admission (a claim), once every ordinary write is acknowledged."""
         return self._gate.exclusive()
+
+
+async def complete_partition(partition: Partition, store: EventStore, follower_position: int,
+                             observe: Callable[[RecordedEvent], None]) -> None:
+    """Makes sure every event of the partition up to its last known one is observed.
+
+    Everything up to the follower's position is known, and so is everything up to a
+    point this replica read or admitted at; past both, only this replica's own writes
+    are: another replica's event between them is read from the log here.
+    """
+    known = max(follower_position, partition.known_through)
+    if known >= partition.last_seq:
+        return
+    recorded = await store.read_subject(partition.subject_filter, known + 1)
+    for event in recorded:
+        observe(event)
+    partition.known_up_to(recorded[-1].seq if recorded else partition.last_seq)

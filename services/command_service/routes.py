@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 __all__ = [
     "CLAIM",
     "ORDINARY",
+    "RESERVATION_WRITE",
+    "RESERVE",
     "TASK_WRITE",
     "AnyRoute",
     "Extra",
@@ -83,6 +85,10 @@ TASK_WRITE = Lane("task")
 """Writes one task: concurrent with other task writes, never during a claim."""
 CLAIM = Lane("task", admission=True)
 """Decided on every task (a claim): alone, once every task write is acknowledged."""
+RESERVATION_WRITE = Lane("reservation")
+"""Writes one reservation (a release): concurrent with others, never during a reserve."""
+RESERVE = Lane("reservation", admission=True)
+"""Decided on every reservation (budget.reserve): alone, like a claim."""
 
 
 Handler = Callable[[UnitOfWork, C], Awaitable[Outcome]]

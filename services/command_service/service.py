@@ -25,6 +25,7 @@ from events.base import Command
 from events.codec import CODEC, EventCodec
 from events.errors import ErrorCode
 from services.domain import DomainError
+from services.domain.charges import BudgetDefaults
 from services.domain.recovery import DEFAULT_RECOVERY, RecoveryTable
 from services.errors import ConcurrencyConflict, StoreUnavailable
 from services.follower import LogFollower, Observer
@@ -57,10 +58,12 @@ class ServiceLimits:
     def __init__(self, max_command_bytes: int = 64 * 1024, occ_retries: int = 30,
                  occ_deadline_s: float = 5.0, lease_ttl_s: float = 30.0,
                  catch_up_timeout_s: float = 5.0, max_running: int | None = None,
-                 recovery: RecoveryTable = DEFAULT_RECOVERY) -> None:
+                 recovery: RecoveryTable = DEFAULT_RECOVERY,
+                 budget_defaults: BudgetDefaults | None = None) -> None:
         self.max_running = max_running
         self.recovery = recovery
         """Error class -> recovery strategy (``RUNLOG_RECOVERY`` overrides)."""
+        self.budget_defaults = budget_defaults or BudgetDefaults()
         self.max_command_bytes = max_command_bytes
         self.occ_retries = occ_retries
         self.occ_deadline_s = occ_deadline_s
@@ -97,7 +100,8 @@ class CommandService:
         self.limits = limits or ServiceLimits()
         self.clock = clock
         self.hooks: StepHooks = hooks or _NoHooks()
-        self.repos = Repositories(store, codec, max_running=self.limits.max_running)
+        self.repos = Repositories(store, codec, max_running=self.limits.max_running,
+                                  budget_defaults=self.limits.budget_defaults)
         self.follower = LogFollower(store, codec, [self.repos])
         self.remembered = RememberedReplies()
         # One writer per aggregate inside this process: concurrent commands on the

@@ -8,13 +8,15 @@ from typing import TypeVar
 
 from events.base import Command, DomainEvent
 from events.catalog.budget import (
+    DEFAULT_THRESHOLDS,
     BudgetCharged,
     BudgetClosed,
     BudgetCreated,
     BudgetExhausted,
     BudgetRaised,
+    BudgetThresholdCrossed,
 )
-from events.commands.budget import CloseBudget, CreateBudget, RaiseBudget
+from events.commands.budget import CloseBudget, CreateBudget, RaiseBudget, RecordBudgetThreshold
 from events.errors import ErrorCode
 from events.money import ZERO_USD
 
@@ -38,6 +40,8 @@ TABLE = TransitionTable(
         ("exhausted", "BudgetClosed"): "closed",
         # A charge is money already spent: it is recorded whatever the state.
         **{(s, "BudgetCharged"): s for s in ("active", "exhausted", "closed")},
+        # So is a crossing of an alert threshold.
+        **{(s, "BudgetThresholdCrossed"): s for s in ("active", "exhausted", "closed")},
     },
     terminal=frozenset({"closed"}),
 )
@@ -54,6 +58,16 @@ class BudgetState:
     max_tokens: int | None = None
     tokens: int = 0
     cost_usd: Decimal = ZERO_USD
+    scope: str = "shared"
+    """shared (runs naming it), run, session or day (everything)."""
+    period: str | None = None
+    """``day``: the bounds apply to each day of ``time_zone``."""
+    time_zone: str = "UTC"
+    run_id: str | None = None
+    session_id: str | None = None
+    thresholds: tuple[int, ...] = (50, 80, 100)
+    crossed: frozenset[tuple[str, int]] = frozenset()
+    """(period, threshold) pairs already recorded as crossed."""
 
     def reached(self) -> bool:
         """Whether spending has reached a bound: nothing is left."""
@@ -83,6 +97,8 @@ def decide(state: BudgetState | None, command: Command, ctx: Context) -> list[Do
     if isinstance(command, CloseBudget):
         TABLE.require(state.state, "BudgetClosed", action_of(command), state.budget_id)
         return [BudgetClosed(budget_id=state.budget_id)]
+    if isinstance(command, RecordBudgetThreshold):
+        return _threshold(state, command)
     raise TypeError(f"not a budget command: {type(command).__name__}")
 
 
@@ -91,8 +107,12 @@ def _create(state: BudgetState | None, command: CreateBudget) -> list[DomainEven
         raise DomainError(ErrorCode.ALREADY_EXISTS, f"budget {state.budget_id} already exists")
     if command.budget_id is None:
         raise ValueError("the service assigns a budget_id before deciding")
-    created = BudgetCreated(budget_id=command.budget_id, name=command.name,
-                            max_cost_usd=command.max_cost_usd, max_tokens=command.max_tokens)
+    created = BudgetCreated(
+        budget_id=command.budget_id, name=command.name, max_cost_usd=command.max_cost_usd,
+        max_tokens=command.max_tokens, scope=command.scope,
+        period="day" if command.scope == "day" else command.period,
+        time_zone=command.time_zone, run_id=command.run_id, session_id=command.session_id,
+        thresholds=tuple(sorted(set(command.thresholds or DEFAULT_THRESHOLDS))))
     return [created, *_exhausted_if_reached(evolve(None, created))]
 
 
@@ -104,6 +124,15 @@ def _raise(state: BudgetState, command: RaiseBudget) -> list[DomainEvent]:
     max_tokens = _raised(state.budget_id, "max_tokens", state.max_tokens, command.max_tokens)
     raised = BudgetRaised(budget_id=state.budget_id, max_cost_usd=max_cost, max_tokens=max_tokens)
     return [raised, *_exhausted_if_reached(evolve(state, raised))]
+
+
+def _threshold(state: BudgetState, command: RecordBudgetThreshold) -> list[DomainEvent]:
+    """Once per threshold and period: a repeat (another replica's policy) writes nothing."""
+    if (command.period, command.threshold) in state.crossed:
+        return []
+    return [BudgetThresholdCrossed(budget_id=state.budget_id, threshold=command.threshold,
+                                   period=command.period, tokens=command.tokens,
+                                   cost_usd=command.cost_usd)]
 
 
 def _raised(budget_id: str, name: str, current: _N | None, new: _N | None) -> _N | None:
@@ -128,12 +157,17 @@ def evolve(state: BudgetState | None, event: DomainEvent) -> BudgetState:
     target = TABLE.next_state(state.state if state else None, event.type_name())
     if isinstance(event, BudgetCreated):
         return BudgetState(budget_id=event.budget_id, name=event.name, state=target,
-                           max_cost_usd=event.max_cost_usd, max_tokens=event.max_tokens)
+                           max_cost_usd=event.max_cost_usd, max_tokens=event.max_tokens,
+                           scope=event.scope, period=event.period, time_zone=event.time_zone,
+                           run_id=event.run_id, session_id=event.session_id,
+                           thresholds=event.thresholds)
     if state is None:
         raise InvalidHistory(f"budget: {event.type_name()} before BudgetCreated")
     if isinstance(event, BudgetCharged):
         return replace(state, tokens=state.tokens + event.tokens,
                        cost_usd=state.cost_usd + event.cost_usd)
+    if isinstance(event, BudgetThresholdCrossed):
+        return replace(state, crossed=state.crossed | {(event.period, event.threshold)})
     if isinstance(event, BudgetRaised):
         return replace(state, state=target, max_cost_usd=event.max_cost_usd,
                        max_tokens=event.max_tokens)

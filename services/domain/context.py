@@ -14,6 +14,7 @@ from .recovery import DEFAULT_RECOVERY, RecoveryTable
 if TYPE_CHECKING:
     from .budget import BudgetState
     from .gate import GateState
+    from .reservation import Admission
     from .result_cache import CachedResult
     from .routing import RoutingFacts
     from .run import RunState
@@ -83,6 +84,8 @@ class Facts:
     """How many stored results a cache.invalidate drops on this replica."""
     routing: RoutingFacts | None = None
     """The candidate models and the budget left (model.recommend)."""
+    admission: Admission | None = None
+    """The budget ledgers a reservation is decided on (budget.reserve, budget.release)."""
 
 
 NO_FACTS = Facts()

@@ -16,6 +16,7 @@ from . import (
     model,
     patch,
     queue,
+    reservation,
     routing,
     run,
     task,
@@ -31,6 +32,7 @@ from .machine import TransitionTable
 from .model import ModelState
 from .patch import PatchState
 from .queue import QueueState
+from .reservation import ReservationState
 from .routing import RoutingState
 from .run import RunState
 from .task import TaskState
@@ -46,6 +48,7 @@ __all__ = [
     "MODEL",
     "PATCH",
     "QUEUE",
+    "RESERVATION",
     "ROUTING",
     "RUN",
     "TASK",
@@ -83,9 +86,11 @@ BUDGET = Machine[BudgetState](budget.TABLE, budget.decide, budget.evolve)
 QUEUE = Machine[QueueState](queue.TABLE, queue.decide, queue.evolve)
 ROUTING = Machine[RoutingState](routing.TABLE, routing.decide, routing.evolve)
 CACHE = Machine[CacheState](cache.TABLE, cache.decide, cache.evolve)
+RESERVATION = Machine[ReservationState](reservation.TABLE, reservation.decide,
+                                        reservation.evolve)
 
 MACHINES: dict[str, Machine[Any]] = {
     m.name: m for m in (RUN, WORKSTREAM, TASK, WORKER, BREAKER, PATCH, GATE, MODEL, BUDGET,
-                        QUEUE, ROUTING, CACHE)
+                        QUEUE, ROUTING, CACHE, RESERVATION)
 }
 """Every machine by aggregate name, for generated documentation and whole-domain tests."""

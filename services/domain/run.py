@@ -75,6 +75,8 @@ class RunState:
     cache_results: bool = False
     """Whether its tasks are keyed for the result cache by default."""
     cache_ttl_s: float | None = None
+    session_id: str | None = None
+    """The session the run belongs to (per-session budgets)."""
 
     def require_room(self) -> None:
         """Refuses new work for a run whose budget is spent."""
@@ -107,7 +109,8 @@ def _create(state: RunState | None, command: CreateRun) -> list[DomainEvent]:
     return [RunCreated(run_id=command.run_id, name=command.name, labels=command.labels,
                        budget=command.budget, budget_id=command.budget_id,
                        max_concurrency=command.max_concurrency, auto_end=command.auto_end,
-                       cache_results=command.cache_results, cache_ttl_s=command.cache_ttl_s)]
+                       cache_results=command.cache_results, cache_ttl_s=command.cache_ttl_s,
+                       session_id=command.session_id)]
 
 
 def _simple_transition(state: RunState, command: Command) -> DomainEvent:
@@ -141,6 +144,9 @@ def _record_usage(state: RunState, command: RecordUsage, ctx: Context) -> list[D
         cached_input_usd_per_mtok=price.cache_read if command.cached_tokens_in else None,
         cache_write_usd_per_mtok=price.cache_write if command.cache_write_tokens_in else None,
         provider_cost_usd=command.provider_cost_usd,
+        reservation_id=command.reservation_id,
+        session_id=command.session_id or state.session_id,
+        scopes=ctx.facts.admission.scopes if ctx.facts.admission is not None else None,
     )
     return [usage]
 
@@ -173,7 +179,7 @@ def evolve(state: RunState | None, event: DomainEvent) -> RunState:
         return RunState(run_id=event.run_id, state=target, budget=event.budget,
                         budget_id=event.budget_id, max_concurrency=event.max_concurrency,
                         auto_end=event.auto_end, cache_results=event.cache_results,
-                        cache_ttl_s=event.cache_ttl_s)
+                        cache_ttl_s=event.cache_ttl_s, session_id=event.session_id)
     if state is None:
         raise InvalidHistory(f"run: {event.type_name()} before RunCreated")
     if isinstance(event, UsageRecorded):

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from events.base import Command
+from events.catalog.reservation import RELEASE_REASONS
 from events.catalog.task import ERROR_CLASSES, ReportedErrorClass
 from events.commands import COMMANDS
 from services.docs.generated import write_or_check
@@ -35,6 +36,7 @@ _REGENERATE = "python -m services.sdk.codegen"
 _NAMED_LITERALS = {
     frozenset(get_args(ReportedErrorClass)): ("ReportedErrorClass", "events.catalog.task"),
     frozenset(ERROR_CLASSES): ("ErrorClass", "events.catalog.task"),
+    frozenset(RELEASE_REASONS): ("ReleaseReason", "events.catalog.reservation"),
 }
 """Literal types written by their name in the contract, not as a long list of values."""
 
@@ -98,6 +100,9 @@ class _Renderer:
             return self._literal(get_args(hint))
         if origin is list:
             return f"{self.need('collections.abc', 'Sequence')}[{self.annotation(*get_args(hint))}]"
+        if origin is tuple:
+            item = get_args(hint)[0]
+            return f"{self.need('collections.abc', 'Sequence')}[{self.annotation(item)}]"
         if origin is dict:
             key, value = (self.annotation(arg) for arg in get_args(hint))
             return f"{self.need('collections.abc', 'Mapping')}[{key}, {value}]"

@@ -11,6 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal, TypeVar
 
+from events.catalog.reservation import ReleaseReason
 from events.catalog.run import RunBudget
 from events.catalog.task import ErrorClass, ReportedErrorClass
 
@@ -293,6 +294,12 @@ class CommandMethods(abc.ABC):
         budget_id: str | None = None,
         max_cost_usd: Decimal | float | str | None = None,
         max_tokens: int | None = None,
+        scope: Literal["shared", "run", "session", "day"] = "shared",
+        period: Literal["day"] | None = None,
+        time_zone: str = "UTC",
+        run_id: str | None = None,
+        session_id: str | None = None,
+        thresholds: Sequence[int] | None = None,
         command_id: str | None = None,
     ) -> Reply:
         """Create a shared budget; an absent bound is unlimited.
@@ -304,6 +311,12 @@ class CommandMethods(abc.ABC):
             "budget_id": budget_id,
             "max_cost_usd": max_cost_usd,
             "max_tokens": max_tokens,
+            "scope": scope,
+            "period": period,
+            "time_zone": time_zone,
+            "run_id": run_id,
+            "session_id": session_id,
+            "thresholds": thresholds,
             "command_id": command_id,
         })
 
@@ -340,6 +353,7 @@ class CommandMethods(abc.ABC):
         auto_end: bool = False,
         cache_results: bool = False,
         cache_ttl_s: float | None = None,
+        session_id: str | None = None,
         command_id: str | None = None,
     ) -> Reply:
         """Create a run in ``pending``; ``run_id`` is generated when omitted.
@@ -356,6 +370,7 @@ class CommandMethods(abc.ABC):
             "auto_end": auto_end,
             "cache_results": cache_results,
             "cache_ttl_s": cache_ttl_s,
+            "session_id": session_id,
             "command_id": command_id,
         })
 
@@ -791,6 +806,29 @@ class CommandMethods(abc.ABC):
             "command_id": command_id,
         })
 
+    async def record_budget_threshold(
+        self,
+        *,
+        budget_id: str,
+        threshold: int,
+        tokens: int,
+        cost_usd: Decimal | float | str,
+        period: str = "",
+        command_id: str | None = None,
+    ) -> Reply:
+        """Record that settled spending crossed a threshold (the alert policy sends it).
+
+        Sends ``runlog.cmd.budget.record_threshold`` (``RecordBudgetThreshold``).
+        """
+        return await self._command("budget.record_threshold", Reply, {
+            "budget_id": budget_id,
+            "threshold": threshold,
+            "tokens": tokens,
+            "cost_usd": cost_usd,
+            "period": period,
+            "command_id": command_id,
+        })
+
     async def record_usage(
         self,
         *,
@@ -805,6 +843,8 @@ class CommandMethods(abc.ABC):
         cached_tokens_in: int = 0,
         cache_write_tokens_in: int = 0,
         provider_cost_usd: Decimal | float | str | None = None,
+        reservation_id: str | None = None,
+        session_id: str | None = None,
         command_id: str | None = None,
     ) -> Reply:
         """Record one model call's tokens against its run, priced at the price in effect.
@@ -823,6 +863,8 @@ class CommandMethods(abc.ABC):
             "cached_tokens_in": cached_tokens_in,
             "cache_write_tokens_in": cache_write_tokens_in,
             "provider_cost_usd": provider_cost_usd,
+            "reservation_id": reservation_id,
+            "session_id": session_id,
             "command_id": command_id,
         })
 
@@ -889,6 +931,23 @@ class CommandMethods(abc.ABC):
             "command_id": command_id,
         })
 
+    async def release_reservation(
+        self,
+        *,
+        reservation_id: str,
+        reason: ReleaseReason = "released",
+        command_id: str | None = None,
+    ) -> Reply:
+        """Give a reservation back: it no longer counts against any budget.
+
+        Sends ``runlog.cmd.budget.release`` (``ReleaseReservation``).
+        """
+        return await self._command("budget.release", Reply, {
+            "reservation_id": reservation_id,
+            "reason": reason,
+            "command_id": command_id,
+        })
+
     async def requeue_task(
         self,
         *,
@@ -905,6 +964,35 @@ class CommandMethods(abc.ABC):
             "task_id": task_id,
             "max_attempts": max_attempts,
             "reason": reason,
+            "command_id": command_id,
+        })
+
+    async def reserve_budget(
+        self,
+        *,
+        run_id: str,
+        reservation_id: str | None = None,
+        task_id: str | None = None,
+        worker_id: str | None = None,
+        model: str | None = None,
+        estimate_tokens: int | None = None,
+        estimate_cost_usd: Decimal | float | str | None = None,
+        ttl_s: float = 300.0,
+        command_id: str | None = None,
+    ) -> Reply:
+        """Set aside an estimate on every budget that applies to the run (refused when over one).
+
+        Sends ``runlog.cmd.budget.reserve`` (``ReserveBudget``).
+        """
+        return await self._command("budget.reserve", Reply, {
+            "run_id": run_id,
+            "reservation_id": reservation_id,
+            "task_id": task_id,
+            "worker_id": worker_id,
+            "model": model,
+            "estimate_tokens": estimate_tokens,
+            "estimate_cost_usd": estimate_cost_usd,
+            "ttl_s": ttl_s,
             "command_id": command_id,
         })
 

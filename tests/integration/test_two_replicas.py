@@ -122,6 +122,11 @@ async def test_two_replicas_lease_each_task_once_and_count_every_token(
     for _ in range(4):
         await client.refused("task.submit", {"run_id": "r1", "kind": "llm"}, "budget_exceeded")
 
+    async def alerts() -> int:  # the budget's crossings of 50, 80 and 100 % land on their own
+        return sum(e["type"] == "BudgetThresholdCrossed"
+                   for e in await client.events_of("budget", "team"))
+
+    await wait_until(alerts, lambda n: n == 3)
     before = await client.last_seq()
     usage_0 = {"run_id": "r1", "model": "gpt-4o", "tokens_in": sizes[0][0],
                "tokens_out": sizes[0][1], "command_id": "usage-0"}

@@ -31,7 +31,7 @@ async def test_run_create_writes_run_created_and_replies_with_the_envelope(
         "from_state": None, "to_state": "pending", "run_id": "r1", "name": "nightly",
         "labels": {"team": "infra"}, "budget": {"max_tokens": 1000, "max_cost_usd": "2.5"},
         "budget_id": None, "max_concurrency": None, "auto_end": False, "seq": 0,
-        "cache_results": False, "cache_ttl_s": None,
+        "cache_results": False, "cache_ttl_s": None, "session_id": None,
     }
     assert datetime.fromisoformat(event["occurred_at"]).utcoffset() == timedelta(0)
 

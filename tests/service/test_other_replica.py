@@ -83,6 +83,12 @@ async def test_a_budget_spent_elsewhere_refuses_new_tasks_here(client: ServiceCl
     await client.submit("t1")
     await other.ok("usage.record", {"run_id": "r1", "model": "gpt-4o", "tokens_in": 100,
                                     "tokens_out": 0})
+
+    async def alerts() -> int:  # the crossings of 50, 80 and 100 % land on their own
+        return sum(e["type"] == "BudgetThresholdCrossed"
+                   for e in await client.events_of("budget", "team"))
+
+    await wait_until(alerts, lambda n: n == 3)
     await client.refused("task.submit", {"run_id": "r1", "kind": "llm"}, "budget_exceeded")
 
 

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from events import utc_now
+from tests.support.nats_server import wait_until
 from tests.support.service_client import ServiceClient
 
 
@@ -136,9 +137,15 @@ async def test_a_shared_budget_is_charged_by_every_run_on_it(client: ServiceClie
     assert first["id"] == "a"
     second = await client.ok("usage.record", _usage("b", "gpt-4o", 200, 100))
     assert second["events"] == ["UsageRecorded"]
-    assert second["seq"] == await client.last_seq()
     usage = [e for e in await client.events("runlog.evt.run.*") if e["type"] == "UsageRecorded"]
+    assert second["seq"] == usage[-1]["seq"]
     assert [e["budget_id"] for e in usage] == ["team", "team"]
+
+    async def alerts() -> int:  # the crossings of 50, 80 and 100 % land on their own
+        return sum(e["type"] == "BudgetThresholdCrossed"
+                   for e in await client.events_of("budget", "team"))
+
+    await wait_until(alerts, lambda n: n == 3)
     for run_id in ("a", "b"):
         error = await client.refused("task.submit", {"run_id": run_id, "kind": "llm"},
                                      "budget_exceeded")

@@ -13,7 +13,7 @@ from events.commands.breaker import (
     RecordBreakerOutcome,
     ResetBreaker,
 )
-from events.commands.budget import CloseBudget, CreateBudget, RaiseBudget
+from events.commands.budget import CloseBudget, CreateBudget, RaiseBudget, RecordBudgetThreshold
 from events.commands.cache import InvalidateCache
 from events.commands.model import ConfigureModel, RegisterModel, SetModelQuota
 from events.commands.queue import ConfigureQueue
@@ -90,7 +90,7 @@ async def _budget_left(uow: UnitOfWork, run_id: str | None) -> BudgetLeft:
     run = await load_run(uow, run_id) if run_id else None
     shared = (await uow.get(uow.repos.budgets, run.budget_id)).state \
         if run is not None and run.budget_id else None
-    return budget_left(run, uow.repos.spend.view(shared) if shared else None)
+    return budget_left(run, uow.repos.ledgers.view(shared, uow.now) if shared else None)
 
 
 def _decision_view(decision: ModelRecommended) -> ReplyFields:
@@ -156,6 +156,7 @@ ROUTES: tuple[AnyRoute, ...] = (
     Route(CreateBudget, _on_budget),
     Route(RaiseBudget, _on_budget),
     Route(CloseBudget, _on_budget),
+    Route(RecordBudgetThreshold, _on_budget),
     Route(AcquireBreaker, acquire_breaker, replay=replay_acquire),
     Route(ConfigureBreaker, _on_breaker),
     Route(RecordBreakerOutcome, _on_breaker),

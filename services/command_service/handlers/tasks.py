@@ -64,7 +64,7 @@ async def submit_task(uow: UnitOfWork, command: SubmitTask) -> Outcome:
     budget = (await uow.get(repos.budgets, budget_id)).state if budget_id else None
     key = cache_key_of(command.cache_key, command.kind, command.payload, run)
     facts = Facts(run=run, workstream=workstream,
-                  budget=repos.spend.view(budget) if budget else None,
+                  budget=repos.ledgers.view(budget, uow.now) if budget else None,
                   cached=repos.results.lookup(key) if key is not None else None)
     events = task.decide(loaded.state, command, uow.context(facts))
     uow.record(repos.tasks, loaded, events)
@@ -159,7 +159,7 @@ def _budget_holds(uow: UnitOfWork) -> Callable[[Lane], bool]:
             return True
         budget = repos.budgets.cached(run.budget_id) if run.budget_id else None
         return budget is not None and budget.state is not None and \
-            repos.spend.view(budget.state).reached()
+            repos.ledgers.view(budget.state, uow.now).reached()
 
     return holds
 

@@ -65,6 +65,10 @@ SAMPLE_FIELDS: dict[str, Any] = {
     "recommendation_id": "rec1",
     "estimate_tokens": 1000,
     "reason": "sample",
+    "threshold": 80,
+    "reservation_id": "res1",
+    "estimate_cost_usd": "0.01",
+    "expires_at": LATER,
 }
 
 

@@ -8,13 +8,14 @@ from typing import Any
 
 import pytest
 
+from events import utc_now
 from events.catalog.budget import BudgetCharged
 from events.commands.budget import CloseBudget, CreateBudget, RaiseBudget
 from events.commands.run import CreateRun
 from events.errors import ErrorCode
 from services.domain import DomainError
 from services.domain.budget import BudgetState, decide
-from services.domain.charges import SpendBoard
+from services.domain.charges import Ledgers, Usage, money
 
 from .support import ctx, fold, play, types
 
@@ -46,12 +47,12 @@ def test_a_zero_budget_is_exhausted_at_once() -> None:
 
 def _spent(state: BudgetState, *charges: tuple[int, float]) -> BudgetState:
     """The budget as the service sees it: with its runs' usage counted."""
-    board = SpendBoard()
+    ledgers = Ledgers()
     for seq, (tokens, amount) in enumerate(charges, start=1):
-        cost = Decimal(str(amount))
-        board.charge(seq, state.budget_id, tokens, cost)
-        board.charge(seq, state.budget_id, tokens, cost)  # the log's copy of an own write
-    return board.view(state)
+        usage = Usage(tokens, money(amount), (f"budget:{state.budget_id}",))
+        ledgers.used(usage, seq)
+        ledgers.used(usage, seq)  # the log's copy of an own write
+    return ledgers.view(state, utc_now())
 
 
 def test_charges_below_the_bounds() -> None:
