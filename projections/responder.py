@@ -137,6 +137,9 @@ class Responder:
             self._subscriptions.append(
                 await self.nc.subscribe(f"{self.prefix}.{action}", queue=self.queue,
                                         cb=on_message))
+        # Once start returns, the server routes requests here (a client sent right after a
+        # "ready" must not meet "no responders").
+        await self.nc.flush()
 
     async def stop(self) -> None:
         """Unsubscribes and lets requests in flight finish."""
