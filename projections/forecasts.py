@@ -21,40 +21,64 @@ __all__ = ["DAILY_CALLS", "FORECAST_VIEWS"]
 
 _BUDGET_PERIODS = """
 CREATE OR REPLACE VIEW budget_periods AS
-SELECT 'shared' AS scope, budget_id, name, 'total' AS period, created_at AS period_start,
-       closed_at AS period_end, max_tokens, max_cost_usd, state, exhausted_at
-FROM budgets
+WITH daily AS (
+    SELECT budget_id, scope, name, time_zone, max_tokens, max_cost_usd, state
+    FROM budgets WHERE period = 'day'),
+days AS (
+    -- Each day a daily budget counted something on, and its today.
+    SELECT d.budget_id, CAST(l.period AS DATE) AS day
+    FROM daily AS d JOIN budget_ledger AS l
+      ON l.kind = 'budget' AND l.target = d.budget_id AND l.period <> ''
+    UNION
+    SELECT budget_id, CAST(timezone(time_zone, now()) AS DATE) FROM daily
+    WHERE state <> 'closed'),
+utc_days AS (
+    SELECT DISTINCT CAST(occurred_at AT TIME ZONE 'UTC' AS DATE) AS day FROM usage
+    UNION
+    SELECT CAST(now() AT TIME ZONE 'UTC' AS DATE))
+SELECT scope, budget_id, name, 'total' AS period, 'budget:' || budget_id AS ledger,
+       created_at AS period_start, closed_at AS period_end, max_tokens, max_cost_usd, state,
+       exhausted_at
+FROM budgets WHERE period IS DISTINCT FROM 'day'
 UNION ALL
-SELECT 'run', run_id, name, 'total', coalesce(started_at, created_at), ended_at,
-       budget_max_tokens, budget_max_cost_usd, state, over_budget_at
+SELECT d.scope, d.budget_id, d.name, 'day',
+       'budget:' || d.budget_id || '@' || CAST(x.day AS VARCHAR),
+       timezone(d.time_zone, CAST(x.day AS TIMESTAMP)),
+       timezone(d.time_zone, CAST(x.day AS TIMESTAMP) + INTERVAL 1 DAY),
+       d.max_tokens, d.max_cost_usd, d.state, CAST(NULL AS TIMESTAMPTZ)
+FROM daily AS d JOIN days AS x USING (budget_id)
+UNION ALL
+SELECT 'run', run_id, name, 'total', 'run:' || run_id, coalesce(started_at, created_at),
+       ended_at, budget_max_tokens, budget_max_cost_usd, state, over_budget_at
 FROM runs WHERE budget_max_tokens IS NOT NULL OR budget_max_cost_usd IS NOT NULL
+UNION ALL
+-- The whole day's spending (UTC), which RUNLOG_BUDGET_DAY_TOKENS bounds: no bound here.
+SELECT 'day', 'day', 'UTC day', 'day', 'day@' || CAST(day AS VARCHAR),
+       timezone('UTC', CAST(day AS TIMESTAMP)),
+       timezone('UTC', CAST(day AS TIMESTAMP) + INTERVAL 1 DAY), NULL, NULL, 'active', NULL
+FROM utc_days
 """
 
-# A 'total' period counts all the usage of its budget, also usage reported after the run
-# ended (money already spent); a bounded period counts what occurred inside it.
+# A usage counts on the ledgers it names (usage.scopes); one recorded before usage named
+# them counts on its run's and its shared budget's.
 _BUDGET_PERIOD_USAGE = """
 CREATE OR REPLACE VIEW budget_period_usage AS
 WITH charged AS (
-    SELECT u.seq, u.occurred_at, u.run_id AS charged_run,
-           coalesce(u.budget_id, r.budget_id) AS charged_budget,
-           u.tokens_in + u.tokens_out AS tokens, u.cost_usd
-    FROM usage AS u LEFT JOIN runs AS r ON r.run_id = u.run_id),
-matched AS (
-    SELECT p.scope, p.budget_id, p.period, p.period_start, p.period_end, c.*
-    FROM budget_periods AS p JOIN charged AS c ON c.charged_budget = p.budget_id
-    WHERE p.scope = 'shared'
-    UNION ALL BY NAME
-    SELECT p.scope, p.budget_id, p.period, p.period_start, p.period_end, c.*
-    FROM budget_periods AS p JOIN charged AS c ON c.charged_run = p.budget_id
-    WHERE p.scope = 'run')
-SELECT scope, budget_id, period_start, seq, occurred_at, tokens, cost_usd
-FROM matched
-WHERE period = 'total'
-   OR (occurred_at >= period_start AND (period_end IS NULL OR occurred_at < period_end))
+    SELECT seq, occurred_at, unnest(scopes) AS ledger, tokens_in + tokens_out AS tokens,
+           cost_usd
+    FROM usage WHERE len(scopes) > 0
+    UNION ALL
+    SELECT u.seq, u.occurred_at, unnest(['run:' || u.run_id, 'day@' || CAST(CAST(
+               u.occurred_at AT TIME ZONE 'UTC' AS DATE) AS VARCHAR),
+           'budget:' || coalesce(u.budget_id, r.budget_id)]), u.tokens_in + u.tokens_out,
+           u.cost_usd
+    FROM usage AS u LEFT JOIN runs AS r ON r.run_id = u.run_id
+    WHERE u.scopes IS NULL OR len(u.scopes) = 0)
+SELECT p.scope, p.budget_id, p.period_start, c.seq, c.occurred_at, c.tokens, c.cost_usd
+FROM budget_periods AS p JOIN charged AS c ON c.ledger = p.ledger
 """
 
-# Live reservations per budget period: a shared budget's on its ledger ``budget:<id>``,
-# a run's own budget on ``run:<id>`` (see the reservations table's scopes).
+# Live reservations per budget period, on the same ledgers.
 _BUDGET_RESERVED = """
 CREATE OR REPLACE VIEW budget_reserved AS
 SELECT p.scope, p.budget_id, p.period_start,
@@ -62,9 +86,7 @@ SELECT p.scope, p.budget_id, p.period_start,
        CAST(sum(r.estimate_cost_usd) AS DECIMAL(38, 12)) AS reserved_cost_usd
 FROM budget_periods AS p
 JOIN (SELECT unnest(scopes) AS ledger, estimate_tokens, estimate_cost_usd
-      FROM reservations WHERE state = 'reserved') AS r
-  ON r.ledger = CASE WHEN p.scope = 'shared' THEN 'budget:' || p.budget_id
-                     ELSE 'run:' || p.budget_id END
+      FROM reservations WHERE state = 'reserved') AS r ON r.ledger = p.ledger
 GROUP BY p.scope, p.budget_id, p.period_start
 """
 
@@ -118,7 +140,7 @@ runway AS (
                     THEN l.clock + to_seconds(CAST(3600 * l.cost_left / l.hour_cost_usd AS DOUBLE))
                 END AS cost_exhausted_at
     FROM left_over AS l)
-SELECT scope, budget_id, name, period, period_start, period_end, state, max_tokens,
+SELECT scope, budget_id, name, period, ledger, period_start, period_end, state, max_tokens,
        max_cost_usd, spent_tokens, spent_cost_usd, reserved_tokens, reserved_cost_usd,
        tokens_left, cost_left AS cost_left_usd,
        hour_tokens AS burn_tokens_per_hour_last_hour,
@@ -216,17 +238,21 @@ DAILY_CALLS = (
 )
 """The key and call count of the views by UTC day, provider and model."""
 
-_SCOPE = Col("scope", ColType.TEXT, doc="shared (a budget.create budget) or run (a run's own)")
+_SCOPE = Col("scope", ColType.TEXT, doc="a budget's scope (shared, run, session, day); run: a "
+              "run's own budget; day with budget_id 'day': the whole UTC day")
 _BUDGET_ID = Col("budget_id", ColType.TEXT, doc="the budget's id (a run's own: the run id)")
+_PERIOD = Col("period", ColType.TEXT, doc="total (the budget's whole life) or day")
+_LEDGER = Col("ledger", ColType.TEXT,
+              doc="the ledger the period's spending counts on (see budget_ledger)")
 _PERIOD_START = Col("period_start", ColType.TIME, doc="when the period began")
 
 FORECAST_VIEWS = (
-    (TableDoc("budget_periods", "Every budget with a limit, one row per period it counts "
-              "spending over ('total': the budget's whole life).", (
+    (TableDoc("budget_periods", "Every budget, one row per period it counts spending over: "
+              "its whole life, or each day of a daily budget (in its time zone) with spending "
+              "and today; runs' own budgets; every UTC day.", (
                   _SCOPE, _BUDGET_ID,
                   Col("name", ColType.TEXT, doc="its name"),
-                  Col("period", ColType.TEXT, doc="total"),
-                  _PERIOD_START,
+                  _PERIOD, _LEDGER, _PERIOD_START,
                   Col("period_end", ColType.TIME, doc="when it ends or ended (null: open)"),
                   Col("max_tokens", ColType.BIGINT, doc="token limit (null: none)"),
                   Col("max_cost_usd", ColType.MONEY, doc="cost limit (null: none)"),
@@ -239,8 +265,7 @@ FORECAST_VIEWS = (
         Col("occurred_at", ColType.TIME, doc="when the usage was recorded"),
         Col("tokens", ColType.BIGINT, doc="tokens_in + tokens_out, as budgets count them"),
         Col("cost_usd", ColType.MONEY, doc="its cost")), kind="view"), _BUDGET_PERIOD_USAGE),
-    (TableDoc("budget_reserved", "Live reservations per budget period (empty until usage is "
-              "reserved ahead of a call: reserved reads 0).", (
+    (TableDoc("budget_reserved", "Live reservations (budget.reserve) per budget period.", (
                   _SCOPE, _BUDGET_ID, _PERIOD_START,
                   Col("reserved_tokens", ColType.BIGINT, doc="tokens held by live reservations"),
                   Col("reserved_cost_usd", ColType.MONEY, doc="cost held by live reservations")),
@@ -250,8 +275,7 @@ FORECAST_VIEWS = (
               "budget runs out at the last hour's pace; computed at query time.", (
                   _SCOPE, _BUDGET_ID,
                   Col("name", ColType.TEXT, doc="its name"),
-                  Col("period", ColType.TEXT, doc="total (the budget's whole life)"),
-                  _PERIOD_START,
+                  _PERIOD, _LEDGER, _PERIOD_START,
                   Col("period_end", ColType.TIME, doc="when it ends or ended (null: open)"),
                   Col("state", ColType.TEXT, doc="the budget's or the run's state"),
                   Col("max_tokens", ColType.BIGINT, doc="token limit (null: none)"),

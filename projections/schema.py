@@ -271,7 +271,6 @@ VIEWS = (
                   Col("failed_at", ColType.TIME, doc="when it failed"),
                   Col("worker_id", ColType.TEXT, doc="the worker of its last attempt")),
               kind="view"), _DEAD_LETTERS),
-    *FORECAST_VIEWS,
     (TableDoc("budget_ledger", "Every budget ledger (scope and period): what usage settled on "
               "it and what live reservations hold, beside the bounds of an explicit budget. "
               "Admission refuses a reservation when settled + reserved + its estimate would "
@@ -290,6 +289,7 @@ VIEWS = (
                   Col("max_tokens", ColType.BIGINT, doc="an explicit budget's token bound"),
                   Col("max_cost_usd", ColType.MONEY, doc="an explicit budget's USD bound")),
               kind="view"), _BUDGET_LEDGER),
+    *FORECAST_VIEWS,
 )
 
 

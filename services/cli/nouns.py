@@ -77,10 +77,10 @@ NOUNS = (
          "budget_id, name, state, spent_tokens, max_tokens, round(spent_cost_usd, 6) AS "
          "spent_cost_usd, max_cost_usd, round(100 * greatest(spent_tokens / nullif(max_tokens, 0),"
          " spent_cost_usd / nullif(max_cost_usd, 0)), 1) AS used_pct", "budget_id",
-         related=(("forecast", "SELECT period, reserved_tokens, reserved_cost_usd, "
+         related=(("forecast", "SELECT period, period_start, reserved_tokens, reserved_cost_usd, "
                    "burn_tokens_per_hour_last_hour, burn_usd_per_hour_last_hour, "
                    "projected_exhaustion_at, exhausted_by FROM budget_forecast "
-                   "WHERE scope = 'shared' AND budget_id = {id}"),)),
+                   "WHERE ledger LIKE 'budget:%' AND budget_id = {id} ORDER BY period_start"),)),
 )
 
 

@@ -1,5 +1,5 @@
-"""budget_forecast over a bounded period and live reservations: the two seams a new kind
-of budget fills (``budget_periods`` rows, ``budget_reserved`` rows) are forecast as is."""
+"""budget_forecast over a bounded period and live reservations, on rows put in its seams
+(``budget_periods``, ``budget_reserved``) directly, so the arithmetic is checked alone."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from tests.support.service_client import InProcessClient
 _DAY_PERIOD = """
 CREATE OR REPLACE VIEW budget_periods AS
 SELECT 'shared' AS scope, 'team' AS budget_id, 'team' AS name, 'day' AS period,
+       'budget:team' AS ledger,
        now() - INTERVAL 2 HOUR AS period_start, now() + INTERVAL 22 HOUR AS period_end,
        CAST(NULL AS BIGINT) AS max_tokens, CAST(1 AS DECIMAL(38, 12)) AS max_cost_usd,
        'active' AS state, CAST(NULL AS TIMESTAMPTZ) AS exhausted_at

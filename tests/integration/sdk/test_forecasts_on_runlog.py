@@ -121,3 +121,25 @@ async def test_quota_daily_and_cost_reconciliation(client: Client) -> None:
     assert reconciled == {"calls": 5, "reported_calls": 5, "cost_usd": 0.05,
                           "provider_cost_usd": 0.0505, "difference_usd": 0.0005,
                           "difference_pct": 1.0, "exact": "0.000500000000"}
+
+
+async def test_a_daily_budget_is_forecast_for_today(client: Client) -> None:
+    await client.create_budget(budget_id="daily", name="daily", scope="day", period="day",
+                               max_cost_usd="1")
+    run = await client.create_run(run_id="d1", name="d1")
+    await client.start_run(run_id=run.id)
+    forecast = await client.query(
+        "SELECT period, ledger, epoch(period_end - period_start) AS span, spent_cost_usd, "
+        "projected_period_cost_usd, exhausted_by, forecast_at, period_end "
+        "FROM budget_forecast WHERE budget_id = 'daily'", after=await _spend(client, "d1", 2))
+    ((period, ledger, span, spent, projected, by, at, end),) = forecast.rows
+    assert (period, spent, by) == ("day", 0.02, "cost")
+    assert ledger.startswith("budget:daily@")
+    assert span == 86_400.0  # a day, in seconds
+    # $0.02 spent in the last hour, and that pace until midnight UTC.
+    hours_left = (_at(end) - _at(at)).total_seconds() / 3600
+    assert projected == pytest.approx(0.02 + 0.02 * hours_left, abs=1e-6)
+    (day,) = (await client.query("SELECT spent_cost_usd, max_cost_usd FROM budget_forecast "
+                                 "WHERE scope = 'day' AND budget_id = 'day' "
+                                 "AND period_end > now()")).rows
+    assert tuple(day) == (0.02, None)  # the whole UTC day, without a bound of its own
