@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-import random
+import itertools
 import re
 import uuid
 from typing import Annotated
@@ -37,16 +37,17 @@ def is_valid_id(value: object) -> bool:
     return isinstance(value, str) and _ID_RE.fullmatch(value) is not None
 
 
-_random = random.Random(uuid.uuid4().int)
+_PROCESS_PREFIX = f"{uuid.uuid4().int >> 64:016x}"
+_counter = itertools.count()
 
 
 def new_id() -> str:
-    """Returns a fresh random id (32 hex characters, 128 random bits).
+    """Returns a fresh id: 32 hex characters, unique across processes and restarts.
 
-    Drawn from a generator seeded once from the OS: ids need uniqueness, not
-    secrecy, and a system call per id measured as 3% of a command's time.
+    64 random bits drawn once per process, then a counter: ids need uniqueness, not
+    secrecy, and drawing random bits per id measured as 3% of a command's time.
     """
-    return f"{_random.getrandbits(128):032x}"
+    return f"{_PROCESS_PREFIX}{next(_counter):016x}"
 
 
 def event_msg_id(command_id: str, index: int) -> str:
