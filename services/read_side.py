@@ -49,7 +49,7 @@ def sql_limits(settings: Settings) -> SqlLimits:
     return SqlLimits(max_timeout_s=settings.sql_max_timeout_s, workers=settings.sql_workers,
                      per_client=settings.sql_per_client, queue=settings.sql_queue,
                      memory_limit=settings.sql_memory_limit.strip(),
-                     temp_limit=settings.sql_temp_limit.strip())
+                     temp_limit=settings.sql_temp_limit.strip(), threads=settings.sql_threads)
 
 
 class ReadSideHandle(Protocol):

@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     """DuckDB ``memory_limit`` of the read-model database (queries and projector share it)."""
     sql_temp_limit: str = Field(default="4GB", pattern=_DUCKDB_SIZE, description=_SIZE_WORDS)
     """DuckDB ``max_temp_directory_size``: disk a query may spill to, in ``<file>.tmp``."""
+    sql_threads: int = Field(default=1, ge=1, le=256)
+    """DuckDB worker threads of the read models (the projector and the queries)."""
     recovery: dict[str, dict[str, str | float]] = Field(
         default_factory=dict, description='JSON such as {"rate_limit": {"strategy": "backoff", '
         '"base_s": 2, "cap_s": 120}}: error class -> strategy (backoff, fallback, truncate, '

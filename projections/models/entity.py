@@ -81,6 +81,8 @@ class EntityProjection:
         # every transaction commits, hence ``reset`` after a rollback.
         self._cache: OrderedDict[str, Row] = OrderedDict()
         self._columns = tuple(c for c in spec.all_columns if not c.derived)
+        # Derived columns are kept by an update in place; without any, a row is replaced.
+        self._whole_rows = len(self._columns) == len(spec.all_columns)
         self._types = {c.name: c.type for c in self._columns}
         self._defaults = {c.name: c.default for c in self._columns}
         self._has_state = "state" in self._types
@@ -96,7 +98,8 @@ class EntityProjection:
         if not events:
             return
         rows = self.fold(self.load(con, events), events, sink)
-        upsert_rows(con, self.spec.name, self._columns, list(rows.values()), (self.spec.key,))
+        upsert_rows(con, self.spec.name, self._columns, list(rows.values()), (self.spec.key,),
+                    whole_rows=self._whole_rows)
         self.after_write(con, rows, sink)
         self._remember(rows)
 
