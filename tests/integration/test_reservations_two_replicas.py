@@ -165,7 +165,7 @@ async def test_64_reservers_on_two_replicas_never_pass_either_limit(
         return len(_fold(await client.events(), limits))
 
     await wait_until(live_left, lambda n: n == 0, timeout_s=30)
-    reasons = Counter(e["reason"] for e in await client.events("runlog.evt.reservation.*")
+    reasons = Counter(e["reason"] for e in await client.events()
                       if e["type"] == "ReservationReleased")
     assert reasons["expired"] > 0, reasons
     assert reasons["released"] > 0, reasons
