@@ -123,8 +123,7 @@ async def test_two_replicas_lease_each_task_once_and_count_every_token(
         await client.refused("task.submit", {"run_id": "r1", "kind": "llm"}, "budget_exceeded")
 
     async def alerts() -> int:  # the budget's crossings of 50, 80 and 100 % land on their own
-        return sum(e["type"] == "BudgetThresholdCrossed"
-                   for e in await client.events_of("budget", "team"))
+        return sum(e["type"] == "BudgetThresholdCrossed" for e in await client.events())
 
     await wait_until(alerts, lambda n: n == 3)
     before = await client.last_seq()
