@@ -224,10 +224,11 @@ async def child_replay(url: str, stream: str, prefix: str, path: str) -> None:
     started = time.perf_counter()
     result = await build_read_models(store, Path(path))
     elapsed = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    reader_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    applier_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"    replayed {result.position:,} events in {elapsed:.1f} s "
-          f"({result.position / elapsed:,.0f} events/s); peak RSS {peak_mb:,.0f} MB "
-          "(target < 500 MB)")
+          f"({result.position / elapsed:,.0f} events/s); peak RSS: reader {reader_mb:,.0f} MB, "
+          f"applier process {applier_mb:,.0f} MB (target < 500 MB each)")
     await nc.close()
 
 
