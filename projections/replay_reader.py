@@ -87,7 +87,9 @@ async def _follow(lines: asyncio.StreamReader, target: int, progress: Progress |
                   ) -> int | None:
     """Reads the applier's reports until it is done; the position it reached."""
     while line := await lines.readline():
-        kind, _, value = line.decode().partition(" ")
+        kind, _, value = line.decode(errors="replace").partition(" ")
+        if kind not in ("P", "S", "D") or not value.strip().isdigit():
+            continue  # not a report
         position = int(value)
         if kind == "D":
             return position

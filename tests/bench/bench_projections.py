@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 import nats  # noqa: E402
 
+from events.codec import CODEC  # noqa: E402
 from projections import ReadModelDb, build_read_models  # noqa: E402
 from projections.replay import REPLAY_CONFIG  # noqa: E402
 from projections.runtime import Projector, ProjectorConfig  # noqa: E402
@@ -61,7 +62,10 @@ class History:
                 "command_id": uuid.uuid4().hex, "from_state": self.states.get(key),
                 "to_state": to_state, **data}
         self.states[key] = to_state
-        return key, json.dumps(body, separators=(",", ":")).encode()
+        # Written at each type's current schema version, as the service writes them: a
+        # replay of this log measures folding, not the upcasting of an old one.
+        current = CODEC.decode(json.dumps(body).encode()).data
+        return key, json.dumps(current, separators=(",", ":")).encode()
 
     def run(self, run_id: str) -> Iterator[tuple[str, bytes]]:
         now = "2025-01-01T00:00:00+00:00"
