@@ -43,9 +43,13 @@ class _Reporter:
 
 
 class _Frames:
-    """The reader's frames, read off stdin by a thread of their own into a bounded queue."""
+    """The reader's frames, read off stdin by a thread of their own into a bounded queue.
 
-    def __init__(self, source: BinaryIO, depth: int = 64) -> None:
+    A few frames deep (with the pipe's 1 MiB behind them): a deeper queue would only hold
+    more events in memory, decoded into objects, without making the applier any faster.
+    """
+
+    def __init__(self, source: BinaryIO, depth: int = 4) -> None:
         self._queue: queue.Queue[tuple[list[RecordedEvent], int] | None] = queue.Queue(depth)
         self._reading = threading.Thread(target=self._read, args=(source,), daemon=True,
                                          name="replay-frames")
