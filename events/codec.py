@@ -91,10 +91,7 @@ class EventCodec:
     def decode(self, payload: bytes, seq: int = 0, headers: Mapping[str, str] | None = None,
                subject: str = "") -> StoredEvent:
         """Parses and upcasts one stored event, or raises ``DecodeError``."""
-        try:
-            raw = from_json(payload)
-        except ValueError as error:
-            raise DecodeError(f"body is not JSON: {error}") from None
+        raw = _parse(payload)
         if not isinstance(raw, dict):
             raise DecodeError("body is not a JSON object")
         try:
@@ -130,6 +127,23 @@ class EventCodec:
         head.update(own)
         head["schema_version"] = version
         return head
+
+
+def _parse(payload: bytes) -> object:
+    """The JSON of a stored event, or ``DecodeError``.
+
+    orjson parses twice as fast as pydantic's parser (a replay parses every event); what
+    it refuses and pydantic's parser reads (NaN, integers past 64 bits) is read by the
+    latter, so every event that decoded before still decodes, to the same values.
+    """
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return from_json(payload)
+    except ValueError as error:
+        raise DecodeError(f"body is not JSON: {error}") from None
 
 
 def _stored(raw: dict[str, Any], seq: int, traceparent: str | None, subject: str

@@ -104,7 +104,10 @@ async def build_read_models(
         note = await check_bounds(store, until_seq, until, codec)
     started = time.monotonic()
     building = _fresh(dest.with_name(f"{dest.name}.building-{os.getpid()}"))
-    if config is None and projections is None and codec is CODEC:
+    # Two processes only pay with a second CPU to overlap on (and default projections,
+    # which the applier process builds on its own).
+    if (config is None and projections is None and codec is CODEC
+            and (os.cpu_count() or 1) > 1):
         position = await build_in_two_processes(store, building,
                                                 await _target(store, until_seq), until,
                                                 progress)

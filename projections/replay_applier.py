@@ -9,6 +9,7 @@ The end of stdin before the end frame leaves the file as far as it got.
 
 from __future__ import annotations
 
+import os
 import queue
 import sys
 import threading
@@ -25,7 +26,7 @@ from .applier import BatchApplier, BatchResult
 from .database import ReadModelDb
 from .replay_frames import read_batches
 
-__all__ = ["apply_stream", "main"]
+__all__ = ["apply_stream", "main", "own_stdout"]
 
 
 class _Reporter:
@@ -42,9 +43,13 @@ class _Reporter:
 
 
 class _Frames:
-    """The reader's frames, read off stdin by a thread of their own into a bounded queue."""
+    """The reader's frames, read off stdin by a thread of their own into a bounded queue.
 
-    def __init__(self, source: BinaryIO, depth: int = 64) -> None:
+    A few frames deep (with the pipe's 1 MiB behind them): a deeper queue would only hold
+    more events in memory, decoded into objects, without making the applier any faster.
+    """
+
+    def __init__(self, source: BinaryIO, depth: int = 4) -> None:
         self._queue: queue.Queue[tuple[list[RecordedEvent], int] | None] = queue.Queue(depth)
         self._reading = threading.Thread(target=self._read, args=(source,), daemon=True,
                                          name="replay-frames")
@@ -105,14 +110,24 @@ def main(argv: list[str]) -> int:
     # and what is loaded by now frozen out of every later walk.
     tune_for_service()
     freeze_started_process()
+    reports = own_stdout()
     db = ReadModelDb.open_writer(Path(argv[0]))
     try:
-        position = apply_stream(db, sys.stdin.buffer, sys.stdout, until)
+        position = apply_stream(db, sys.stdin.buffer, reports, until)
     finally:
         db.close()
-    sys.stdout.write(f"D {position}\n")
-    sys.stdout.flush()
+    reports.write(f"D {position}\n")
+    reports.flush()
     return 0
+
+
+def own_stdout() -> TextIO:
+    """Takes stdout for this process's reports alone; whatever else writes to file
+    descriptor 1 (a library's C code included) goes to stderr instead."""
+    reports = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return reports
 
 
 if __name__ == "__main__":

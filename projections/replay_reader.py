@@ -44,23 +44,35 @@ async def build_in_two_processes(store: EventStore, building: Path, target: int,
         until.isoformat() if until is not None else "",
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE)
-    stdin, stdout = applier.stdin, applier.stdout
-    if stdin is None or stdout is None:
+    stdin, stdout, stderr = applier.stdin, applier.stdout, applier.stderr
+    if stdin is None or stdout is None or stderr is None:
         raise ProjectionError("the replay's applier has no pipes")
     _widen_pipe(stdin)
     sending = asyncio.create_task(_send(store, stdin, target))
+    last_words = asyncio.create_task(_tail(stderr))
     try:
         position = await _follow(stdout, target, progress)
+        await applier.wait()
     finally:
         sending.cancel()
         with contextlib.suppress(asyncio.CancelledError, ConnectionError):
-            await sending
-    error = (await applier.communicate())[1]
+            await sending  # a reading error is raised from here
+        if applier.returncode is None:  # cancelled, or the reader failed: nothing to finish
+            applier.kill()
+            await applier.wait()
+    said = await last_words
     if applier.returncode != 0 or position is None:
-        lines = error.decode(errors="replace").strip().splitlines()
         raise ProjectionError(f"the replay's applier exited with code {applier.returncode}: "
-                              f"{lines[-1] if lines else 'no message'}")
+                              f"{said or 'no message'}")
     return position
+
+
+async def _tail(stream: asyncio.StreamReader) -> str:
+    """Reads a process's stderr to its end (so it never blocks on it); its last line."""
+    last = ""
+    while line := await stream.readline():
+        last = line.decode(errors="replace").strip() or last
+    return last
 
 
 def _widen_pipe(writer: asyncio.StreamWriter) -> None:
@@ -75,7 +87,9 @@ async def _follow(lines: asyncio.StreamReader, target: int, progress: Progress |
                   ) -> int | None:
     """Reads the applier's reports until it is done; the position it reached."""
     while line := await lines.readline():
-        kind, _, value = line.decode().partition(" ")
+        kind, _, value = line.decode(errors="replace").partition(" ")
+        if kind not in ("P", "S", "D") or not value.strip().isdigit():
+            continue  # not a report
         position = int(value)
         if kind == "D":
             return position
@@ -85,17 +99,23 @@ async def _follow(lines: asyncio.StreamReader, target: int, progress: Progress |
 
 
 async def _send(store: EventStore, sink: asyncio.StreamWriter, target: int) -> None:
-    """Writes every event up to ``target``, in order, then the end frame."""
+    """Writes every event up to ``target``, in order, then the end frame.
+
+    On any failure the pipe is closed without the end frame: the applier commits what it
+    has and exits, and the failure is raised here.
+    """
     expected = 1
-    while expected <= target:
-        feed = await open_feed(store, expected, _MAX_PENDING)
-        try:
-            expected = await _send_from(feed, sink, expected, target)
-        finally:
-            await feed.close()
-    sink.write(END)
-    await sink.drain()
-    sink.close()
+    try:
+        while expected <= target:
+            feed = await open_feed(store, expected, _MAX_PENDING)
+            try:
+                expected = await _send_from(feed, sink, expected, target)
+            finally:
+                await feed.close()
+        sink.write(END)
+        await sink.drain()
+    finally:
+        sink.close()
 
 
 async def _send_from(feed: EventFeed, sink: asyncio.StreamWriter, expected: int,

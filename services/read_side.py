@@ -239,7 +239,8 @@ class ReadSideProcess:
             # read side after the commands in flight are answered.
             start_new_session=True)
         self._child = child
-        assert child.stdin is not None
+        if child.stdin is None:
+            raise ReadSideProcessError("the read side process has no stdin pipe")
         child.stdin.write(json.dumps({
             "url": self._url, "parent": os.getpid(),
             "settings": self._settings.model_dump(mode="json"),
@@ -249,8 +250,7 @@ class ReadSideProcess:
         return child
 
     async def _until_ready(self, child: asyncio.subprocess.Process) -> None:
-        assert child.stdout is not None
-        while line := await child.stdout.readline():
+        while child.stdout is not None and (line := await child.stdout.readline()):
             if self._update(line) and self.status.ready:
                 return
         code = await child.wait()
@@ -259,8 +259,7 @@ class ReadSideProcess:
 
     async def _pump(self, child: asyncio.subprocess.Process) -> int:
         """Reads the child's status lines until it exits; returns its exit code."""
-        assert child.stdout is not None
-        while line := await child.stdout.readline():
+        while child.stdout is not None and (line := await child.stdout.readline()):
             self._update(line)
         return await child.wait()
 

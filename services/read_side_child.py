@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from projections import ReadSide
+from projections.replay_applier import own_stdout
 
 from .gc_tuning import freeze_started_process, tune_for_service
 from .nats_connection import connect_nats
@@ -152,8 +153,7 @@ def main() -> int:
     settings = Settings(**config["settings"])
     tune_for_service()
     provider = configure_telemetry()
-    # Status lines own stdout; anything else that prints goes to the log stream.
-    out, sys.stdout = sys.stdout, sys.stderr
+    out = own_stdout()  # status lines alone; anything else printed goes to the log stream
     try:
         asyncio.run(serve_read_side(str(config["url"]), settings, parent, out))
     except Exception as error:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 
 import pytest
 
@@ -31,3 +33,15 @@ def test_a_stream_cut_inside_a_batch_is_an_error_not_a_short_batch() -> None:
     with pytest.raises(EOFError):
         list(read_batches(io.BytesIO(frame[:-3])))
     assert list(read_batches(io.BytesIO(b""))) == []
+
+
+def test_a_child_process_keeps_stdout_for_its_reports_whatever_else_writes_to_fd_1() -> None:
+    # DuckDB's progress bar, for one, is written by C code straight to file descriptor 1.
+    script = ("import os; from projections.replay_applier import own_stdout; "
+              "reports = own_stdout(); os.write(1, b'noise from C\\n'); print('a print'); "
+              "reports.write('P 7\\n')")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert done.stdout == "P 7\n"
+    assert "noise from C" in done.stderr
+    assert "a print" in done.stderr

@@ -233,3 +233,44 @@ async def test_after_a_purge_old_bounds_are_refused_and_nothing_hangs(
     assert rebuilt.position == 0  # an empty log builds empty read models, at once
     with pytest.raises(BoundOutsideLog, match="holds no events"):
         await replay(store, db_path=db_path, until_seq=middle)
+
+
+def appliers_of(path: Path) -> list[int]:
+    """Live ``projections.replay_applier`` processes building a file beside ``path``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != "Z" and b"projections.replay_applier" in cmdline and str(
+                path.parent).encode() in cmdline:
+            found.append(int(proc.name))
+    return found
+
+
+async def test_a_replay_runs_its_applier_in_another_process_and_a_cancel_ends_it(
+    store: JetStreamEventStore, tmp_path: Path
+) -> None:
+    log = EventLog()
+    for index in range(300):
+        log.emit("run", f"r{index}", "RunCreated", "pending", run_id=f"r{index}",
+                 name="n", labels={}, budget=None)
+    last = await append_all(store, log.envelopes)
+    result = await build_read_models(store, tmp_path / "whole.duckdb")
+    assert result.position == last
+    assert scalar(result.path, "SELECT count(*) FROM runs") == 300
+    assert appliers_of(tmp_path / "whole.duckdb") == []  # it exited once done
+
+    building = asyncio.create_task(build_read_models(store, tmp_path / "cut" / "x.duckdb"))
+    deadline = asyncio.get_running_loop().time() + 30
+    while not appliers_of(tmp_path / "cut" / "x.duckdb"):
+        assert asyncio.get_running_loop().time() < deadline, "no applier process started"
+        await asyncio.sleep(0.01)
+    building.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await building
+    assert appliers_of(tmp_path / "cut" / "x.duckdb") == []
