@@ -13,8 +13,8 @@ from pathlib import Path
 from services.embedded_nats import EmbeddedNats
 
 __all__ = ["CpuMeter", "Timer", "percentile", "private_nats", "private_nats_server",
-           "process_tree", "process_tree_cpu_s", "split_tree_cpu_s", "summary", "thread_cpu_s",
-           "tree_rss_bytes"]
+           "process_rss_bytes", "process_tree", "process_tree_cpu_s", "split_tree_cpu_s",
+           "summary", "thread_cpu_s", "tree_rss_bytes"]
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -124,11 +124,16 @@ def split_tree_cpu_s(pid: int, apart: str = "nats-server") -> tuple[float, float
 
 def tree_rss_bytes(pid: int) -> int:
     """Resident set size of a process and its live descendants, summed."""
-    total = 0
+    return sum(process_rss_bytes(pid))
+
+
+def process_rss_bytes(pid: int) -> list[int]:
+    """Resident set size of a process and of each live descendant."""
+    sizes = []
     for current in process_tree(pid):
         with contextlib.suppress(OSError, ValueError, IndexError):
-            total += int(Path(f"/proc/{current}/statm").read_text().split()[1]) * _PAGE_SIZE
-    return total
+            sizes.append(int(Path(f"/proc/{current}/statm").read_text().split()[1]) * _PAGE_SIZE)
+    return sizes
 
 
 def thread_cpu_s(pid: int) -> dict[str, float]:
