@@ -89,7 +89,7 @@ class CommandIntake:
         """
         subscription, self._subscription = self._subscription, None
         if subscription is not None:
-            await subscription.drain()  # type: ignore[no-untyped-call]
+            await subscription.drain()
 
     async def drain(self, timeout_s: float = 10.0) -> None:
         """Waits for the requests in flight (on shutdown)."""
