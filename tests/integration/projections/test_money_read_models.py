@@ -8,6 +8,7 @@ from pathlib import Path
 import duckdb
 
 from projections import build_read_models
+from services.settings import Settings
 from services.store import InMemoryEventStore
 from tests.support.nats_server import wait_until
 from tests.support.service_client import InProcessClient, memory_service
@@ -105,3 +106,18 @@ async def test_alerts_list_thresholds_breakers_lost_workers_and_dead_letters(
                           ("budget_threshold", "warning", "team", 80),
                           ("breaker_opened", "critical", "acme", None),
                           ("dead_letter", "critical", "t1", None)]
+
+
+async def test_a_lost_worker_is_an_alert(tmp_path: Path) -> None:
+    store = InMemoryEventStore()
+    settings = Settings(data_dir=tmp_path, worker_timeout_s=1.0)
+    async with memory_service(store, settings) as client:
+        await client.worker("w1")
+
+        async def lost() -> int:
+            return sum(e["type"] == "WorkerLost" for e in await client.events_of("worker", "w1"))
+
+        await wait_until(lost, lambda n: n == 1, timeout_s=15)
+        alerts = await _rows(store, tmp_path / "a.duckdb",
+                             "SELECT kind, severity, aggregate_id, detail FROM alerts")
+        assert alerts == [("worker_lost", "critical", "w1", "worker w1 lost, holding 0 task(s)")]
