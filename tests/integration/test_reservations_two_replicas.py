@@ -17,13 +17,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import nats
 import pytest
 import pytest_asyncio
 
-from tests.integration.test_two_replicas import _serving, _start_up
 from tests.support.nats_server import wait_until
-from tests.support.service_client import NatsServiceClient, ServiceClient, fresh_stream
+from tests.support.replicas import two_replicas
+from tests.support.service_client import ServiceClient
 
 pytestmark = [pytest.mark.nats, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
@@ -39,22 +38,8 @@ _PRICE = {"model": "acme-m", "provider": "acme", "input_usd_per_mtok": 1.0,
 async def client(nats_url: str, tmp_path_factory: pytest.TempPathFactory
                  ) -> AsyncIterator[ServiceClient]:
     """Two ``runlog up`` processes (commands only) on one fresh stream."""
-    tmp_path = tmp_path_factory.mktemp("reservers")
-    nc = await nats.connect(nats_url)
-    try:
-        async with fresh_stream(nc, nats_url, tmp_path / "unused") as settings:
-            dirs = [tmp_path / "replica-a", tmp_path / "replica-b"]
-            processes = [_start_up(d, settings) for d in dirs]
-            try:
-                await asyncio.gather(*(_serving(d, p) for d, p in zip(dirs, processes,
-                                                                       strict=True)))
-                yield NatsServiceClient(nc, settings.stream)
-            finally:
-                for process in processes:
-                    process.kill()
-                    process.wait()
-    finally:
-        await nc.close()
+    async with two_replicas(nats_url, tmp_path_factory.mktemp("reservers")) as replicas:
+        yield replicas.client
 
 
 async def _reserver(client: ServiceClient, n: int) -> list[dict[str, Any]]:

@@ -6,28 +6,21 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-import nats
 import pytest
 import pytest_asyncio
 
 from services.pricing import load_price_file
-from services.settings import Settings
-from tests.e2e.cli import runlog_env
 from tests.support.nats_server import wait_until
+from tests.support.replicas import two_replicas
 from tests.support.service_client import (
-    NatsServiceClient,
     ServiceClient,
     assert_each_task_leased_once,
-    fresh_stream,
     wait_past,
 )
 
@@ -38,55 +31,18 @@ TASKS = 15
 USAGES = 60
 
 
-def _start_up(data_dir: Path, settings: Settings) -> subprocess.Popen[bytes]:
-    """Starts ``runlog up`` (commands only) on the test's NATS and stream."""
-    data_dir.mkdir(parents=True)
-    env = runlog_env(data_dir) | {"RUNLOG_NATS_URL": str(settings.nats_url),
-                                  "RUNLOG_STREAM": settings.stream}
-    with (data_dir / "stderr.log").open("wb") as stderr:
-        return subprocess.Popen([sys.executable, "-m", "services.cli", "up", "--no-projectors"],
-                                env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=stderr)
-
-
-async def _serving(data_dir: Path, process: subprocess.Popen[bytes]) -> None:
-    async def ready() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"runlog up exited early: "
-                                 f"{(data_dir / 'stderr.log').read_text(errors='replace')}")
-        return (data_dir / "instance.json").exists()
-
-    await wait_until(ready, bool, timeout_s=60)
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def client(nats_url: str, tmp_path_factory: pytest.TempPathFactory
                  ) -> AsyncIterator[ServiceClient]:
     """Two service processes on one stream for the module, stopped by SIGINT (which must exit 0)."""
-    tmp_path = tmp_path_factory.mktemp("replicas")
-    nc = await nats.connect(nats_url)
-    try:
-        async with fresh_stream(nc, nats_url, tmp_path / "unused") as settings:
-            dirs = [tmp_path / "replica-a", tmp_path / "replica-b"]
-            processes = [_start_up(d, settings) for d in dirs]
-            try:
-                await asyncio.gather(*(_serving(d, p) for d, p in zip(dirs, processes,
-                                                                       strict=True)))
-                yield NatsServiceClient(nc, settings.stream)
-                for process in processes:
-                    process.send_signal(signal.SIGINT)
-                codes = await asyncio.gather(*(asyncio.to_thread(p.wait, 30)
-                                               for p in processes))
-                assert codes == [0, 0], [(d / "stderr.log").read_text(errors="replace")
-                                         for d in dirs]
-                assert not any((d / "instance.json").exists() for d in dirs)
-            finally:
-                for process in processes:
-                    if process.poll() is None:
-                        process.kill()
-                        process.wait()
-    finally:
-        await nc.close()
+    async with two_replicas(nats_url, tmp_path_factory.mktemp("replicas")) as replicas:
+        yield replicas.client
+        for process in replicas.processes:
+            process.send_signal(signal.SIGINT)
+        codes = await asyncio.gather(*(asyncio.to_thread(p.wait, 30)
+                                       for p in replicas.processes))
+        assert codes == [0, 0], replicas.stderr()
+        assert not any((d / "instance.json").exists() for d in replicas.dirs)
 
 
 async def test_two_replicas_lease_each_task_once_and_count_every_token(
