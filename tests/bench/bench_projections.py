@@ -31,7 +31,6 @@ import nats  # noqa: E402
 
 from events.codec import CODEC  # noqa: E402
 from projections import ReadModelDb, build_read_models  # noqa: E402
-from projections.replay import REPLAY_CONFIG  # noqa: E402
 from projections.runtime import Projector, ProjectorConfig  # noqa: E402
 from services.embedded_nats import EmbeddedNats  # noqa: E402
 from services.store import JetStreamEventStore, RecordedEvent  # noqa: E402
@@ -142,7 +141,7 @@ async def replay_rate(store: JetStreamEventStore, folder: Path, one_process: boo
     """
     started, cpu = time.perf_counter(), cpu_s()
     result = await build_read_models(store, folder / f"replay-{uuid.uuid4().hex[:6]}.duckdb",
-                                     config=REPLAY_CONFIG if one_process else None)
+                                     processes=1 if one_process else 2)
     elapsed = time.perf_counter() - started
     return result.position / elapsed, result.position, (cpu_s() - cpu) / result.position * 1e6
 

@@ -260,12 +260,13 @@ async def test_a_replay_runs_its_applier_in_another_process_and_a_cancel_ends_it
         log.emit("run", f"r{index}", "RunCreated", "pending", run_id=f"r{index}",
                  name="n", labels={}, budget=None)
     last = await append_all(store, log.envelopes)
-    result = await build_read_models(store, tmp_path / "whole.duckdb")
+    result = await build_read_models(store, tmp_path / "whole.duckdb", processes=2)
     assert result.position == last
     assert scalar(result.path, "SELECT count(*) FROM runs") == 300
     assert appliers_of(tmp_path / "whole.duckdb") == []  # it exited once done
 
-    building = asyncio.create_task(build_read_models(store, tmp_path / "cut" / "x.duckdb"))
+    building = asyncio.create_task(build_read_models(store, tmp_path / "cut" / "x.duckdb",
+                                                     processes=2))
     deadline = asyncio.get_running_loop().time() + 30
     while not appliers_of(tmp_path / "cut" / "x.duckdb"):
         assert asyncio.get_running_loop().time() < deadline, "no applier process started"
@@ -274,3 +275,18 @@ async def test_a_replay_runs_its_applier_in_another_process_and_a_cancel_ends_it
     with pytest.raises(asyncio.CancelledError):
         await building
     assert appliers_of(tmp_path / "cut" / "x.duckdb") == []
+
+
+@pytest.mark.parametrize("bound", ["seq", "time", "none"])
+async def test_two_processes_build_the_same_read_models_as_one(
+    store: JetStreamEventStore, tmp_path: Path, history: EventLog, bound: str
+) -> None:
+    await append_all(store, history.envelopes)
+    middle = history.envelopes[len(history.envelopes) // 2]
+    until_seq = len(history.envelopes) // 2 if bound == "seq" else None
+    until = middle.occurred_at if bound == "time" else None
+    built = [await build_read_models(store, tmp_path / f"p{n}.duckdb", until_seq=until_seq,
+                                     until=until, processes=n) for n in (1, 2)]
+    assert built[0].position == built[1].position
+    tables = ["runs", "tasks", "workers", "usage", "transitions"]
+    assert dump_tables(built[0].path, tables) == dump_tables(built[1].path, tables)
