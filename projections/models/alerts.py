@@ -1,8 +1,9 @@
 """The ``alerts`` read model: what someone should look at, one row per event that says so.
 
 A budget crossing an alert threshold (``BudgetThresholdCrossed``, once per threshold
-and period), a breaker opening, a worker declared lost, a task failing for good (a dead
-letter). Rows are appended in stream order; the log decides, the table only lists.
+and period), a breaker opening (by itself or forced open by an operator), a worker
+declared lost, a task failing for good (a dead letter). Rows are appended in stream
+order; the log decides, the table only lists.
 """
 
 from __future__ import annotations
@@ -50,6 +51,14 @@ def _breaker(event: Event) -> tuple[str, str, str]:
             f"failures{cause}, until {data['until']}")
 
 
+def _forced(event: Event) -> tuple[str, str, str]:
+    data = event.data
+    until = f"until {data['until']}" if data.get("until") else "until forced closed"
+    reason = f": {data['reason']}" if data.get("reason") else ""
+    return ("breaker_opened", "critical",
+            f"breaker {event.aggregate_id} forced open by an operator {until}{reason}")
+
+
 def _worker(event: Event) -> tuple[str, str, str]:
     tasks = event.data.get("task_ids") or []
     return ("worker_lost", "critical",
@@ -64,8 +73,8 @@ def _dead_letter(event: Event) -> tuple[str, str, str]:
 
 
 _ALERTS: dict[str, Callable[[Event], tuple[str, str, str]]] = {
-    "BudgetThresholdCrossed": _budget, "BreakerOpened": _breaker, "WorkerLost": _worker,
-    "TaskFailed": _dead_letter,
+    "BudgetThresholdCrossed": _budget, "BreakerOpened": _breaker,
+    "BreakerForcedOpen": _forced, "WorkerLost": _worker, "TaskFailed": _dead_letter,
 }
 
 

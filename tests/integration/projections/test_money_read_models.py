@@ -100,12 +100,14 @@ async def test_alerts_list_thresholds_breakers_lost_workers_and_dead_letters(
         assert task is not None
         await client.ok("task.fail", {"task_id": "t1", "worker_id": "w1",
                                       "lease_epoch": task["lease_epoch"], "error_class": "auth"})
+        await client.ok("breaker.force_open", {"breaker_id": "other", "reason": "provider down"})
         alerts = await _rows(store, tmp_path / "a.duckdb", """
             SELECT kind, severity, aggregate_id, threshold FROM alerts ORDER BY seq""")
         assert alerts == [("budget_threshold", "warning", "team", 50),
                           ("budget_threshold", "warning", "team", 80),
                           ("breaker_opened", "critical", "acme", None),
-                          ("dead_letter", "critical", "t1", None)]
+                          ("dead_letter", "critical", "t1", None),
+                          ("breaker_opened", "critical", "other", None)]
 
 
 async def test_a_lost_worker_is_an_alert(tmp_path: Path) -> None:
