@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
+from events.catalog.run import UsageRecorded
 from events.codec import DecodeError, EventCodec, StoredEvent
 from events.money import parse_usd
 from services.domain.budget import BudgetState
@@ -37,7 +39,7 @@ from .partition import Partition
 from .repositories import CommandRecord, Loaded, Repository
 from .reservation_index import ReservationRepository
 
-__all__ = ["PartitionIndex", "Repositories", "usage_of"]
+__all__ = ["PartitionIndex", "Repositories", "usage_of", "usage_of_event"]
 
 
 class PartitionIndex(Protocol):
@@ -219,12 +221,25 @@ class Repositories:
 
 
 def usage_of(data: Mapping[str, Any]) -> Usage:
-    """What a ``UsageRecorded`` counts on the ledgers (older logs: on its shared budget)."""
-    scopes = data.get("scopes")
-    if scopes is None:
-        budget_id = data.get("budget_id")
-        scopes = [f"budget:{budget_id}"] if isinstance(budget_id, str) else []
+    """What a stored ``UsageRecorded`` (its upcast fields) counts on the ledgers."""
     reservation_id = data.get("reservation_id")
-    return Usage(int(data["tokens_in"]) + int(data["tokens_out"]), parse_usd(data["cost_usd"]),
-                 tuple(str(s) for s in scopes),
-                 reservation_id if isinstance(reservation_id, str) else None)
+    budget_id = data.get("budget_id")
+    scopes = data.get("scopes")
+    return _usage(int(data["tokens_in"]) + int(data["tokens_out"]), parse_usd(data["cost_usd"]),
+                  tuple(str(s) for s in scopes) if scopes is not None else None,
+                  budget_id if isinstance(budget_id, str) else None,
+                  reservation_id if isinstance(reservation_id, str) else None)
+
+
+def usage_of_event(event: UsageRecorded) -> Usage:
+    """What a ``UsageRecorded`` this process just wrote counts (no round trip through JSON)."""
+    return _usage(event.tokens_in + event.tokens_out, event.cost_usd, event.scopes,
+                  event.budget_id, event.reservation_id)
+
+
+def _usage(tokens: int, cost_usd: Decimal, scopes: tuple[str, ...] | None,
+           budget_id: str | None, reservation_id: str | None) -> Usage:
+    # Older logs name no scopes: their usage counts on the run's shared budget.
+    if scopes is None:
+        scopes = (f"budget:{budget_id}",) if budget_id is not None else ()
+    return Usage(tokens, cost_usd, scopes, reservation_id)

@@ -22,7 +22,7 @@ from services.domain.context import Facts
 from services.domain.reservation import Admission
 from services.domain.run import RunState
 
-from ..aggregates import usage_of
+from ..aggregates import usage_of_event
 from ..routes import AnyRoute, Outcome, Route, target_of
 from ..unit_of_work import Committed, UnitOfWork
 from .common import on_target
@@ -99,7 +99,7 @@ async def _count_usage(uow: UnitOfWork, events: list[DomainEvent], committed: Co
     """This replica's next decisions see its own usage on the ledgers at once."""
     for event, written in zip(events, committed.written, strict=True):
         if isinstance(event, UsageRecorded):
-            uow.repos.ledgers.used(usage_of(event.model_dump(mode="json")), written.seq)
+            uow.repos.ledgers.used(usage_of_event(event), written.seq)
 
 
 _lifecycle = on_target(lambda repos: repos.runs, run.decide)
