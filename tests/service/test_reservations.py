@@ -285,6 +285,8 @@ async def _released(client: InProcessClient, rid: str, timeout_s: float = 15.0) 
 
     found = await wait_until(reason, lambda r: r is not None, timeout_s=timeout_s)
     assert found is not None
+    # A release written by a policy reaches the ledgers as the follower passes it.
+    await client.caught_up()
     assert client.service.repos.ledgers.hold(rid) is None
     return found
 
