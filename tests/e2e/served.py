@@ -73,7 +73,16 @@ async def _workload(nats_url: str) -> int:
     # Let the submit reach the read models before the run is cancelled, so the test sees
     # the task's whole trace.
     await _rows(nats_url, "SELECT 1", client.last_seq)
+    await _breakers_fed(nats_url)
     return max(report.last_seq, client.last_seq)
+
+
+async def _breakers_fed(nats_url: str) -> None:
+    """Waits for the breaker feed: a policy writes after the failed calls it reads."""
+    deadline = time.monotonic() + 30
+    while not await _rows(nats_url, "SELECT breaker_id FROM breakers LIMIT 1"):
+        assert time.monotonic() < deadline, "the workload's failed calls fed no breaker"
+        await asyncio.sleep(0.05)
 
 
 def _send(data_dir: Path, subject: str, body: dict[str, Any]) -> int:
