@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 
 import nats
 import nats.errors
+import nats.js.errors
 from nats.aio.client import Client
+from nats.js import JetStreamContext
 
 __all__ = ["LoadReport", "drive_load", "log_msg_ids"]
 
@@ -122,11 +124,22 @@ async def drive_load(urls: list[str], clients: int, running: Callable[[], bool],
     return report
 
 
+async def _last_seq(js: JetStreamContext, stream: str, deadline: float) -> int:
+    """The stream's last sequence, asked again while a cluster elects its leader."""
+    while True:
+        try:
+            return int((await js.stream_info(stream)).state.last_seq)
+        except (nats.errors.TimeoutError, nats.js.errors.ServiceUnavailableError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
 async def log_msg_ids(nc: Client, stream: str, subjects: str = "runlog.evt.run.>",
                       timeout_s: float = 30.0) -> dict[str, list[int]]:
     """command id -> the sequences of its first event (``Nats-Msg-Id`` ``<command id>:0``)."""
     js = nc.jetstream()
-    last = (await js.stream_info(stream)).state.last_seq
+    last = await _last_seq(js, stream, time.monotonic() + timeout_s)
     found: dict[str, list[int]] = {}
     if not last:
         return found
@@ -139,8 +152,11 @@ async def log_msg_ids(nc: Client, stream: str, subjects: str = "runlog.evt.run.>
             try:
                 msg = await sub.next_msg(timeout=1.0)
             except nats.errors.TimeoutError:
-                if (await sub.consumer_info()).num_pending == 0:
-                    break
+                try:
+                    if (await sub.consumer_info()).num_pending == 0:
+                        break
+                except nats.errors.TimeoutError:
+                    pass  # an election in progress: read on until the deadline
                 continue
             seq = msg.metadata.sequence.stream
             msg_id = (msg.headers or {}).get("Nats-Msg-Id", "")
