@@ -14,7 +14,6 @@ the position the previous append on that subject was acknowledged at.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import time
 from collections.abc import Mapping
@@ -103,10 +102,3 @@ class AckInbox:
             for future, deadline in list(self._waiting.values()):
                 if deadline <= now and not future.done():
                     future.set_exception(TimeoutError("no ack from the stream"))
-
-    async def close(self) -> None:
-        """Stops the sweeper (the subscription goes with the connection)."""
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
