@@ -47,8 +47,11 @@ __all__ = [
     "worth_two_processes",
 ]
 
-REPLAY_CONFIG = ProjectorConfig(batch_size=20_000, linger_s=0.2)
-"""Big batches: a replay is throughput-bound, and every transaction has a fixed cost."""
+REPLAY_CONFIG = ProjectorConfig(batch_size=20_000, max_batch_size=20_000, linger_s=0.2)
+"""Big batches: a replay is throughput-bound, and every transaction has a fixed cost. Not
+bigger than 20,000 however far behind: a batch is held decoded in memory, and letting it
+grow tenfold with the lag cost 120 MB of peak RSS on a 300k-event replay (493 against 374
+MB) for no gain in speed (26.4 against 27.1 s)."""
 
 
 @dataclass(frozen=True, slots=True)
