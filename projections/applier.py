@@ -233,19 +233,16 @@ class BatchApplier:
                            skipped: dict[str, BaseException]) -> None:
         shared = Batch(work.events)
         first = work.records[0].seq
-        try:
-            for projection in self.projections:
-                if projection.name in skipped:
-                    event = work.events[0] if work.events else None
-                    sink.reject(projection.name, first, event, skipped[projection.name])
-                    continue
-                position = self.positions[projection.name]
-                # Usually every projection is at the same place: share one batch (and grouping).
-                batch = shared if position < first else Batch(
-                    [e for e in work.events if e.seq > position])
-                _apply_one(con, projection, batch, sink)
-        finally:
-            shared.release(con)
+        for projection in self.projections:
+            if projection.name in skipped:
+                event = work.events[0] if work.events else None
+                sink.reject(projection.name, first, event, skipped[projection.name])
+                continue
+            position = self.positions[projection.name]
+            # Usually every projection is at the same place: share one batch (and grouping).
+            batch = shared if position < first else Batch(
+                [e for e in work.events if e.seq > position])
+            _apply_one(con, projection, batch, sink)
 
     def _reset(self) -> None:
         for projection in self.projections:
@@ -284,8 +281,6 @@ def _apply_one(con: duckdb.DuckDBPyConnection, projection: Projection, batch: Ba
         raise
     except Exception as error:
         raise _ProjectionFailed(projection.name, error) from error
-    finally:
-        batch.release(con)
 
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:

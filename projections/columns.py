@@ -119,11 +119,13 @@ class Col:
         """The quoted column name."""
         return f'"{self.name}"'
 
-    def sql_in(self) -> str:
-        """The expression writing this column from a batch column of the same name."""
+    def sql_in(self, source: str = "") -> str:
+        """The expression writing this column from a batch column of the same name (of
+        the relation ``source``, when given)."""
+        column = f"{source}.{self.ident}" if source else self.ident
         if self.type in (ColType.TIME, ColType.JSON):
-            return f"CAST({self.ident} AS {self.type.sql})"
-        return self.ident
+            return f"CAST({column} AS {self.type.sql})"
+        return column
 
     def sql_out(self) -> str:
         """The expression reading this column back into a fold."""
@@ -143,9 +145,16 @@ def ddl_columns(columns: tuple[Col, ...], key: tuple[str, ...] = ()) -> str:
 def _constraint(col: Col, key: tuple[str, ...]) -> str:
     if col.name in key:
         return " NOT NULL"
+    default = initial_value(col)
+    return "" if default is None else f" DEFAULT {default}"
+
+
+def initial_value(col: Col) -> Any:
+    """What a new row holds in a derived column before SQL first maintains it (its DDL
+    default: a number, or null)."""
     if col.derived and isinstance(col.default, (int, float, Decimal)):
-        return f" DEFAULT {col.default}"
-    return ""
+        return col.default
+    return None
 
 
 def arrow_schema(columns: tuple[Col, ...]) -> pa.Schema:

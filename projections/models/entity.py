@@ -1,9 +1,10 @@
 """One row per aggregate, folded from its events: the engine behind runs, tasks, workers, ...
 
-A batch is applied in three set-based steps: load the current rows of every aggregate
-the batch touches (one query), fold the events into them in Python in stream order (so
-a task leased, started and succeeded in one batch ends ``succeeded``), and write the
-final rows back (one ``INSERT ... ON CONFLICT DO UPDATE``). Every change an event makes
+A batch is applied in three set-based steps: load the current rows of the aggregates
+the batch touches (one query, skipped for rows cached from earlier batches and for
+aggregates whose first event is in the batch), fold the events into them in Python in
+stream order (so a task leased, started and succeeded in one batch ends ``succeeded``),
+and write the final rows back (one ``MERGE``). Every change an event makes
 is computed before its row is touched, so an event that fails leaves its aggregate as
 the previous event left it.
 """
@@ -21,7 +22,7 @@ from events.catalog import EVENT_TYPES
 from projections.columns import Col, ColType
 from projections.decode import Event
 
-from .base import Batch, ErrorSink, TableDoc, load_rows, upsert_rows
+from .base import Batch, ErrorSink, TableDoc, load_rows, write_rows
 
 __all__ = ["BOOKKEEPING", "EntityProjection", "EntitySpec", "Hook", "Row"]
 
@@ -81,8 +82,6 @@ class EntityProjection:
         # every transaction commits, hence ``reset`` after a rollback.
         self._cache: OrderedDict[str, Row] = OrderedDict()
         self._columns = tuple(c for c in spec.all_columns if not c.derived)
-        # Derived columns are kept by an update in place; without any, a row is replaced.
-        self._whole_rows = len(self._columns) == len(spec.all_columns)
         self._types = {c.name: c.type for c in self._columns}
         self._defaults = {c.name: c.default for c in self._columns}
         self._has_state = "state" in self._types
@@ -95,13 +94,19 @@ class EntityProjection:
     def apply(self, con: duckdb.DuckDBPyConnection, batch: Batch, sink: ErrorSink) -> None:
         """Loads, folds and writes back every aggregate the batch touches."""
         events = batch.of(self.spec.aggregate)
-        if not events:
-            return
-        rows = self.fold(self.load(con, events), events, sink)
-        upsert_rows(con, self.spec.name, self._columns, list(rows.values()), (self.spec.key,),
-                    whole_rows=self._whole_rows)
-        self.after_write(con, rows, sink)
+        if events:
+            self.after_write(con, self.fold_and_write(con, events, sink), sink)
+
+    def fold_and_write(self, con: duckdb.DuckDBPyConnection, events: list[Event],
+                       sink: ErrorSink) -> dict[str, Row]:
+        """Loads, folds and writes back the rows these events touch; returns those rows."""
+        loaded = self.load(con, events)
+        # Folding updates the loaded (and cached) rows in place: keep them as stored.
+        stored = {key: dict(row) for key, row in loaded.items()}
+        rows = self.fold(loaded, events, sink)
+        write_rows(con, self.spec.name, self.spec.all_columns, self.spec.key, rows, stored)
         self._remember(rows)
+        return rows
 
     def reset(self) -> None:
         """Forgets the cached rows (their transaction was rolled back, or the file changed)."""
@@ -110,9 +115,19 @@ class EntityProjection:
     def load(self, con: duckdb.DuckDBPyConnection, events: list[Event]) -> dict[str, Row]:
         """Returns the current rows of the aggregates these events touch."""
         cache = self._cache
-        keys = dict.fromkeys(e.aggregate_id for e in events)
-        found = {key: cache[key] for key in keys if key in cache}
-        missing = [key for key in keys if key not in found]
+        found: dict[str, Row] = {}
+        missing: list[str] = []
+        seen: set[str] = set()
+        for event in events:
+            key = event.aggregate_id
+            if key in seen:
+                continue
+            seen.add(key)
+            if key in cache:
+                found[key] = cache[key]
+            elif event.version != 1 or event.aggregate != self.spec.aggregate:
+                missing.append(key)
+            # Version 1 of its own aggregate is its first event ever: it has no row to load.
         if missing:
             found.update(load_rows(con, self.spec.name, self.spec.key, self._columns, missing))
         return found

@@ -16,7 +16,7 @@ import duckdb
 from projections.columns import Col, ColType
 from projections.decode import Event
 
-from .base import Batch, ErrorSink, upsert_rows
+from .base import Batch, ErrorSink
 from .entity import EntityProjection, EntitySpec, Row
 
 __all__ = ["RESERVATIONS", "ReservationProjection"]
@@ -77,9 +77,7 @@ class ReservationProjection(EntityProjection):
         events = sorted([*batch.of("reservation"), *settling], key=lambda e: e.seq)
         if not events:
             return
-        rows = self.fold(self.load(con, events), events, sink)
-        upsert_rows(con, self.spec.name, self._columns, list(rows.values()), (self.spec.key,))
-        self._remember(rows)
+        self.fold_and_write(con, events, sink)
 
     def evolve(self, row: Row | None, event: Event) -> Row:
         """A settling usage marks the row settled; later releases leave it settled."""

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import duckdb
+import pyarrow as pa
 
-from projections.columns import Col, ColType
+from projections.columns import Col, ColType, arrow_schema
+from projections.decode import Event
 
-from .base import Batch, ErrorSink, TableDoc
+from .base import Batch, ErrorSink, TableDoc, append_arrow
 
 __all__ = ["TRANSITION_COLUMNS", "TransitionProjection"]
 
@@ -24,17 +28,26 @@ TRANSITION_COLUMNS = (
     Col("span_id", ColType.TEXT, doc="W3C span id of the writer"),
 )
 
-_TRACEPARENT = r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}"
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
+_SCHEMA = arrow_schema(TRANSITION_COLUMNS)
 
-# Every column comes straight from the envelope, so the whole append is one SQL statement.
-_INSERT = """
-INSERT INTO transitions
-SELECT seq, CAST(occurred_at AS TIMESTAMPTZ), aggregate, aggregate_id, type, from_state,
-       to_state, version, command_id,
-       nullif(regexp_extract(traceparent, '$TRACEPARENT', 1), ''),
-       nullif(regexp_extract(traceparent, '$TRACEPARENT', 2), '')
-FROM $SRC WHERE to_state IS NOT NULL
-""".replace("$TRACEPARENT", _TRACEPARENT)
+
+def _trace_ids(traceparent: str | None) -> tuple[str | None, str | None]:
+    found = _TRACEPARENT.match(traceparent) if traceparent else None
+    return (found[1], found[2]) if found else (None, None)
+
+
+def _transitions(events: list[Event]) -> pa.Table:
+    """The batch's rows, column by column in the table's order."""
+    moved = [e for e in events if e.to_state is not None]
+    ids = [_trace_ids(e.traceparent) for e in moved]
+    return pa.table([
+        [e.seq for e in moved], [e.occurred_at for e in moved], [e.aggregate for e in moved],
+        [e.aggregate_id for e in moved], [e.type for e in moved],
+        [e.from_state for e in moved], [e.to_state for e in moved],
+        [e.version for e in moved], [e.command_id for e in moved],
+        [trace for trace, _ in ids], [span for _, span in ids],
+    ], schema=_SCHEMA)
 
 
 class TransitionProjection:
@@ -53,5 +66,6 @@ class TransitionProjection:
 
     def apply(self, con: duckdb.DuckDBPyConnection, batch: Batch, sink: ErrorSink) -> None:
         """Appends the batch's transitions in one statement."""
-        if batch.events:
-            con.execute(_INSERT.replace("$SRC", batch.staging(con)))
+        table = _transitions(batch.events)
+        if table.num_rows:
+            append_arrow(con, "transitions", table)

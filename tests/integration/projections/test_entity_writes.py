@@ -1,0 +1,94 @@
+"""How folded rows reach DuckDB: appended by position, updated in the columns that changed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from projections.applier import _ERROR_COLUMNS
+from projections.columns import Col
+from projections.database import ReadModelDb
+from projections.models.alerts import ALERT_COLUMNS
+from projections.models.base import write_rows
+from projections.models.routing import ROUTING_COLUMNS
+from projections.models.runs import RUNS
+from projections.models.transitions import TRANSITION_COLUMNS
+from projections.models.usage import USAGE_COLUMNS
+
+_NOW = "2026-01-01T00:00:00+00:00"
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> ReadModelDb:
+    return ReadModelDb.open_writer(tmp_path / "rm.duckdb")
+
+
+@pytest.mark.parametrize(("table", "columns"), [
+    ("usage", USAGE_COLUMNS), ("routing_decisions", ROUTING_COLUMNS), ("alerts", ALERT_COLUMNS),
+    ("transitions", TRANSITION_COLUMNS), ("projection_errors", _ERROR_COLUMNS),
+    ("runs", RUNS.all_columns),
+])
+def test_rows_appended_by_position_name_the_table_columns_in_order(
+        db: ReadModelDb, table: str, columns: tuple[Col, ...]) -> None:
+    described = [row[0] for row in db.con.execute(f"DESCRIBE {table}").fetchall()]
+    assert described == [c.name for c in columns]
+
+
+def _run(run_id: str, **values: Any) -> dict[str, Any]:
+    row = {c.name: c.default for c in RUNS.all_columns if not c.derived}
+    return row | {"run_id": run_id, "name": run_id, "state": "pending", "labels": "{}",
+                  "created_at": _NOW, "updated_at": _NOW, "version": 1, "last_seq": 1} | values
+
+
+def _write(db: ReadModelDb, rows: list[dict[str, Any]],
+           stored: list[dict[str, Any]] | None = None) -> None:
+    db.con.execute("BEGIN")
+    write_rows(db.con, "runs", RUNS.all_columns, "run_id", {r["run_id"]: r for r in rows},
+               {r["run_id"]: r for r in stored or []})
+    db.con.execute("COMMIT")
+
+
+def _select(db: ReadModelDb, columns: str) -> list[tuple[Any, ...]]:
+    return db.con.execute(f"SELECT {columns} FROM runs ORDER BY run_id").fetchall()
+
+
+def test_new_rows_start_their_derived_columns_at_the_table_default(db: ReadModelDb) -> None:
+    _write(db, [_run("a"), _run("b", state="running")])
+    assert _select(db, "run_id, state, tokens_in, tasks_total, task_counts") == [
+        ("a", "pending", 0, 0, None), ("b", "running", 0, 0, None)]
+
+
+def test_a_stored_row_is_updated_only_in_what_changed(db: ReadModelDb) -> None:
+    stored = _run("a")
+    _write(db, [stored])
+    # What SQL maintains (a derived column) and what the fold did not change stay as stored.
+    db.con.execute("UPDATE runs SET tasks_total = 3, reason = 'kept'")
+    _write(db, [_run("a", state="running", version=2, last_seq=7)], stored=[stored])
+    assert _select(db, "state, version, last_seq, tasks_total, reason") == [
+        ("running", 2, 7, 3, "kept")]
+
+
+def test_one_batch_appends_new_rows_and_updates_stored_ones(db: ReadModelDb) -> None:
+    stored = _run("a")
+    _write(db, [stored])
+    _write(db, [_run("a", tokens_in=10, version=2), _run("b")], stored=[stored])
+    assert _select(db, "run_id, tokens_in, version") == [("a", 10, 2), ("b", 0, 1)]
+
+
+def test_a_row_that_changed_nothing_writes_nothing(db: ReadModelDb) -> None:
+    stored = _run("a")
+    _write(db, [stored])
+    db.con.execute("UPDATE runs SET reason = 'kept'")
+    _write(db, [dict(stored)], stored=[stored])
+    assert _select(db, "reason") == [("kept",)]
+
+
+def test_a_new_row_whose_key_exists_fails_instead_of_overwriting(db: ReadModelDb) -> None:
+    _write(db, [_run("a")])
+    with pytest.raises(duckdb.ConstraintException):
+        _write(db, [_run("a", state="running")])
+    db.con.execute("ROLLBACK")
+    assert _select(db, "state") == [("pending",)]
