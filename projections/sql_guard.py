@@ -13,6 +13,7 @@ the statement before it runs. The words of a refusal are the statement's own
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Iterator
@@ -46,6 +47,14 @@ def check_read_only(sql: str) -> str:
     """Returns the one read-only statement in ``sql`` (ready to run) or raises ``QueryRefused``."""
     if len(sql) > MAX_SQL_CHARS:
         raise QueryRefused(f"query is longer than {MAX_SQL_CHARS} characters")
+    return _accepted(sql)
+
+
+@functools.lru_cache(maxsize=512)
+def _accepted(sql: str) -> str:
+    """The check itself, remembered by text: dashboards and pollers send the same few
+    queries over and over, and parsing one into a syntax tree costs DuckDB about 0.5 ms
+    (of the 3.4 a trivial query takes end to end). A refusal raises, so it is never kept."""
     statement = _single_statement(sql)
     text = str(statement.query).strip().rstrip(";").strip()
     kind = _kind(statement)

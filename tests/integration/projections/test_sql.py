@@ -103,6 +103,16 @@ def test_the_guard_lets_reads_through(sql: str) -> None:
     assert check_read_only(sql)
 
 
+def test_the_guard_answers_a_repeated_query_as_the_first_time() -> None:
+    # Accepted statements are remembered by text; a refusal is checked afresh each time.
+    assert check_read_only("SELECT 41 + 1") == check_read_only("SELECT 41 + 1") == "SELECT 41 + 1"
+    for _ in range(2):
+        with pytest.raises(QueryRefused):
+            check_read_only("DELETE FROM runs")
+    with pytest.raises(QueryRefused, match="longer than"):
+        check_read_only("SELECT 1" + " " * 100_000)
+
+
 async def run_child(*args: str) -> tuple[int, str, str]:
     """Runs Python in a child process without blocking this loop (the owner serves on it)."""
     child = await asyncio.create_subprocess_exec(
