@@ -4,9 +4,9 @@ A batch is applied in three set-based steps: load the current rows of the aggreg
 the batch touches (one query, skipped for rows cached from earlier batches and for
 aggregates whose first event is in the batch), fold the events into them in Python in
 stream order (so a task leased, started and succeeded in one batch ends ``succeeded``),
-and write the final rows back (one ``MERGE``). Every change an event makes
-is computed before its row is touched, so an event that fails leaves its aggregate as
-the previous event left it.
+and write the rows back (new ones appended, stored ones updated by one ``MERGE`` of the
+columns that changed). Every change an event makes is computed before its row is
+touched, so an event that fails leaves its aggregate as the previous event left it.
 """
 
 from __future__ import annotations

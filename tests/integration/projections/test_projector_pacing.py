@@ -32,35 +32,28 @@ def _projector(db_path: Path, last_cost_s: float, ended_s_ago: float,
     return projector
 
 
-async def test_a_batch_right_after_another_waits_as_long_as_the_last_took(
-        db_path: Path, pauses: list[float]) -> None:
-    await _projector(db_path, last_cost_s=0.010, ended_s_ago=0.0)._pace()
+@pytest.mark.parametrize(("last_cost_s", "config", "least", "most"), [
+    # Right after a batch: a pause as long as it took, less the moments since it ended.
+    (0.010, None, 0.0, 0.010),
+    # A long batch: the pause is capped.
+    (2.0, ProjectorConfig(max_pause_s=0.025), 0.0, 0.025),
+    # A smaller share pauses longer: 0.004 * (1 / 0.25 - 1) = 0.012.
+    (0.004, ProjectorConfig(busy_share=0.25), 0.004, 0.012),
+])
+async def test_a_batch_right_after_another_waits_for_its_share(
+        db_path: Path, pauses: list[float], last_cost_s: float,
+        config: ProjectorConfig | None, least: float, most: float) -> None:
+    await _projector(db_path, last_cost_s, ended_s_ago=0.0, config=config)._pace()
     assert len(pauses) == 1
-    assert 0.0 < pauses[0] <= 0.010
+    assert least < pauses[0] <= most
 
 
-async def test_an_event_after_a_quiet_spell_does_not_wait(
-        db_path: Path, pauses: list[float]) -> None:
-    await _projector(db_path, last_cost_s=0.010, ended_s_ago=1.0)._pace()
+@pytest.mark.parametrize(("ended_s_ago", "config"), [
+    (1.0, None),  # an event after a quiet spell
+    (0.0, ProjectorConfig(busy_share=1.0)),  # no pacing asked for
+])
+async def test_no_pause_after_a_quiet_spell_or_at_a_share_of_one(
+        db_path: Path, pauses: list[float], ended_s_ago: float,
+        config: ProjectorConfig | None) -> None:
+    await _projector(db_path, last_cost_s=0.010, ended_s_ago=ended_s_ago, config=config)._pace()
     assert pauses == []
-
-
-async def test_the_pause_is_capped(db_path: Path, pauses: list[float]) -> None:
-    await _projector(db_path, last_cost_s=2.0, ended_s_ago=0.0,
-                     config=ProjectorConfig(max_pause_s=0.025))._pace()
-    assert len(pauses) == 1
-    assert 0.0 < pauses[0] <= 0.025
-
-
-async def test_a_busy_share_of_one_never_pauses(db_path: Path, pauses: list[float]) -> None:
-    await _projector(db_path, last_cost_s=0.010, ended_s_ago=0.0,
-                     config=ProjectorConfig(busy_share=1.0))._pace()
-    assert pauses == []
-
-
-async def test_a_smaller_share_pauses_longer(db_path: Path, pauses: list[float]) -> None:
-    await _projector(db_path, last_cost_s=0.004, ended_s_ago=0.0,
-                     config=ProjectorConfig(busy_share=0.25))._pace()
-    # 0.004 * (1 / 0.25 - 1) = 0.012, less the moments since the batch ended.
-    assert len(pauses) == 1
-    assert 0.004 < pauses[0] <= 0.012
