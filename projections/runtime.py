@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -105,6 +107,9 @@ class Projector:
         self._head_at = 0.0
         self._last_end = 0.0
         self._last_cost_s = 0.0
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        """Heap of (seq, ticket, future): the ``wait_for_seq`` calls, woken after a commit."""
+        self._tickets = itertools.count()
 
     @property
     def position(self) -> int:
@@ -201,19 +206,44 @@ class Projector:
         return wanted, False
 
     async def wait_for_seq(self, seq: int, timeout_s: float) -> int:
-        """Waits until the read models include stream sequence ``seq``; returns the position."""
-        deadline = time.monotonic() + timeout_s
-        while self.position < seq:
-            if time.monotonic() >= deadline:
-                raise WaitTimeout(f"read models are at seq {self.position}, not {seq}, "
-                                  f"after {timeout_s:g} s")
-            await asyncio.sleep(0.005)
+        """Waits until the read models include stream sequence ``seq``; returns the position.
+
+        Woken by the commit that reaches it, not by polling: a read-your-writes query
+        runs as soon as its row is visible.
+        """
+        if self.position >= seq:
+            return self.position
+        entry = (seq, next(self._tickets), asyncio.get_running_loop().create_future())
+        heapq.heappush(self._waiters, entry)
+        try:
+            async with asyncio.timeout(timeout_s):
+                await entry[2]
+        except TimeoutError:
+            raise WaitTimeout(f"read models are at seq {self.position}, not {seq}, "
+                              f"after {timeout_s:g} s") from None
+        finally:
+            if not entry[2].done() or entry[2].cancelled():
+                self._forget(entry)
         return self.position
+
+    def _wake_waiters(self) -> None:
+        """Resolves every wait the position has reached."""
+        position = self.position
+        while self._waiters and self._waiters[0][0] <= position:
+            _, _, future = heapq.heappop(self._waiters)
+            if not future.done():
+                future.set_result(None)
+
+    def _forget(self, entry: tuple[int, int, asyncio.Future[None]]) -> None:
+        with contextlib.suppress(ValueError):  # already popped by a wake
+            self._waiters.remove(entry)
+            heapq.heapify(self._waiters)
 
     def use_database(self, db: ReadModelDb) -> None:
         """Continues in another file (after a swap); call it while ``paused``."""
         self.db = db
         self.applier = BatchApplier(db, self._projections, self.config.strict, self._codec)
+        self._wake_waiters()
 
     @contextlib.asynccontextmanager
     async def paused(self) -> AsyncIterator[None]:
@@ -240,6 +270,7 @@ class Projector:
                 delay = min(delay * 2, 2.0)
         self._last_end = time.perf_counter()
         self._last_cost_s = self._last_end - started
+        self._wake_waiters()
         self.telemetry.record(result.events, self._last_cost_s, result.last_seq,
                               max(head, result.last_seq))
         if result.rejected:

@@ -14,9 +14,11 @@ measured in the same run, with its target and a pass/short mark:
   its embedded nats-server is shown apart) over the measured window, which ends
   when the read side has caught up with the last reply. Rounds alternate the
   contenders and the best round of each is kept, because the machine is shared.
-- freshness: at a paced 1,000 commands/s, the time from each command's reply to the
-  first ``runlog.sql.query`` answer whose read-model position includes it (the
-  position is polled every 10 ms, one query at a time).
+- freshness: at a paced 1,000 commands/s, the time from a command's reply to its row
+  being visible, two ways, each on a fresh ``runlog up``: every 10th reply's run row is
+  read back with ``wait_seq`` (as a client reading its own writes; exact per command),
+  and the read-model position is polled every 10 ms, one query at a time (the first
+  answer that includes a reply dates it). Both send about 100 queries a second.
 - replay: ``runlog replay`` (a subprocess) against an ordered consumer that only
   ``json.loads`` each event (its own process), on the same stream.
 - memory: peak RSS of ``runlog replay`` rebuilding 1M events (generated with raw
@@ -65,7 +67,10 @@ HERE = Path(__file__).resolve().parent
 SECTIONS = ("commands", "freshness", "replay", "memory")
 Result = dict[str, float]
 POLL_MS = 10.0
-"""How often the freshness section asks the read side for its position."""
+"""How often the freshness section's poll asks the read side for its position."""
+PROBE_EVERY = 10
+"""The freshness section's read-your-writes round reads back every this many replies
+(100 queries/s at 1,000 commands/s: as many as the poll every 10 ms)."""
 THREAD_KEY = "cpu_us_in "
 """Result keys of the CPU µs/command spent in one process's main thread or other threads."""
 SATURATED = 0.85
@@ -97,12 +102,13 @@ QUICK = Sizes(clients=8, runs=2, rounds=1, es_threads=2, fresh_seconds=0.5,
 # --- commands ----------------------------------------------------------------------------
 
 def run_load(url: str, sizes: Sizes, tag: str, runs: int | None = None,
-             rate: float | None = None, poll_ms: float = 0) -> Result:
+             rate: float | None = None, poll_ms: float = 0, probe_every: int = 0) -> Result:
     """The load generator in its own process; its JSON result."""
     command = [sys.executable, str(HERE / "command_load.py"), url, "--clients",
                str(sizes.clients), "--runs", str(runs or sizes.runs), "--tag", tag]
     if rate is not None:
-        command += ["--rate", str(rate), "--poll-ms", str(poll_ms)]
+        command += ["--rate", str(rate), "--poll-ms", str(poll_ms),
+                    "--probe-every", str(probe_every)]
     return child_json(command)
 
 
@@ -122,7 +128,8 @@ def with_cpu(result: Result, service_s: float, nats_s: float) -> Result:
 
 
 def runlog_round(folder: Path, sizes: Sizes, tag: str, rate: float | None = None,
-                 poll_ms: float = 0, profile: Path | None = None) -> Result:
+                 poll_ms: float = 0, profile: Path | None = None, probe_every: int = 0
+                 ) -> Result:
     """One ``runlog up`` on a fresh data dir under the load; CPU until the read side caught up."""
     up = RunlogUp(folder / f"up-{tag}")
     try:
@@ -133,7 +140,7 @@ def runlog_round(folder: Path, sizes: Sizes, tag: str, rate: float | None = None
         idle_share = (up.cpu_s()[0] - idle) / IDLE_SAMPLE_S
         with py_spy(up.pid, profile):
             before, threads_before = up.cpu_s(), up.threads_cpu_s()
-            result = run_load(url, sizes, tag, runs, rate, poll_ms)
+            result = run_load(url, sizes, tag, runs, rate, poll_ms, probe_every)
             started = time.perf_counter()
             reply = asyncio.run(sql_query(url, "SELECT count(*) FROM runs",
                                           int(result["last_seq"])))
@@ -311,17 +318,37 @@ def bench_profile(folder: Path, sizes: Sizes) -> dict[str, object]:
 
 # --- freshness ---------------------------------------------------------------------------
 
-def bench_freshness(folder: Path, sizes: Sizes) -> Result:
+def bench_freshness(folder: Path, sizes: Sizes) -> dict[str, Result]:
+    """Reply -> row visible at a paced rate, two ways, each on a fresh ``runlog up``: rows
+    read back with ``wait_seq`` (a client reading its own writes), and the position polled."""
     print(f"freshness at a paced {sizes.fresh_rate:,.0f} commands/s for "
           f"{sizes.fresh_seconds:g} s", flush=True)
-    result = runlog_round(folder, sizes, "fresh", rate=sizes.fresh_rate, poll_ms=POLL_MS)
-    show("runlog up", result)
-    errors = int(result["fresh_errors"])
-    print(f"  reply -> row visible: p50 {result['fresh_p50_ms']:.1f} ms, p99 "
-          f"{result['fresh_p99_ms']:.1f} ms over {result['fresh_samples']:.0f} replies "
-          f"(position polled every {POLL_MS:g} ms; one poll takes {result['poll_p50_ms']:.1f} "
-          f"ms at p50){f'; {errors} polls refused' if errors else ''}")
-    return result
+    probed = runlog_round(folder, sizes, "fresh-ryw", rate=sizes.fresh_rate,
+                          probe_every=PROBE_EVERY)
+    show("runlog up", probed)
+    errors = int(probed["probe_errors"])
+    print(f"  reply -> own row read back (wait_seq): p50 {probed['probe_p50_ms']:.1f} ms, "
+          f"p99 {probed['probe_p99_ms']:.1f} ms over {probed['probe_samples']:.0f} replies "
+          f"(every {PROBE_EVERY}th){f'; {errors} refused or short' if errors else ''}",
+          flush=True)
+    polled = runlog_round(folder, sizes, "fresh-poll", rate=sizes.fresh_rate, poll_ms=POLL_MS)
+    show("runlog up", polled)
+    errors = int(polled["fresh_errors"])
+    print(f"  reply -> position polled past it: p50 {polled['fresh_p50_ms']:.1f} ms, p99 "
+          f"{polled['fresh_p99_ms']:.1f} ms over {polled['fresh_samples']:.0f} replies "
+          f"(every {POLL_MS:g} ms; one poll takes {polled['poll_p50_ms']:.1f} ms at p50)"
+          f"{f'; {errors} polls refused' if errors else ''}")
+    return {"read your writes": probed, "position poll": polled}
+
+
+def freshness_figures(fresh: dict[str, Result], rate: float) -> list[Figure]:
+    probed, polled = fresh.get("read your writes", {}), fresh.get("position poll", {})
+    return [
+        *(limit(f"freshness p{p} at {rate:,.0f}/s, read back", probed.get(f"probe_p{p}_ms"),
+                50, "ms") for p in (50, 99)),
+        *(limit(f"freshness p{p} at {rate:,.0f}/s, polled", polled.get(f"fresh_p{p}_ms"),
+                50, "ms") for p in (50, 99)),
+    ]
 
 
 # --- replay and memory -------------------------------------------------------------------
@@ -531,8 +558,7 @@ def run(options: argparse.Namespace) -> dict[str, object]:
         if "freshness" in sections:
             fresh = attempt("freshness", lambda: bench_freshness(folder, sizes))
             measured["freshness"] = fresh
-            figures += [limit(f"freshness p{p} at {sizes.fresh_rate:,.0f} commands/s",
-                              fresh.get(f"fresh_p{p}_ms"), 50, "ms") for p in (50, 99)]
+            figures += freshness_figures(fresh, sizes.fresh_rate)
         if "replay" in sections:
             replay = attempt("replay", lambda: bench_replay(folder, sizes))
             measured["replay"] = replay

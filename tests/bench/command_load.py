@@ -4,9 +4,11 @@ Runs in its own process (so its CPU does not slow the service under test) and
 prints one JSON line: commands per second, latency percentiles and the last
 stream sequence written. Closed loop by default (64 clients, each sends its next
 command when the last one is answered); ``--rate N`` paces all clients together
-to N commands/s instead (open loop); ``--poll-ms P`` polls the read side's position
-over ``runlog.sql.query`` meanwhile: the time from each reply to the first answer
-that includes it is that command's freshness.
+to N commands/s instead (open loop). Freshness, the time from a reply to its row being
+visible, two ways: ``--poll-ms P`` polls the read side's position over
+``runlog.sql.query`` (the first answer that includes a reply's seq dates it), and
+``--probe-every K`` reads the run's row back after every K-th reply, as a client that
+reads its own writes does (``wait_seq``: the query runs once the read models hold it).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import json
 import time
 
 import nats
+from nats.aio.client import Client
 
 MODELS = ("gpt-4o", "claude-sonnet-4", "gemini-2.5-flash", "gpt-4.1-mini")
 
@@ -122,14 +125,75 @@ class Freshness:
         return samples
 
 
+class ReadYourWrites:
+    """After every ``every``-th reply, reads the run's row back with ``wait_seq``: the time
+    from the reply to the answer is that command's freshness, measured exactly.
+
+    Probes go out on ``connections`` connections in turn (the read side queues each
+    client's queries apart), each as a task of its own, so a slow one holds nobody up.
+    """
+
+    SQL = "SELECT state FROM runs WHERE run_id = '{run_id}'"
+
+    def __init__(self, url: str, every: int, connections: int = 4) -> None:
+        self.url, self.every, self.connections = url, every, connections
+        self.samples: list[float] = []
+        self.errors = 0
+        self._replies = 0
+        self._ncs: list[Client] = []
+        self._probes: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        if self.every:
+            self._ncs = [await nats.connect(self.url) for _ in range(self.connections)]
+
+    def after_reply(self, seq: int, replied_at: float, run_id: str) -> None:
+        if not self.every:
+            return
+        self._replies += 1
+        if self._replies % self.every == 0:
+            probe = asyncio.create_task(self.probe(seq, replied_at, run_id))
+            self._probes.add(probe)
+            probe.add_done_callback(self._probes.discard)
+
+    async def probe(self, seq: int, replied_at: float, run_id: str) -> None:
+        nc = self._ncs[self._replies // self.every % len(self._ncs)]
+        body = {"sql": self.SQL.format(run_id=run_id), "wait_seq": seq, "wait_timeout_s": 30}
+        try:
+            msg = await nc.request("runlog.sql.query", json.dumps(body).encode(), 40)
+        except Exception:  # a timeout: counted, never a sample
+            self.errors += 1
+            return
+        answered = time.perf_counter()
+        reply = json.loads(msg.data)
+        result = reply.get("result") or {}
+        if not reply.get("ok") or int(result.get("position") or 0) < seq or not result["rows"]:
+            self.errors += 1  # refused, or an answer that does not hold the row
+            return
+        self.samples.append(answered - replied_at)
+
+    async def finish(self) -> dict[str, float]:
+        if not self.every:
+            return {}
+        await asyncio.gather(*self._probes)
+        for nc in self._ncs:
+            await nc.close()
+        samples = sorted(self.samples)
+        return {"probe_samples": len(samples), "probe_errors": self.errors,
+                "probe_p50_ms": samples[len(samples) // 2] * 1e3,
+                "probe_p99_ms": samples[int(len(samples) * 0.99)] * 1e3}
+
+
 async def drive(url: str, clients: int, runs_per_client: int, tag: str,
-                rate: float | None = None, poll_ms: float = 0) -> dict[str, float]:
+                rate: float | None = None, poll_ms: float = 0, probe_every: int = 0
+                ) -> dict[str, float]:
     nc = await nats.connect(url)
     latencies: list[float] = []
     failures = 0
     last_seq = 0
     pacer = Pacer(rate)
     freshness = Freshness(url, poll_ms / 1e3)
+    probes = ReadYourWrites(url, probe_every)
 
     async def client(number: int) -> None:
         nonlocal failures, last_seq
@@ -147,12 +211,14 @@ async def drive(url: str, clients: int, runs_per_client: int, tag: str,
                 last_seq = max(last_seq, seq)
                 if seq:
                     freshness.after_reply(seq, replied_at)
+                    probes.after_reply(seq, replied_at, str(body["run_id"]))
 
     freshness.start()
+    await probes.start()
     started, cpu_started = time.perf_counter(), time.process_time()
     await asyncio.gather(*(client(c) for c in range(clients)))
     elapsed, cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
-    fresh = await freshness.finish(last_seq)
+    fresh = await freshness.finish(last_seq) | await probes.finish()
     await nc.close()
     latencies.sort()
     return {"commands_per_s": len(latencies) / elapsed, "commands": len(latencies),
@@ -171,6 +237,8 @@ if __name__ == "__main__":
                         help="pace every client together to this many commands/s")
     parser.add_argument("--poll-ms", type=float, default=0,
                         help="poll the read side's position this often: each reply's freshness")
+    parser.add_argument("--probe-every", type=int, default=0,
+                        help="read the run's row back (wait_seq) after every K-th reply")
     args = parser.parse_args()
     print(json.dumps(asyncio.run(drive(args.url, args.clients, args.runs, args.tag,
-                                       args.rate, args.poll_ms))))
+                                       args.rate, args.poll_ms, args.probe_every))))

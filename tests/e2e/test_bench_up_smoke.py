@@ -19,7 +19,8 @@ MEASURED = {
     "commands/s, runlog up vs raw responder", "CPU µs/command, runlog up vs raw responder",
     "p50 latency, runlog up vs raw responder", "p99 latency, runlog up vs raw responder",
     "commands/s, runlog up vs ES+SQLite", "CPU µs/command, runlog up vs ES+SQLite",
-    "freshness p50 at 1,000 commands/s", "freshness p99 at 1,000 commands/s",
+    "freshness p50 at 1,000/s, read back", "freshness p99 at 1,000/s, read back",
+    "freshness p50 at 1,000/s, polled", "freshness p99 at 1,000/s, polled",
     "replay events/s vs ordered consumer + json.loads", "peak RSS replaying 5,000 events"}
 WITHOUT_POSTGRES = {"commands/s, runlog up vs ES+PostgreSQL",
                     "CPU µs/command, runlog up vs ES+PostgreSQL"}
@@ -59,8 +60,12 @@ def test_the_measured_work_was_done_right(measured: tuple[dict[str, Any], str]) 
     assert commands["raw responder"]["failures"] == 0
     assert commands["runlog up"]["commands"] == 8 * 2 * 7
     # Every reply of the paced load got its freshness, and no poll was refused.
-    assert fresh["fresh_samples"] == fresh["commands"]
-    assert fresh["fresh_errors"] == 0
+    polled, probed = fresh["position poll"], fresh["read your writes"]
+    assert polled["fresh_samples"] == polled["commands"]
+    assert polled["fresh_errors"] == 0
+    # Every 10th reply's row was read back, and each answer held it.
+    assert probed["probe_samples"] == probed["commands"] // 10
+    assert probed["probe_errors"] == 0
     # runlog replay rebuilt exactly the events the bare reader read.
     assert replay["runlog replay"]["events"] == replay["ordered consumer"]["events"]
 

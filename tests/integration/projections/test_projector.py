@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from projections import ReadModelDb, ReadSide
+from projections.errors import WaitTimeout
 from projections.runtime import Projector, ProjectorConfig, wait_for_checkpoint
 from projections.telemetry import ProjectorTelemetry
 from services.store import JetStreamEventStore, JetStreamFeed, RecordedEvent
@@ -176,6 +177,36 @@ async def test_a_caught_up_projector_applies_a_new_event_at_once_whatever_its_li
         for envelope in history.envelopes[:3]:
             seq = await append_all(store, [envelope])
             assert await projector.wait_for_seq(seq, timeout_s=10) == seq
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        db.close()
+
+
+async def test_waits_for_a_seq_are_woken_by_the_commit_that_reaches_it_and_forget_a_timeout(
+    store: JetStreamEventStore, db_path: Path, history: EventLog
+) -> None:
+    db = ReadModelDb.open_writer(db_path)
+    projector = Projector(store, db)
+    running = asyncio.create_task(projector.run())
+    try:
+        first = await append_all(store, history.envelopes[:2])
+        waits = [asyncio.create_task(projector.wait_for_seq(first + n, timeout_s=10))
+                 for n in (3, 1, 2)]
+        late = asyncio.create_task(projector.wait_for_seq(first + 1000, timeout_s=0.2))
+        cancelled = asyncio.create_task(projector.wait_for_seq(first + 2000, timeout_s=10))
+        await asyncio.sleep(0.05)
+        cancelled.cancel()
+        last = await append_all(store, history.envelopes[2:5])
+        assert last == first + 3
+        reached = await asyncio.gather(*waits)
+        assert all(position >= first + n for position, n in zip(reached, (3, 1, 2), strict=True))
+        assert projector.position == last
+        with pytest.raises(WaitTimeout, match=f"not {first + 1000}"):
+            await late
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        assert projector._waiters == []  # nothing left behind by the timeout or the cancel
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
