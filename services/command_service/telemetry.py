@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol
 
 from opentelemetry import metrics, trace
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from services.store import AppendResult, EventFeed, EventStore, OutgoingMessage, RecordedEvent
@@ -25,7 +27,19 @@ from services.telemetry import extract_context, inject_context
 __all__ = ["Executor", "MeasuredStore", "SpanSteps", "TracedCommands", "tracing_enabled"]
 
 meter = metrics.get_meter("runlog.commands")
-command_counter = meter.create_counter("runlog.commands", description="Commands handled")
+_handled: Counter[tuple[str, str]] = Counter()
+"""Commands handled by (subject, outcome): counted here, read by the metric reader. A
+counter's ``add`` with attributes cost 7.5 µs a command; a dict increment 0.1."""
+
+
+def _observe_handled(options: CallbackOptions) -> Iterable[Observation]:
+    # list() copies under the GIL: the exporter's thread never sees the dict change size.
+    return [Observation(count, {"subject": subject, "outcome": outcome})
+            for (subject, outcome), count in list(_handled.items())]
+
+
+meter.create_observable_counter("runlog.commands", [_observe_handled],
+                                description="Commands handled")
 command_duration = meter.create_histogram("runlog.command.duration", unit="ms",
                                           description="Time to handle a command")
 append_duration = meter.create_histogram("runlog.append.duration", unit="ms",
@@ -84,9 +98,10 @@ class TracedCommands:
             reply = await self._traced(subject_suffix, body, headers)
         else:
             reply = await self._inner.execute(subject_suffix, body, headers)
-        attributes = {"subject": subject_suffix, "outcome": _outcome(reply)}
-        command_counter.add(1, attributes)
-        command_duration.record((time.perf_counter() - started) * 1000, attributes)
+        outcome = _outcome(reply)
+        _handled[subject_suffix, outcome] += 1
+        command_duration.record((time.perf_counter() - started) * 1000,
+                                {"subject": subject_suffix, "outcome": outcome})
         return reply
 
     async def _traced(self, subject_suffix: str, body: bytes,
