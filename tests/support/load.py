@@ -135,6 +135,20 @@ async def _last_seq(js: JetStreamContext, stream: str, deadline: float) -> int:
             await asyncio.sleep(0.5)
 
 
+async def _ordered(js: JetStreamContext, subjects: str, stream: str, deadline: float
+                   ) -> JetStreamContext.PushSubscription:
+    """An ordered consumer on the stream; its creation is retried while a cluster elects a
+    leader (the request times out, or the stream answers that it is unavailable)."""
+    while True:
+        try:
+            return await js.subscribe(subjects, stream=stream, ordered_consumer=True,
+                                      pending_msgs_limit=500_000)
+        except (nats.errors.TimeoutError, nats.js.errors.ServiceUnavailableError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
 async def log_msg_ids(nc: Client, stream: str, subjects: str = "runlog.evt.run.>",
                       timeout_s: float = 30.0) -> dict[str, list[int]]:
     """command id -> the sequences of its first event (``Nats-Msg-Id`` ``<command id>:0``)."""
@@ -143,8 +157,7 @@ async def log_msg_ids(nc: Client, stream: str, subjects: str = "runlog.evt.run.>
     found: dict[str, list[int]] = {}
     if not last:
         return found
-    sub = await js.subscribe(subjects, stream=stream, ordered_consumer=True,
-                             pending_msgs_limit=500_000)
+    sub = await _ordered(js, subjects, stream, time.monotonic() + timeout_s)
     deadline = time.monotonic() + timeout_s
     try:
         seq = 0
