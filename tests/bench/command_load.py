@@ -152,12 +152,12 @@ class ReadYourWrites:
             return
         self._replies += 1
         if self._replies % self.every == 0:
-            probe = asyncio.create_task(self.probe(seq, replied_at, run_id))
+            nc = self._ncs[self._replies // self.every % len(self._ncs)]
+            probe = asyncio.create_task(self.probe(nc, seq, replied_at, run_id))
             self._probes.add(probe)
             probe.add_done_callback(self._probes.discard)
 
-    async def probe(self, seq: int, replied_at: float, run_id: str) -> None:
-        nc = self._ncs[self._replies // self.every % len(self._ncs)]
+    async def probe(self, nc: Client, seq: int, replied_at: float, run_id: str) -> None:
         body = {"sql": self.SQL.format(run_id=run_id), "wait_seq": seq, "wait_timeout_s": 30}
         try:
             msg = await nc.request("runlog.sql.query", json.dumps(body).encode(), 40)
