@@ -77,6 +77,11 @@ class ProjectorConfig:
     (``runlog up``: 1,596 against 1,130 commands/s in the same run, freshness unchanged)."""
     max_pause_s: float = 0.025
     """The longest pause ``busy_share`` makes (it adds to the freshness)."""
+    pause_from_events: int = 100
+    """The pause follows only a batch of at least this many events: below it the stream
+    is slow enough for batches to follow each other at once, which keeps the freshness
+    low (at 1,000 commands/s on 2 cores: p99 27-44 ms against 74-89 with the pause),
+    while a fast stream (which needs the cores for its commands) still gets the pause."""
 
 
 class Projector:
@@ -107,6 +112,7 @@ class Projector:
         self._head_at = 0.0
         self._last_end = 0.0
         self._last_cost_s = 0.0
+        self._last_size = 0
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         """Heap of (seq, ticket, future): the ``wait_for_seq`` calls, woken after a commit."""
         self._tickets = itertools.count()
@@ -153,7 +159,7 @@ class Projector:
             fresh = False
             if wanted:
                 head = target if target is not None else await self._stream_head(wanted[-1].seq)
-                result = await self._apply(wanted, head, until)
+                result = await self._apply(wanted, head, until, live=target is None)
                 if progress is not None:
                     progress(self.position, head)
                 if result.stopped:
@@ -169,7 +175,7 @@ class Projector:
     async def _pace(self) -> None:
         """Leaves the time ``busy_share`` asks for since the last batch ended."""
         share = self.config.busy_share
-        if share >= 1.0:
+        if share >= 1.0 or self._last_size < self.config.pause_from_events:
             return
         pause = min(self._last_cost_s * (1 / share - 1), self.config.max_pause_s)
         rest = self._last_end + pause - time.perf_counter()
@@ -255,7 +261,7 @@ class Projector:
         return await open_feed(self.store, self.position + 1, self.config.max_pending)
 
     async def _apply(self, records: list[RecordedEvent], head: int,
-                     cutoff: datetime | None = None) -> BatchResult:
+                     cutoff: datetime | None = None, live: bool = False) -> BatchResult:
         started = time.perf_counter()
         delay = 0.05
         while True:
@@ -270,6 +276,9 @@ class Projector:
                 delay = min(delay * 2, 2.0)
         self._last_end = time.perf_counter()
         self._last_cost_s = self._last_end - started
+        self._last_size = len(records)
+        if live:  # a catch-up's events are as old as the log: their age says nothing new
+            self.telemetry.record_visible(records)
         self._wake_waiters()
         self.telemetry.record(result.events, self._last_cost_s, result.last_seq,
                               max(head, result.last_seq))

@@ -20,8 +20,10 @@ from opentelemetry.trace import Link, SpanContext, TraceFlags
 from services.store import RecordedEvent
 
 from .decode import parse_traceparent
+from .freshness import FreshnessHistogram
 
-__all__ = ["MAX_LINKS", "ProjectorTelemetry", "links_of", "observe_sql"]
+__all__ = ["MAX_LINKS", "ProjectorTelemetry", "freshness_by_projector", "links_of",
+           "observe_sql"]
 
 MAX_LINKS = 128
 """A batch holds thousands of events; a span with thousands of links helps nobody."""
@@ -71,6 +73,17 @@ def _register_gauge() -> None:
             _gauge_registered = True
 
 
+def freshness_by_projector() -> dict[str, FreshnessHistogram]:
+    """Every live projector's freshness histogram in this process, by projector name."""
+    merged: dict[str, FreshnessHistogram] = {}
+    for telemetry in list(_live):
+        found = merged.setdefault(telemetry.name, FreshnessHistogram())
+        found.counts = [a + b for a, b in zip(found.counts, telemetry.freshness.counts,
+                                               strict=True)]
+        found.sum_s += telemetry.freshness.sum_s
+    return merged
+
+
 class _SqlLoad(Protocol):
     """What the SQL gauge reads of a SQL service."""
 
@@ -115,6 +128,8 @@ class ProjectorTelemetry:
         self.name = name
         self.lag = 0
         self.position = 0
+        self.freshness = FreshnessHistogram()
+        """How long its events took from the log to SQL (see ``projections.freshness``)."""
         self._tracer = trace.get_tracer("runlog.projections", tracer_provider=tracer_provider)
         meter = metrics.get_meter("runlog.projections", meter_provider=meter_provider)
         self._size = meter.create_histogram(
@@ -158,6 +173,10 @@ class ProjectorTelemetry:
                 links=[Link(batch)], start_time=started_ns,
                 attributes={"runlog.projector": self.name, **dict(link.attributes or {})},
             ).end()
+
+    def record_visible(self, records: Sequence[RecordedEvent]) -> None:
+        """Counts a committed batch's events in the freshness histogram (ages as of now)."""
+        self.freshness.observe_stored([r.stored_ns for r in records], time.time_ns())
 
     def record(self, size: int, duration_s: float, position: int, head: int) -> None:
         """Records one applied batch."""

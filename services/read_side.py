@@ -24,6 +24,7 @@ from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 
 from projections import QueryResult, ReadSide, SqlLimits, query_over_nats
+from projections.freshness import FreshnessHistogram
 from projections.telemetry import ProjectorTelemetry, observe_sql
 from services.errors import RunlogError
 from services.settings import Settings
@@ -126,6 +127,8 @@ class ChildStatus:
     """SQL queries running in its query workers."""
     sql_waiting: int = 0
     """SQL queries waiting for a worker."""
+    freshness: dict[str, object] | None = None
+    """Its projector's freshness histogram so far (``FreshnessHistogram.to_dict``)."""
 
     def to_dict(self) -> dict[str, object]:
         """The JSON object of the line."""
@@ -272,6 +275,7 @@ class ReadSideProcess:
         self.status = status
         self.telemetry.position = status.position
         self.telemetry.lag = status.lag
+        self.telemetry.freshness = FreshnessHistogram.from_dict(status.freshness)
         return True
 
     async def _supervise(self, child: asyncio.subprocess.Process) -> None:

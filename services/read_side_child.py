@@ -7,7 +7,7 @@ owns the DuckDB file, and talks to its parent through two pipes:
 - stdin: one JSON line ``{"url", "settings", "parent", "log_level"}``, then nothing; its
   end (EOF) means the parent is gone.
 - stdout: JSON lines, ``{"ready": true, ...}`` once it serves, then a status about every
-  half second: ``{"position", "head", "lag", "halted"}``.
+  half second: ``{"position", "head", "lag", "halted", "freshness", ...}``.
 
 It never outlives its parent: on Linux the kernel sends it SIGTERM when the parent dies
 (``PR_SET_PDEATHSIG``, ``kill -9`` included); everywhere, the closed stdin and a
@@ -91,7 +91,8 @@ def _status_of(read_side: ReadSide, ready: bool = False) -> ChildStatus:
     return ChildStatus(ready=ready, position=projector.position,
                        head=projector.position + projector.telemetry.lag,
                        lag=projector.telemetry.lag, halted=halted, pid=os.getpid(),
-                       sql_running=read_side.sql.running, sql_waiting=read_side.sql.waiting)
+                       sql_running=read_side.sql.running, sql_waiting=read_side.sql.waiting,
+                       freshness=projector.telemetry.freshness.to_dict())
 
 
 async def _report(read_side: ReadSide, out: TextIO, stop: asyncio.Event) -> None:

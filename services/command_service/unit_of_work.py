@@ -157,7 +157,10 @@ class UnitOfWork:
         self.lease_ttl_s = lease_ttl_s
         self._reads: list[_Read] = []
         self._changes: list[_Change] = []
-        self.after_commit: list[Callable[[Committed], Awaitable[None]]] = []
+        self.after_commit: list[Callable[[UnitOfWork, Committed], Awaitable[None]]] = []
+        """Run once the events are on the log. A hook is handed the unit rather than
+        closing over it: a closure kept here would make a reference cycle of every such
+        command, left for the garbage collector (measured: collections of 30-65 ms)."""
 
     def context(self, facts: Facts | None = None, price: Price | None = None) -> Context:
         """The decision context at this unit's instant, with ``facts`` and ``price``."""
@@ -195,7 +198,7 @@ class UnitOfWork:
                    for w in change.landed([next(seqs) for _ in range(change.count)])]
         committed = Committed(result, tuple(written))
         for hook in self.after_commit:
-            await hook(committed)
+            await hook(self, committed)
         return committed
 
     async def moved(self) -> bool:

@@ -21,14 +21,22 @@ from nats.aio.msg import Msg
 
 from .records import RecordedEvent
 
-__all__ = ["JetStreamFeed", "stream_seq_of"]
+__all__ = ["JetStreamFeed", "stream_position_of", "stream_seq_of"]
+
+
+def stream_position_of(msg: Msg) -> tuple[int, int]:
+    """Returns (stream sequence, time stored in ns) of a delivered JetStream message, from
+    its ack subject."""
+    tokens = (msg.reply or "").split(".")
+    # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ns>.<pending> (v1), or with
+    # <domain>.<account hash> after ACK and a random token at the end (v2).
+    v1 = len(tokens) == 9
+    return int(tokens[5] if v1 else tokens[7]), int(tokens[7] if v1 else tokens[9])
 
 
 def stream_seq_of(msg: Msg) -> int:
     """Returns the stream sequence of a delivered JetStream message, from its ack subject."""
-    tokens = (msg.reply or "").split(".")
-    # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>... (v1) or with domain and account (v2).
-    return int(tokens[5] if len(tokens) == 9 else tokens[7])
+    return stream_position_of(msg)[0]
 
 
 class JetStreamFeed:
@@ -62,7 +70,8 @@ class JetStreamFeed:
         # Keeps nats-py's own accounting right, as its iterator would.
         self._queue.task_done()
         self._subscription._pending_size -= len(msg.data)
-        return RecordedEvent(stream_seq_of(msg), msg.subject, msg.data, msg.headers or {})
+        seq, stored_ns = stream_position_of(msg)
+        return RecordedEvent(seq, msg.subject, msg.data, msg.headers or {}, stored_ns)
 
     async def batches(
         self, until_seq: int | None = None, max_size: int = 1000, linger_s: float = 0.05

@@ -118,7 +118,7 @@ class InMemoryEventStore:
     def _write(self, msg: OutgoingMessage) -> None:
         seq = len(self._log) + 1
         headers = {**msg.headers, "Nats-Msg-Id": msg.msg_id}
-        self._log.append(RecordedEvent(seq, msg.subject, msg.payload, headers))
+        self._log.append(RecordedEvent(seq, msg.subject, msg.payload, headers, time.time_ns()))
         self._last_by_subject[msg.subject] = seq
         self._seqs_by_subject.setdefault(msg.subject, []).append(seq)
         self._msg_ids[msg.msg_id] = _Seen(seq, self._clock())

@@ -53,6 +53,8 @@ class RecordedEvent:
     subject: str
     payload: bytes
     headers: Mapping[str, str]
+    stored_ns: int = 0
+    """When the server stored it (Unix ns), where the reader knows it (0: unknown)."""
 
     @property
     def msg_id(self) -> str | None:

@@ -12,9 +12,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from projections.freshness import FreshnessHistogram
+from projections.telemetry import freshness_by_projector
 from services.health import HealthReport, Observation
 
 from . import queries
@@ -130,9 +132,22 @@ def _health_families(snapshot: ReadModelSnapshot) -> Iterator[Metric]:
         yield lag
 
 
+def freshness_family(by_projector: Mapping[str, FreshnessHistogram]) -> HistogramMetricFamily:
+    """``runlog_projector_freshness_seconds``: each event's time from the log to SQL."""
+    family = HistogramMetricFamily(
+        "runlog_projector_freshness_seconds", "Time from an event being stored on the log to "
+        "its rows being visible in SQL (the projector's commit), per event.",
+        labels=["projector"])
+    for name, histogram in sorted(by_projector.items()):
+        buckets = [("+Inf" if bound == float("inf") else repr(bound), float(n))
+                   for bound, n in histogram.cumulative()]
+        family.add_metric([name], buckets, histogram.sum_s)
+    return family
+
+
 def snapshot_families(snapshot: ReadModelSnapshot) -> list[Metric]:
-    """Every gauge of one scrape."""
-    families = list(_health_families(snapshot))
+    """Every gauge of one scrape, and the projectors' freshness."""
+    families = [freshness_family(freshness_by_projector()), *_health_families(snapshot)]
     if snapshot.error is None:
         families.extend(_read_model_families(snapshot.sections))
     return families

@@ -14,11 +14,15 @@ measured in the same run, with its target and a pass/short mark:
   its embedded nats-server is shown apart) over the measured window, which ends
   when the read side has caught up with the last reply. Rounds alternate the
   contenders and the best round of each is kept, because the machine is shared.
-- freshness: at a paced 1,000 commands/s, the time from a command's reply to its row
-  being visible, two ways, each on a fresh ``runlog up``: every 10th reply's run row is
-  read back with ``wait_seq`` (as a client reading its own writes; exact per command),
-  and the read-model position is polled every 10 ms, one query at a time (the first
-  answer that includes a reply dates it). Both send about 100 queries a second.
+- freshness: at a paced 1,000 commands/s, the time from a command's event to its row
+  being visible, three ways, each on a fresh ``runlog up``: as the service itself
+  measures it with no query load (each event's age when its batch commits, from the
+  ``runlog_projector_freshness_seconds`` histogram of ``/metrics``: an upper bound of
+  reply -> visible, since a reply follows its event's storing); every 10th reply's run
+  row read back with ``wait_seq`` (as a client reading its own writes; exact per
+  command); and the read-model position polled every 10 ms, one query at a time (the
+  first answer that includes a reply dates it). The last two send about 100 queries a
+  second, which the read side answers with the CPU it projects with.
 - replay: ``runlog replay`` (a subprocess) against an ordered consumer that only
   ``json.loads`` each event (its own process), on the same stream.
 - memory: peak RSS of ``runlog replay`` rebuilding 1M events (generated with raw
@@ -56,6 +60,7 @@ import nats
 if __package__ in (None, ""):  # run as a script: make the project root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from projections.freshness import FreshnessHistogram
 from services.embedded_nats import EmbeddedNats
 from services.store import JetStreamEventStore
 from tests.bench.bench_projections import fill
@@ -139,6 +144,7 @@ def runlog_round(folder: Path, sizes: Sizes, tag: str, rate: float | None = None
         time.sleep(IDLE_SAMPLE_S)
         idle_share = (up.cpu_s()[0] - idle) / IDLE_SAMPLE_S
         with py_spy(up.pid, profile):
+            fresh_before = up.freshness()
             before, threads_before = up.cpu_s(), up.threads_cpu_s()
             result = run_load(url, sizes, tag, runs, rate, poll_ms, probe_every)
             started = time.perf_counter()
@@ -148,13 +154,25 @@ def runlog_round(folder: Path, sizes: Sizes, tag: str, rate: float | None = None
             result["failures"] += not reply.get("ok")
             up.wait_quiet()
             after, threads_after = up.cpu_s(), up.threads_cpu_s()
+            fresh = up.freshness().minus(fresh_before)
     finally:
         up.stop()
+    result |= service_freshness(fresh)
     result["idle_cpu_share"] = idle_share
     commands = max(1.0, result["commands"])
     result |= {f"{THREAD_KEY}{where}": (seconds - threads_before.get(where, 0.0)) / commands * 1e6
                for where, seconds in threads_after.items()}
     return with_cpu(result, after[0] - before[0], after[1] - before[1])
+
+
+def service_freshness(fresh: FreshnessHistogram) -> Result:
+    """The round's events' freshness as the read side counted it (ms; p50 and p99)."""
+    figures: Result = {"service_fresh_events": float(fresh.count)}
+    for p in (50, 99):
+        value = fresh.quantile(p / 100)
+        if value is not None:
+            figures[f"service_fresh_p{p}_ms"] = value * 1e3
+    return figures
 
 
 def raw_round(folder: Path, sizes: Sizes, tag: str) -> Result:
@@ -319,13 +337,18 @@ def bench_profile(folder: Path, sizes: Sizes) -> dict[str, object]:
 # --- freshness ---------------------------------------------------------------------------
 
 def bench_freshness(folder: Path, sizes: Sizes) -> dict[str, Result]:
-    """Reply -> row visible at a paced rate, two ways, each on a fresh ``runlog up``: rows
-    read back with ``wait_seq`` (a client reading its own writes), and the position polled."""
+    """Event -> row visible at a paced rate, three ways, each on a fresh ``runlog up``: as
+    the service counts it with no queries, rows read back with ``wait_seq`` (a client
+    reading its own writes), and the position polled."""
     print(f"freshness at a paced {sizes.fresh_rate:,.0f} commands/s for "
           f"{sizes.fresh_seconds:g} s", flush=True)
+    quiet = runlog_round(folder, sizes, "fresh-quiet", rate=sizes.fresh_rate)
+    show("runlog up", quiet)
+    print_service_freshness(quiet, "no queries")
     probed = runlog_round(folder, sizes, "fresh-ryw", rate=sizes.fresh_rate,
                           probe_every=PROBE_EVERY)
     show("runlog up", probed)
+    print_service_freshness(probed, f"{PROBE_EVERY}th replies read back")
     errors = int(probed["probe_errors"])
     print(f"  reply -> own row read back (wait_seq): p50 {probed['probe_p50_ms']:.1f} ms, "
           f"p99 {probed['probe_p99_ms']:.1f} ms over {probed['probe_samples']:.0f} replies "
@@ -333,17 +356,28 @@ def bench_freshness(folder: Path, sizes: Sizes) -> dict[str, Result]:
           flush=True)
     polled = runlog_round(folder, sizes, "fresh-poll", rate=sizes.fresh_rate, poll_ms=POLL_MS)
     show("runlog up", polled)
+    print_service_freshness(polled, f"polled every {POLL_MS:g} ms")
     errors = int(polled["fresh_errors"])
     print(f"  reply -> position polled past it: p50 {polled['fresh_p50_ms']:.1f} ms, p99 "
           f"{polled['fresh_p99_ms']:.1f} ms over {polled['fresh_samples']:.0f} replies "
           f"(every {POLL_MS:g} ms; one poll takes {polled['poll_p50_ms']:.1f} ms at p50)"
           f"{f'; {errors} polls refused' if errors else ''}")
-    return {"read your writes": probed, "position poll": polled}
+    return {"service, no queries": quiet, "read your writes": probed, "position poll": polled}
+
+
+def print_service_freshness(result: Result, load: str) -> None:
+    print(f"  event stored -> visible, as the read side counts it ({load}): p50 "
+          f"{result.get('service_fresh_p50_ms', float('nan')):.1f} ms, p99 "
+          f"{result.get('service_fresh_p99_ms', float('nan')):.1f} ms over "
+          f"{result.get('service_fresh_events', 0):,.0f} events", flush=True)
 
 
 def freshness_figures(fresh: dict[str, Result], rate: float) -> list[Figure]:
+    quiet = fresh.get("service, no queries", {})
     probed, polled = fresh.get("read your writes", {}), fresh.get("position poll", {})
     return [
+        *(limit(f"freshness p{p} at {rate:,.0f}/s, no queries",
+                quiet.get(f"service_fresh_p{p}_ms"), 50, "ms") for p in (50, 99)),
         *(limit(f"freshness p{p} at {rate:,.0f}/s, read back", probed.get(f"probe_p{p}_ms"),
                 50, "ms") for p in (50, 99)),
         *(limit(f"freshness p{p} at {rate:,.0f}/s, polled", polled.get(f"fresh_p{p}_ms"),

@@ -16,14 +16,18 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import IO
 
 import nats
+from prometheus_client.parser import text_string_to_metric_families
 
+from projections.freshness import FRESHNESS_BOUNDS_S, FreshnessHistogram
+from services.read_side import STATUS_INTERVAL_S
 from tests.bench.common import split_tree_cpu_s, thread_cpu_s
 
-__all__ = ["RunlogUp", "runlog_env", "sql_query"]
+__all__ = ["RunlogUp", "freshness_from_metrics", "runlog_env", "sql_query"]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,6 +70,33 @@ async def _answers(url: str) -> bool:
         await nc.close()
 
 
+def freshness_from_metrics(text: str, projector: str = "read_models") -> FreshnessHistogram:
+    """The projector's ``runlog_projector_freshness_seconds`` histogram out of ``/metrics``."""
+    cumulative: dict[float, float] = {}
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        if family.name != "runlog_projector_freshness_seconds":
+            continue
+        for sample in family.samples:
+            if sample.labels.get("projector") != projector:
+                continue
+            if sample.name.endswith("_bucket"):
+                cumulative[float(sample.labels["le"])] = sample.value
+            elif sample.name.endswith("_sum"):
+                total = sample.value
+    bounds = (*FRESHNESS_BOUNDS_S, float("inf"))
+    if set(cumulative) != set(bounds):
+        return FreshnessHistogram()
+    running = [int(cumulative[bound]) for bound in bounds]
+    return FreshnessHistogram([n - prev for n, prev in zip(running, [0, *running], strict=False)],
+                              total)
+
+
+def _read_freshness(url: str) -> FreshnessHistogram:
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        return freshness_from_metrics(answer.read().decode())
+
+
 class RunlogUp:
     """One ``runlog up`` (everything on) on a fresh data directory, until ``stop``."""
 
@@ -104,6 +135,21 @@ class RunlogUp:
     def threads_cpu_s(self) -> dict[str, float]:
         """CPU seconds so far by process and thread (main / others)."""
         return thread_cpu_s(self.pid)
+
+    def freshness(self, settle_s: float = 5.0) -> FreshnessHistogram:
+        """The read side's freshness histogram so far, as its ``/metrics`` serves it, once
+        two reads a status interval apart agree (the child reports every half second)."""
+        fields = json.loads((self.data_dir / "instance.json").read_text())
+        url = f"{fields['http_url']}/metrics"
+        deadline = time.monotonic() + settle_s
+        last = _read_freshness(url)
+        while time.monotonic() < deadline:
+            time.sleep(STATUS_INTERVAL_S + 0.1)
+            now = _read_freshness(url)
+            if now == last:
+                break
+            last = now
+        return last
 
     def wait_quiet(self, timeout_s: float = 5.0, idle_share: float = 0.05) -> None:
         """Waits until the service burns under ``idle_share`` of a core (its work is done)."""

@@ -19,6 +19,8 @@ MEASURED = {
     "commands/s, runlog up vs raw responder", "CPU µs/command, runlog up vs raw responder",
     "p50 latency, runlog up vs raw responder", "p99 latency, runlog up vs raw responder",
     "commands/s, runlog up vs ES+SQLite", "CPU µs/command, runlog up vs ES+SQLite",
+    "freshness p50 at 1,000/s, no queries",
+    "freshness p99 at 1,000/s, no queries",
     "freshness p50 at 1,000/s, read back", "freshness p99 at 1,000/s, read back",
     "freshness p50 at 1,000/s, polled", "freshness p99 at 1,000/s, polled",
     "replay events/s vs ordered consumer + json.loads", "peak RSS replaying 5,000 events"}
@@ -63,6 +65,10 @@ def test_the_measured_work_was_done_right(measured: tuple[dict[str, Any], str]) 
     polled, probed = fresh["position poll"], fresh["read your writes"]
     assert polled["fresh_samples"] == polled["commands"]
     assert polled["fresh_errors"] == 0
+    # The read side counted the freshness of every event of each paced round (the
+    # commands' events and nothing before them).
+    for paced in fresh.values():
+        assert paced["service_fresh_events"] == paced["commands"]
     # Every 10th reply's row was read back, and each answer held it.
     assert probed["probe_samples"] == probed["commands"] // 10
     assert probed["probe_errors"] == 0

@@ -53,6 +53,11 @@ def test_metrics_are_prometheus_text_with_commands_latency_and_read_models(
     assert any(v >= 1 for _, v in found["runlog_command_duration_milliseconds_count"])
     assert found["runlog_append_duration_milliseconds_count"][0][1] >= 1
     assert found["runlog_projector_lag"]
+    # The read side's process counts each event's time to SQL; the parent serves it.
+    counted = [v for labels, v in found["runlog_projector_freshness_seconds_count"]
+               if labels == {"projector": "read_models"}]
+    assert counted
+    assert counted[0] >= 1
     assert {labels["projection"] for labels, _ in found["runlog_projection_lag_events"]} >= {
         "runs", "tasks", "usage"}
     assert found["runlog_stream_last_seq"][0][1] > 100

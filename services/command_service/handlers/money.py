@@ -119,9 +119,9 @@ async def invalidate_cache(uow: UnitOfWork, command: InvalidateCache) -> Outcome
     facts = Facts(cached_matches=dropped)
     uow.record(repo, loaded, cache.decide(loaded.state, command, uow.context(facts)))
 
-    async def forget(committed: Committed) -> None:
+    async def forget(unit: UnitOfWork, committed: Committed) -> None:
         del committed
-        uow.repos.results.invalidate(command.cache_key, command.prefix, uow.now)
+        unit.repos.results.invalidate(command.cache_key, command.prefix, unit.now)
 
     async def extra(committed: Committed | None) -> ReplyFields:
         del committed

@@ -58,7 +58,7 @@ async def record_usage(uow: UnitOfWork, command: RecordUsage) -> Outcome:
     facts = Facts(admission=Admission(uow.repos.ledgers, scopes=scopes))
     events = run.decide(loaded.state, command, uow.context(facts, price=price))
     uow.record(uow.repos.runs, loaded, events)
-    uow.after_commit.append(lambda committed: _count_usage(uow, events, committed))
+    uow.after_commit.append(lambda unit, committed: _count_usage(unit, events, committed))
     return Outcome(loaded)
 
 

@@ -213,6 +213,29 @@ async def test_waits_for_a_seq_are_woken_by_the_commit_that_reaches_it_and_forge
         db.close()
 
 
+async def test_a_live_projector_counts_each_events_time_from_the_log_to_sql(
+    store: JetStreamEventStore, db_path: Path, history: EventLog
+) -> None:
+    db = ReadModelDb.open_writer(db_path)
+    projector = Projector(store, db)
+    await append_all(store, history.envelopes[:3])
+    await projector.catch_up()
+    assert projector.telemetry.freshness.count == 0  # a catch-up's events are just old
+    running = asyncio.create_task(projector.run())
+    try:
+        last = await append_all(store, history.envelopes[3:8])
+        await projector.wait_for_seq(last, timeout_s=10)
+        freshness = projector.telemetry.freshness
+        assert freshness.count == 5
+        slowest = freshness.quantile(1.0)
+        assert slowest is not None
+        assert 0 < slowest < 10  # stored by the server, committed moments later
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        db.close()
+
+
 async def test_a_projector_behind_takes_batches_that_grow_with_its_lag(
     store: JetStreamEventStore, db_path: Path, history: EventLog
 ) -> None:
