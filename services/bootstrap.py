@@ -28,6 +28,7 @@ from .embedded_nats import EmbeddedNats
 from .instance_file import remove_instance_file, write_instance_file
 from .nats_broker import broker_options
 from .nats_connection import connect_nats, server_list
+from .nats_headers import use_fast_headers
 from .policies import (
     BreakerFeedPolicy,
     BudgetAlertPolicy,
@@ -192,7 +193,7 @@ async def running_instance(settings: Settings, url: str, plan: ShutdownPlan | No
         await broker.start()
         # One connection for the intake, the appends and the replies: each flush of it
         # carries many commands' appends and replies at once.
-        nc = broker.connection
+        nc = use_fast_headers(broker.connection)
         plan.add(Phase.CONNECTIONS, "connection", partial(close_connection, nc), 2.0)
         store = JetStreamEventStore(nc, stream=settings.stream, replicas=settings.replicas,
                                     duplicate_window_s=settings.duplicate_window_s)

@@ -20,6 +20,7 @@ import nats.errors
 from nats.aio.client import Client
 
 from .errors import ConfigError, StoreUnavailable
+from .nats_headers import use_fast_headers
 from .settings import Settings
 
 __all__ = ["connect_nats", "connection_options", "credentials", "server_list", "tls_context"]
@@ -91,9 +92,9 @@ async def connect_nats(url: str, name: str = "runlog", timeout_s: float = 15.0, 
         else {"max_reconnect_attempts": -1, "reconnect_time_wait": 0.5})
     options = connection_options(settings) if settings is not None else {}
     try:
-        return await asyncio.wait_for(
+        return use_fast_headers(await asyncio.wait_for(
             nats.connect(server_list(url), name=name, connect_timeout=min(5.0, timeout_s),
-                         error_cb=_log_nats_error, **reconnect, **options), timeout_s)
+                         error_cb=_log_nats_error, **reconnect, **options), timeout_s))
     except (TimeoutError, OSError, nats.errors.Error) as error:
         reason = str(error) or type(error).__name__
         raise StoreUnavailable(f"cannot reach NATS at {_without_secrets(url)} ({reason})"
