@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -24,8 +24,8 @@ from .command_service import (
 )
 from .command_service.telemetry import Executor, MeasuredStore, SpanSteps, TracedCommands
 from .domain.recovery import DEFAULT_RECOVERY
-from .embedded_nats import EmbeddedNats
 from .instance_file import remove_instance_file, write_instance_file
+from .log_connection import connect_store, nats_server
 from .nats_broker import broker_options
 from .nats_connection import connect_nats, server_list
 from .nats_headers import use_fast_headers
@@ -63,27 +63,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-@contextlib.contextmanager
-def nats_server(settings: Settings) -> Iterator[str]:
-    """Yields the NATS URL: ``RUNLOG_NATS_URL`` or a freshly started embedded server."""
-    if settings.nats_url:
-        yield settings.nats_url
-        return
-    with EmbeddedNats(settings.data_dir, settings.nats_server_bin,
-                      sync=settings.nats_sync) as server:
-        yield server.url
-
-
-async def connect_store(url: str, settings: Settings, name: str = "runlog") -> tuple[
-        Client, JetStreamEventStore]:
-    """Connects to NATS and returns the client and an event store on the configured stream."""
-    nc = await connect_nats(url, name, settings=settings)
-    store = JetStreamEventStore(nc, stream=settings.stream, replicas=settings.replicas,
-                                duplicate_window_s=settings.duplicate_window_s)
-    await store.ensure_stream()
-    return nc, store
 
 
 def build_broker(url: str, settings: Settings) -> NatsBroker:

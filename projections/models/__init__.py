@@ -7,7 +7,7 @@ from .base import Batch, ErrorSink, Projection, RejectedEvent, TableDoc
 from .breakers import breakers_projection
 from .budgets import budgets_projection
 from .cache_entries import CacheEntryProjection
-from .entity import EntityProjection, EntitySpec
+from .entity import REPLAY_CACHE_ROWS, EntityProjection, EntitySpec
 from .gates import gates_projection
 from .patches import patches_projection
 from .prices import ModelProjection
@@ -22,6 +22,7 @@ from .workers import workers_projection
 from .workstreams import workstreams_projection
 
 __all__ = [
+    "REPLAY_CACHE_ROWS",
     "Batch",
     "EntityProjection",
     "EntitySpec",
@@ -33,9 +34,10 @@ __all__ = [
 ]
 
 
-def default_projections() -> list[Projection]:
-    """Returns every read model, runs before tasks (tasks recount their runs' tasks)."""
-    return [
+def default_projections(cache_rows: int | None = None) -> list[Projection]:
+    """Returns every read model, runs before tasks (tasks recount their runs' tasks);
+    ``cache_rows`` bounds each entity table's cache of rows (None: its default)."""
+    projections: list[Projection] = [
         runs_projection(),
         workstreams_projection(),
         workers_projection(),
@@ -53,3 +55,8 @@ def default_projections() -> list[Projection]:
         TransitionProjection(),
         AlertProjection(),
     ]
+    if cache_rows is not None:
+        for projection in projections:
+            if isinstance(projection, EntityProjection):
+                projection.cache_rows = cache_rows
+    return projections

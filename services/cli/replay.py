@@ -23,8 +23,8 @@ __all__ = ["command"]
 def command(until_seq: int | None, until: str | None, quiet: bool) -> int:
     """Rebuild the read models from the log (or the past, with --until-seq / --until)."""
     from projections import parse_until
-    from services.bootstrap import nats_server
     from services.lockfile import DataDirLock
+    from services.log_connection import nats_server
 
     from .connect import running_nats_url_or_none
 
@@ -45,7 +45,7 @@ def command(until_seq: int | None, until: str | None, quiet: bool) -> int:
 async def _replay(url: str, until_seq: int | None, until: datetime | None,
                   progress: Callable[[int, int], None] | None) -> str:
     from projections import replay
-    from services.bootstrap import connect_store
+    from services.log_connection import connect_store
 
     nc, store = await connect_store(url, state().settings(), "runlog-replay")
     try:
