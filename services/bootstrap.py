@@ -14,6 +14,7 @@ from faststream.nats import NatsBroker
 from nats.aio.client import Client
 
 from events.codec import CODEC, EventCodec
+from events.errors import ErrorCode
 from services.domain.charges import BudgetDefaults
 
 from .command_service import (
@@ -22,7 +23,13 @@ from .command_service import (
     ServiceLimits,
     document_command_handlers,
 )
-from .command_service.telemetry import Executor, MeasuredStore, SpanSteps, TracedCommands
+from .command_service.telemetry import (
+    Executor,
+    MeasuredStore,
+    Reply,
+    SpanSteps,
+    TracedCommands,
+)
 from .domain.recovery import DEFAULT_RECOVERY
 from .instance_file import remove_instance_file, write_instance_file
 from .log_connection import connect_store, nats_server
@@ -63,6 +70,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+SEED_ATTEMPTS = 5
+_SEED_RETRIED = frozenset({ErrorCode.CONFLICT, ErrorCode.UNAVAILABLE})
 
 
 def build_broker(url: str, settings: Settings) -> NatsBroker:
@@ -221,15 +231,29 @@ async def _start_read_side(instance: Instance, plan: ShutdownPlan, in_process: b
     return child
 
 
-async def seed_prices(executor: Executor) -> int:
-    """Registers the shipped price list; idempotent, so it runs at every start."""
-    registered = 0
+async def seed_prices(executor: Executor) -> list[str]:
+    """Registers the shipped price list; idempotent, so it runs at every start.
+
+    Returns the models whose price was refused (logged too): none, normally.
+    """
+    refused = []
     for body in seed_commands(load_price_file()):
-        reply = await executor.execute("model.register", json.dumps(body).encode())
+        reply = await _registered(executor, json.dumps(body).encode())
         if not reply.get("ok"):
             log.warning("seeding %s refused: %s", body["model"], reply.get("error"))
-        registered += bool(reply.get("ok") and reply.get("events"))
-    return registered
+            refused.append(body["model"])
+    return refused
+
+
+async def _registered(executor: Executor, body: bytes) -> Reply:
+    """One ``model.register``, sent again while the answer says a retry may succeed."""
+    for attempt in range(1, SEED_ATTEMPTS + 1):
+        reply = await executor.execute("model.register", body)
+        error = reply.get("error")
+        if not isinstance(error, dict) or error.get("code") not in _SEED_RETRIED:
+            return reply
+        await asyncio.sleep(0.05 * 2**attempt)
+    return reply
 
 
 @contextlib.asynccontextmanager

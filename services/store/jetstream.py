@@ -7,8 +7,10 @@ yields several events, one atomic batch.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
+import secrets
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -32,6 +34,9 @@ EXPECTED_SUBJECT_HEADER = "Nats-Expected-Last-Subject-Sequence-Subject"
 _WRONG_LAST = re.compile(r"wrong last sequence: (\d+)")
 _CONFLICT_CODES = frozenset({10071, 10164})
 _DUPLICATE_IN_BATCH = 10201
+_BATCH_NOT_STAGED = frozenset({10176, 10210})
+"""A batch the server dropped before its commit (incomplete, or too many in flight):
+nothing of it landed, so it is safe to send again."""
 _MAX_BATCH = 1000
 
 
@@ -56,6 +61,10 @@ class JetStreamEventStore:
         self.timeout_s = timeout_s
         self._getter = DirectGetter(nc, stream, timeout_s)
         self._acks = AckInbox(nc, timeout_s)
+        # Batch ids must be unique among the batches in flight on the stream, from any
+        # writer: two replicas sending one command's batch under one id interleave on
+        # the server, which then drops both as incomplete.
+        self._batch_ids = (f"{secrets.token_hex(8)}-{n}" for n in itertools.count())
 
     async def ensure_stream(self) -> None:
         """Creates the stream, or updates it to this configuration; safe to repeat."""
@@ -124,7 +133,7 @@ class JetStreamEventStore:
         return AppendResult(ack.seq, ack.seq, duplicate=ack.duplicate)
 
     async def _publish_batch(self, messages: Sequence[OutgoingMessage]) -> AppendResult:
-        batch_id = messages[0].msg_id[:64]
+        batch_id = next(self._batch_ids)
         checked: set[str] = set()
         for index, msg in enumerate(messages, start=1):
             headers = {
@@ -155,6 +164,9 @@ class JetStreamEventStore:
         if rejected.code in _CONFLICT_CODES or rejected.code == _DUPLICATE_IN_BATCH:
             raise ConcurrencyConflict(last.subject, f"{last.subject}: {rejected.description}",
                                       _actual_last_seq(rejected.description))
+        if rejected.code in _BATCH_NOT_STAGED:
+            raise StoreUnavailable(f"append to {last.subject} not staged, nothing written: "
+                                   f"{rejected.description}")
         raise StoreError(f"append to {last.subject} refused: {rejected.description}")
 
     # -- reading ------------------------------------------------------------------

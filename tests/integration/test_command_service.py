@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
+import nats
 import pytest
 from nats.aio.client import Client
 
 from events import EVENT_PREFIX, utc_now
 from services.bootstrap import command_service, seed_prices
+from services.pricing import load_price_file
 from services.settings import Settings
 from services.store import JetStreamEventStore
 from tests.support.nats_server import wait_until
@@ -107,6 +110,30 @@ async def two_replicas(nc: Client, service_settings: Settings
             command_service(store_b, service_settings) as b:
         await asyncio.gather(seed_prices(a), seed_prices(b))
         yield InProcessClient(store_a, a), InProcessClient(store_b, b)
+
+
+async def test_replicas_seeding_at_once_write_every_price_once(
+        nc: Client, nats_url: str, service_settings: Settings) -> None:
+    """Two replicas on their own connections send the same seed commands at the same time:
+    each price lands once, and neither replica is refused one."""
+    other_nc = await nats.connect(nats_url)
+    store_a = JetStreamEventStore(nc, stream=service_settings.stream)
+    store_b = JetStreamEventStore(other_nc, stream=service_settings.stream)
+    await store_a.ensure_stream()
+    try:
+        async with command_service(store_a, service_settings) as a, \
+                command_service(store_b, service_settings) as b:
+            first = await asyncio.gather(seed_prices(a), seed_prices(b))
+            again = await asyncio.gather(seed_prices(a), seed_prices(b))  # as at a restart
+    finally:
+        await other_nc.close()
+    assert (first, again) == ([[], []], [[], []]), "a seed command was refused"
+    events = await NatsServiceClient(nc, service_settings.stream).events(
+        f"{EVENT_PREFIX}.model.*")
+    shipped = Counter(entry["model"] for entry in load_price_file())
+    assert Counter(e["model"] for e in events if e["type"] == "ModelPriceSet") == shipped
+    assert Counter(e["model"] for e in events if e["type"] == "ModelRegistered") == Counter(
+        set(shipped))
 
 
 async def test_two_replicas_race_for_claims_on_the_task_partition(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import nats
 import pytest
 from nats.aio.client import Client
 
@@ -59,3 +60,22 @@ async def test_a_slow_reader_loses_nothing(store: JetStreamEventStore) -> None:
     finally:
         await feed.close()
     assert seen == list(range(1, 20_001))
+
+
+async def test_one_batch_sent_by_two_writers_at_once_lands_once(
+        store: JetStreamEventStore, nats_url: str) -> None:
+    # Two replicas retrying one command send the same messages at the same moment; under
+    # one batch id the server interleaved them and dropped both as incomplete.
+    other_nc = await nats.connect(nats_url)
+    other = JetStreamEventStore(other_nc, stream=store.stream, subject_prefix=store.subject_prefix)
+    try:
+        for round_ in range(40):
+            batch = [make_event(f"m{round_}", v, f"seed-{round_}") for v in (1, 2)]
+            results = await asyncio.gather(append_events(store, batch, 0),
+                                           append_events(other, batch, 0))
+            assert sorted(r.duplicate for r in results) == [False, True], round_
+            assert {(r.first_seq, r.last_seq) for r in results} == {
+                (results[0].first_seq, results[0].first_seq + 1)}
+    finally:
+        await other_nc.close()
+    assert await store.last_seq() == 80
