@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import logging
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -20,11 +21,13 @@ from services.store import RecordedEvent
 from services.store.port import EventFeed, EventStore
 
 from .errors import ProjectionError
-from .feed import open_feed
+from .feed import STALL_S, next_batch_within, open_feed
 from .replay_frames import END, encode_batch
 from .runtime import Progress
 
 __all__ = ["build_in_two_processes"]
+
+log = logging.getLogger(__name__)
 
 _BATCH = 2_500
 """Events per frame: big enough to amortise a write, small enough to keep both busy and
@@ -127,11 +130,16 @@ async def _send_from(feed: EventFeed, sink: asyncio.StreamWriter, expected: int,
     """Sends from one subscription until done or a gap; returns the next sequence wanted.
 
     Only a gap at the very start of a subscription is real (deleted messages); any other
-    one means the feed lost events, and they are read again from a new subscription.
+    one means the feed lost events, and they are read again from a new subscription, as
+    after a stall.
     """
     fresh = True
     while expected <= target:
-        records = await feed.next_batch(_BATCH, _LINGER_S)
+        records = await next_batch_within(feed, _BATCH, _LINGER_S, STALL_S)
+        if records is None:
+            log.warning("no event for %.0f s with seq %d still to read: reading again from "
+                        "there", STALL_S, expected)
+            return expected
         wanted, expected, gap = _contiguous(records, expected, target, fresh)
         fresh = False
         if wanted:

@@ -35,7 +35,7 @@ from services.store.port import EventFeed, EventStore
 from .applier import BatchApplier, BatchResult
 from .database import ReadModelDb, checkpoint_positions
 from .errors import DatabaseStrained, WaitTimeout
-from .feed import open_feed
+from .feed import STALL_S, next_batch_within, open_feed
 from .models import Projection
 from .telemetry import ProjectorTelemetry
 
@@ -72,6 +72,9 @@ class ProjectorConfig:
     """Halt on an event that cannot be applied instead of recording it and moving on."""
     head_refresh_s: float = 0.5
     """How often the stream head (for the lag) is asked for, at most."""
+    stall_s: float = STALL_S
+    """With no event for this long while the log holds events past the position, the
+    feed is taken for stalled and opened again from the position."""
     busy_share: float = 0.5
     """Under a steady stream while caught up, the share of the time batches may take: a
     batch that took ``c`` seconds is followed by a pause of ``c * (1 / busy_share - 1)``
@@ -164,7 +167,13 @@ class Projector:
             size, linger = self._batch_shape(target)
             if linger == 0.0:
                 await self._pace()
-            records = await feed.next_batch(size, linger)
+            records = await next_batch_within(feed, size, linger, self.config.stall_s)
+            if records is None:
+                if await self._stalled(target):
+                    log.warning("no event for %.0f s while the log holds more past seq %d: "
+                                "reading again from there", self.config.stall_s, self.position)
+                    return False
+                continue  # caught up, and the log is quiet
             wanted, gap = self._contiguous(records, fresh, target)
             fresh = False
             if wanted:
@@ -322,6 +331,16 @@ class Projector:
         """
         last = await self.store.last_on_subject(f"{self.store.subject_prefix}.>")
         return last.seq if last is not None else 0
+
+    async def _stalled(self, target: int | None) -> bool:
+        """Whether events the feed should have delivered exist past the position."""
+        if target is not None:
+            return target > self.position
+        try:
+            return await self._last_event_seq() > self.position
+        except StoreError as error:  # NATS away: its reconnect will tell, not this check
+            log.debug("cannot tell whether the feed stalled: %s", error)
+            return False
 
     async def _stream_head(self, seen: int) -> int:
         """Returns the stream head, asking the server at most every ``head_refresh_s``."""

@@ -1,0 +1,147 @@
+"""A feed that goes silent while the log holds more (nats-py, once it has dropped messages
+from a full buffer, may deliver nothing again) is opened anew, never waited on forever.
+
+The same stall on a real JetStream is in tests/integration/projections/test_feed_stalls.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from projections import replay_reader
+from projections.database import ReadModelDb
+from projections.replay_frames import read_batches
+from projections.runtime import Projector, ProjectorConfig
+from services.store import InMemoryEventStore, RecordedEvent
+from tests.support.log import append_events, make_event
+
+EVENTS = 40
+SILENT_AFTER = 25
+
+
+class _GoesSilent:
+    """A feed that hands out events up to ``last`` and then nothing, ever."""
+
+    def __init__(self, inner: Any, last: int) -> None:
+        self._inner = inner
+        self._last = last
+        self._held: list[RecordedEvent] = []
+
+    async def next_batch(self, max_size: int = 1000, linger_s: float = 0.05
+                         ) -> list[RecordedEvent]:
+        if not self._held:
+            self._held = await self._inner.next_batch(max_size, linger_s)
+        batch = [r for r in self._held if r.seq <= self._last]
+        self._held = []
+        if not batch:
+            await asyncio.Event().wait()  # the stall
+        return batch
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+class _StallingStore(InMemoryEventStore):
+    """An in-memory log whose first feed goes silent after ``SILENT_AFTER`` events."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.feeds = 0
+
+    async def subscribe(self, from_seq: int = 1, subjects: str | None = None,
+                        max_pending: int = 200_000) -> Any:
+        feed = await super().subscribe(from_seq, subjects, max_pending)
+        self.feeds += 1
+        return _GoesSilent(feed, SILENT_AFTER) if self.feeds == 1 else feed
+
+
+async def _filled() -> _StallingStore:
+    store = _StallingStore()
+    for n in range(EVENTS):
+        await append_events(store, [make_event(f"r{n}", 1, f"c{n}", "RunCreated", name="x")], 0)
+    return store
+
+
+async def test_a_catch_up_reads_again_past_a_silent_feed(tmp_path: Path) -> None:
+    store = await _filled()
+    db = ReadModelDb.open_writer(tmp_path / "r.duckdb")
+    try:
+        projector = Projector(store, db, ProjectorConfig(stall_s=0.1))
+        assert await asyncio.wait_for(projector.catch_up(), 10) == EVENTS
+        assert db.con.execute("SELECT count(*) FROM runs").fetchone() == (EVENTS,)
+    finally:
+        db.close()
+    assert store.feeds == 2
+
+
+async def test_the_live_projector_reads_again_past_a_silent_feed(tmp_path: Path) -> None:
+    store = await _filled()
+    db = ReadModelDb.open_writer(tmp_path / "r.duckdb")
+    projector = Projector(store, db, ProjectorConfig(stall_s=0.1))
+    following = asyncio.create_task(projector.run())
+    try:
+        assert await projector.wait_for_seq(EVENTS, timeout_s=10) == EVENTS
+    finally:
+        following.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await following
+        db.close()
+    assert store.feeds == 2
+
+
+async def test_a_quiet_log_is_not_a_stall(tmp_path: Path) -> None:
+    store = InMemoryEventStore()
+    await append_events(store, [make_event("r1", 1, "c1", "RunCreated", name="x")], 0)
+    db = ReadModelDb.open_writer(tmp_path / "r.duckdb")
+    projector = Projector(store, db, ProjectorConfig(stall_s=0.05))
+    opened = 0
+    subscribe = store.subscribe
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal opened
+        opened += 1
+        return await subscribe(*args, **kwargs)
+
+    store.subscribe = counted  # type: ignore[method-assign]
+    following = asyncio.create_task(projector.run())
+    try:
+        await projector.wait_for_seq(1, timeout_s=10)
+        await asyncio.sleep(0.5)  # ten stall deadlines with nothing to read
+    finally:
+        following.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await following
+        db.close()
+    assert opened == 1
+
+
+class _Sink:
+    """What the replay reader writes to its applier's stdin."""
+
+    def __init__(self) -> None:
+        self.written = io.BytesIO()
+
+    def write(self, data: bytes) -> None:
+        self.written.write(data)
+
+    async def drain(self) -> None:
+        return None
+
+    def close(self) -> None:
+        self.written.seek(0)
+
+
+async def test_the_replay_reader_reads_again_past_a_silent_feed(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(replay_reader, "STALL_S", 0.1)
+    store = await _filled()
+    sink = _Sink()
+    await asyncio.wait_for(replay_reader._send(store, sink, EVENTS), 10)  # type: ignore[arg-type]
+    sent = [record.seq for records, _ in read_batches(sink.written) for record in records]
+    assert sent == list(range(1, EVENTS + 1))
+    assert store.feeds == 2
