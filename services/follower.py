@@ -7,10 +7,13 @@ spending, and every policy. It is an ordered JetStream consumer from ``start_seq
 
 Delivery and acks: an ordered consumer has no acks and nothing is redelivered by the
 server; the follower itself never skips: each event reaches every observer exactly
-once per process, in stream order. After a restart it starts again from its
-checkpoint, so observers see events after the checkpoint again: they are idempotent
-by sequence (a repository skips an event at or below an aggregate's last sequence),
-and policies act through commands with ids derived from their trigger.
+once per process, in stream order. Should the client lose messages (a gap in the
+sequences) or its feed go silent while the log holds more (``services.store.stalls``),
+the follower opens a new feed right after the last event it handed out. After a
+restart it starts again from its checkpoint, so observers see events after the
+checkpoint again: they are idempotent by sequence (a repository skips an event at or
+below an aggregate's last sequence), and policies act through commands with ids
+derived from their trigger.
 
 An event the codec cannot read is logged and skipped (the read models record it in
 ``projection_errors``); the follower's position still moves past it.
@@ -26,7 +29,7 @@ from typing import Protocol
 
 from events.codec import DecodeError, EventCodec, StoredEvent
 from services.errors import StoreError
-from services.store import EventFeed, EventStore, RecordedEvent
+from services.store import STALL_S, EventFeed, EventStore, RecordedEvent, next_batch_within
 
 __all__ = ["LogFollower", "Observer"]
 
@@ -49,8 +52,9 @@ class LogFollower:
     """Follows the log from ``start_seq`` and feeds every observer, in order."""
 
     def __init__(self, store: EventStore, codec: EventCodec, observers: Sequence[Observer],
-                 start_seq: int = 1) -> None:
+                 start_seq: int = 1, stall_s: float = STALL_S) -> None:
         self._store = store
+        self._stall_s = stall_s
         self._codec = codec
         self._observers = list(observers)
         self._start_seq = start_seq
@@ -70,7 +74,7 @@ class LogFollower:
         """Subscribes and starts following; ``caught_up`` then waits for the head."""
         self._head = await self._store.last_seq()
         self._feed = await self._store.subscribe(self._start_seq)
-        self._task = asyncio.create_task(self._follow(self._feed), name="log-follower")
+        self._task = asyncio.create_task(self._follow(), name="log-follower")
 
     async def caught_up(self, timeout_s: float | None = None) -> None:
         """Waits until every event that was on the log at start has been handed out."""
@@ -84,17 +88,60 @@ class LogFollower:
             await asyncio.wait_for(self._moved.wait_for(lambda: self.position >= seq),
                                    timeout_s)
 
-    async def _follow(self, feed: EventFeed) -> None:
+    async def _follow(self) -> None:
+        """Hands out every event, on a new feed after each gap or stall of the last one."""
+        try:
+            while self._feed is not None:
+                if await self._follow_feed(self._feed):
+                    return
+                await self._feed.close()
+                self._feed = await self._store.subscribe(self.position + 1)
+        except StoreError as error:
+            log.warning("log follower stopped: %s", error)
+
+    async def _follow_feed(self, feed: EventFeed) -> bool:
+        """Hands out events until the feed loses some (False: read again)."""
+        fresh = True
         while True:
-            try:
-                batch = await feed.next_batch(max_size=2000, linger_s=0.002)
-            except StoreError as error:
-                log.warning("log follower stopped: %s", error)
-                return
-            for recorded in batch:
-                self._hand_out(recorded)
+            batch = await next_batch_within(feed, 2000, 0.002, self._stall_s)
+            if batch is None:
+                if await self._stalled():
+                    log.warning("log follower: no event for %.0f s while the log holds more "
+                                "past seq %d: reading again from there", self._stall_s,
+                                self.position)
+                    return False
+                continue
+            intact = self._hand_out_contiguous(batch, fresh)
+            fresh = False
             async with self._moved:
                 self._moved.notify_all()
+            if not intact:
+                log.warning("log follower: the feed skipped events after seq %d: reading "
+                            "again from there", self.position)
+                return False
+
+    def _hand_out_contiguous(self, batch: list[RecordedEvent], fresh: bool) -> bool:
+        """Hands out the run of events right after the position; False at a gap.
+
+        Only a gap at the very start of a subscription is real (deleted messages).
+        """
+        for recorded in batch:
+            if recorded.seq <= self.position:
+                continue  # redelivered after a new subscription
+            if recorded.seq > self.position + 1 and not fresh:
+                return False
+            fresh = False
+            self._hand_out(recorded)
+        return True
+
+    async def _stalled(self) -> bool:
+        """Whether the log holds events past the position (the feed should have them)."""
+        try:
+            last = await self._store.last_on_subject(f"{self._store.subject_prefix}.>")
+        except StoreError as error:  # NATS away: its reconnect will tell, not this check
+            log.debug("cannot tell whether the follower's feed stalled: %s", error)
+            return False
+        return last is not None and last.seq > self.position
 
     def _hand_out(self, recorded: RecordedEvent) -> None:
         self.position = recorded.seq

@@ -6,10 +6,12 @@ from .memory import InMemoryEventStore
 from .port import EventFeed, EventStore
 from .records import AppendResult, Expectation, OutgoingMessage, RecordedEvent
 from .snapshots import Snapshot, SnapshotStore
+from .stalls import STALL_S, next_batch_within
 
 __all__ = [
     "EXPECTED_SEQ_HEADER",
     "EXPECTED_SUBJECT_HEADER",
+    "STALL_S",
     "AppendResult",
     "EventFeed",
     "EventStore",
@@ -21,4 +23,5 @@ __all__ = [
     "RecordedEvent",
     "Snapshot",
     "SnapshotStore",
+    "next_batch_within",
 ]

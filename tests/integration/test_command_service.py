@@ -127,7 +127,8 @@ async def test_replicas_seeding_at_once_write_every_price_once(
             again = await asyncio.gather(seed_prices(a), seed_prices(b))  # as at a restart
     finally:
         await other_nc.close()
-    assert (first, again) == ([[], []], [[], []]), "a seed command was refused"
+    refused = [*first, *again]
+    assert refused == [[], [], [], []], f"seed commands refused: {refused}"
     events = await NatsServiceClient(nc, service_settings.stream).events(
         f"{EVENT_PREFIX}.model.*")
     shipped = Counter(entry["model"] for entry in load_price_file())

@@ -1,5 +1,7 @@
 """A feed that goes silent while the log holds more (nats-py, once it has dropped messages
-from a full buffer, may deliver nothing again) is opened anew, never waited on forever.
+from a full buffer, may deliver nothing again) is opened anew, never waited on forever:
+by the projector, the replay reader and the command service's log follower, which also
+reads again after a gap.
 
 The same stall on a real JetStream is in tests/integration/projections/test_feed_stalls.py.
 """
@@ -13,10 +15,13 @@ from typing import Any
 
 import pytest
 
+from events.codec import CODEC
+from events.envelope import StoredEvent
 from projections import replay_reader
 from projections.database import ReadModelDb
 from projections.replay_frames import read_batches
 from projections.runtime import Projector, ProjectorConfig
+from services.follower import LogFollower
 from services.store import InMemoryEventStore, RecordedEvent
 from tests.support.log import append_events, make_event
 
@@ -46,22 +51,46 @@ class _GoesSilent:
         await self._inner.close()
 
 
-class _StallingStore(InMemoryEventStore):
-    """An in-memory log whose first feed goes silent after ``SILENT_AFTER`` events."""
+class _LosesOne:
+    """A feed that never hands out one event (as a client that dropped it would)."""
 
-    def __init__(self) -> None:
+    def __init__(self, inner: Any, lost: int) -> None:
+        self._inner = inner
+        self._lost = lost
+
+    async def next_batch(self, max_size: int = 1000, linger_s: float = 0.05
+                         ) -> list[RecordedEvent]:
+        while True:
+            batch = [r for r in await self._inner.next_batch(max_size, linger_s)
+                     if r.seq != self._lost]
+            if batch:
+                return batch
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+class _StallingStore(InMemoryEventStore):
+    """An in-memory log whose first feed goes silent after ``SILENT_AFTER`` events (or,
+    with ``loses``, never hands out that one event)."""
+
+    def __init__(self, loses: int | None = None) -> None:
         super().__init__()
         self.feeds = 0
+        self._loses = loses
 
     async def subscribe(self, from_seq: int = 1, subjects: str | None = None,
                         max_pending: int = 200_000) -> Any:
         feed = await super().subscribe(from_seq, subjects, max_pending)
         self.feeds += 1
-        return _GoesSilent(feed, SILENT_AFTER) if self.feeds == 1 else feed
+        if self.feeds > 1:
+            return feed
+        return _GoesSilent(feed, SILENT_AFTER) if self._loses is None else _LosesOne(
+            feed, self._loses)
 
 
-async def _filled() -> _StallingStore:
-    store = _StallingStore()
+async def _filled(loses: int | None = None) -> _StallingStore:
+    store = _StallingStore(loses)
     for n in range(EVENTS):
         await append_events(store, [make_event(f"r{n}", 1, f"c{n}", "RunCreated", name="x")], 0)
     return store
@@ -144,4 +173,32 @@ async def test_the_replay_reader_reads_again_past_a_silent_feed(
     await asyncio.wait_for(replay_reader._send(store, sink, EVENTS), 10)  # type: ignore[arg-type]
     sent = [record.seq for records, _ in read_batches(sink.written) for record in records]
     assert sent == list(range(1, EVENTS + 1))
+    assert store.feeds == 2
+
+
+class _Seen:
+    """An observer of every aggregate: the sequences it was handed, in order."""
+
+    def __init__(self) -> None:
+        self.seqs: list[int] = []
+
+    def wants(self, aggregate: str) -> bool:
+        return True
+
+    def observe(self, stored: StoredEvent) -> None:
+        self.seqs.append(stored.seq)
+
+
+@pytest.mark.parametrize("loses", [None, 10], ids=["silent feed", "lost event"])
+async def test_the_log_follower_hands_out_every_event_once_past_a_stall_or_a_gap(
+        loses: int | None) -> None:
+    store = await _filled(loses)
+    seen = _Seen()
+    follower = LogFollower(store, CODEC, [seen], stall_s=0.1)
+    await follower.start()
+    try:
+        await follower.caught_up(timeout_s=10)
+    finally:
+        await follower.stop()
+    assert seen.seqs == list(range(1, EVENTS + 1))
     assert store.feeds == 2
