@@ -74,6 +74,8 @@ async def test_each_error_class_strategy_shows_in_the_lease_and_in_sql(client: C
     def complete(result: QueryResult) -> bool:
         return len(result.rows) == len(STRATEGY) and all(r[2] for r in result.rows)
 
+    # The claims first: a strategy is in the rows from the failure on, the new lease later.
+    await client.query("SELECT 1", after=client.last_seq)
     result = await eventually(client, "SELECT task_id, state, strategy, instruction::VARCHAR, "
                               "is_escalated FROM tasks WHERE run_id = 'rec' ORDER BY task_id",
                               complete)
