@@ -247,13 +247,13 @@ async def seed_prices(executor: Executor) -> list[str]:
 
 async def _registered(executor: Executor, body: bytes) -> Reply:
     """One ``model.register``, sent again while the answer says a retry may succeed."""
-    for attempt in range(1, SEED_ATTEMPTS + 1):
+    for attempt in range(1, SEED_ATTEMPTS):
         reply = await executor.execute("model.register", body)
         error = reply.get("error")
         if not isinstance(error, dict) or error.get("code") not in _SEED_RETRIED:
             return reply
         await asyncio.sleep(0.05 * 2**attempt)
-    return reply
+    return await executor.execute("model.register", body)  # the last: no wait after it
 
 
 @contextlib.asynccontextmanager
