@@ -10,9 +10,9 @@ and a read that knows the log holds more takes a silent feed for stalled
 from __future__ import annotations
 
 from services.store.port import EventFeed, EventStore
-from services.store.stalls import STALL_S, next_batch_within
+from services.store.stalls import STALL_S, contiguous_run, log_holds_past, next_batch_within
 
-__all__ = ["STALL_S", "next_batch_within", "open_feed"]
+__all__ = ["STALL_S", "contiguous_run", "log_holds_past", "next_batch_within", "open_feed"]
 
 
 async def open_feed(store: EventStore, from_seq: int, max_pending: int = 200_000) -> EventFeed:

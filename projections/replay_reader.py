@@ -17,11 +17,10 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from services.store import RecordedEvent
 from services.store.port import EventFeed, EventStore
 
 from .errors import ProjectionError
-from .feed import STALL_S, next_batch_within, open_feed
+from .feed import STALL_S, contiguous_run, next_batch_within, open_feed
 from .replay_frames import END, encode_batch
 from .runtime import Progress
 
@@ -140,7 +139,7 @@ async def _send_from(feed: EventFeed, sink: asyncio.StreamWriter, expected: int,
             log.warning("no event for %.0f s with seq %d still to read: reading again from "
                         "there", STALL_S, expected)
             return expected
-        wanted, expected, gap = _contiguous(records, expected, target, fresh)
+        wanted, expected, gap = contiguous_run(records, expected, fresh, target)
         fresh = False
         if wanted:
             sink.write(encode_batch(wanted, target))
@@ -150,18 +149,3 @@ async def _send_from(feed: EventFeed, sink: asyncio.StreamWriter, expected: int,
         if records[-1].seq >= target:
             return target + 1
     return expected
-
-
-def _contiguous(records: list[RecordedEvent], expected: int, target: int, fresh: bool
-                ) -> tuple[list[RecordedEvent], int, bool]:
-    wanted: list[RecordedEvent] = []
-    for record in records:
-        if record.seq < expected:
-            continue
-        if record.seq > target:
-            break
-        if record.seq > expected and not (fresh and not wanted):
-            return wanted, expected, True
-        wanted.append(record)
-        expected = record.seq + 1
-    return wanted, expected, False

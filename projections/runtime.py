@@ -35,7 +35,7 @@ from services.store.port import EventFeed, EventStore
 from .applier import BatchApplier, BatchResult
 from .database import ReadModelDb, checkpoint_positions
 from .errors import DatabaseStrained, WaitTimeout
-from .feed import STALL_S, next_batch_within, open_feed
+from .feed import STALL_S, contiguous_run, log_holds_past, next_batch_within, open_feed
 from .models import Projection
 from .telemetry import ProjectorTelemetry
 
@@ -179,7 +179,9 @@ class Projector:
                                 "reading again from there", self.config.stall_s, self.position)
                     return False
                 continue  # caught up, and the log is quiet
-            wanted, gap = self._contiguous(records, fresh, target)
+            # Only a gap at a new subscription's start is real (deleted messages); any
+            # other one means the feed lost events, which must be read again.
+            wanted, _, gap = contiguous_run(records, self.position + 1, fresh, target)
             fresh = False
             if wanted:
                 head = target if target is not None else await self._stream_head(wanted[-1].seq)
@@ -224,26 +226,6 @@ class Projector:
             return config.batch_size, 0.0
         most = config.max_batch_size or 10 * config.batch_size
         return min(lag, max(most, config.batch_size)), config.linger_s
-
-    def _contiguous(self, records: list[RecordedEvent], fresh: bool, target: int | None
-                    ) -> tuple[list[RecordedEvent], bool]:
-        """Keeps the run of records right after the position; says whether a gap cut it.
-
-        Only a gap at the very start of a new subscription is real (deleted messages);
-        any other one means the feed lost events, which must be read again.
-        """
-        expected = self.position + 1
-        wanted: list[RecordedEvent] = []
-        for record in records:
-            if record.seq < expected:
-                continue  # redelivered
-            if target is not None and record.seq > target:
-                break
-            if record.seq > expected and not (fresh and not wanted):
-                return wanted, True
-            wanted.append(record)
-            expected = record.seq + 1
-        return wanted, False
 
     async def wait_for_seq(self, seq: int, timeout_s: float) -> int:
         """Waits until the read models include stream sequence ``seq``; returns the position.
@@ -341,11 +323,7 @@ class Projector:
         """Whether events the feed should have delivered exist past the position."""
         if target is not None:
             return target > self.position
-        try:
-            return await self._last_event_seq() > self.position
-        except StoreError as error:  # NATS away: its reconnect will tell, not this check
-            log.debug("cannot tell whether the feed stalled: %s", error)
-            return False
+        return await log_holds_past(self.store, self.position)
 
     async def _stream_head(self, seen: int) -> int:
         """Returns the stream head, asking the server at most every ``head_refresh_s``."""

@@ -29,7 +29,15 @@ from typing import Protocol
 
 from events.codec import DecodeError, EventCodec, StoredEvent
 from services.errors import StoreError
-from services.store import STALL_S, EventFeed, EventStore, RecordedEvent, next_batch_within
+from services.store import (
+    STALL_S,
+    EventFeed,
+    EventStore,
+    RecordedEvent,
+    contiguous_run,
+    log_holds_past,
+    next_batch_within,
+)
 
 __all__ = ["LogFollower", "Observer"]
 
@@ -105,43 +113,22 @@ class LogFollower:
         while True:
             batch = await next_batch_within(feed, 2000, 0.002, self._stall_s)
             if batch is None:
-                if await self._stalled():
+                if await log_holds_past(self._store, self.position):
                     log.warning("log follower: no event for %.0f s while the log holds more "
                                 "past seq %d: reading again from there", self._stall_s,
                                 self.position)
                     return False
                 continue
-            intact = self._hand_out_contiguous(batch, fresh)
+            wanted, _, gap = contiguous_run(batch, self.position + 1, fresh)
             fresh = False
+            for recorded in wanted:
+                self._hand_out(recorded)
             async with self._moved:
                 self._moved.notify_all()
-            if not intact:
+            if gap:
                 log.warning("log follower: the feed skipped events after seq %d: reading "
                             "again from there", self.position)
                 return False
-
-    def _hand_out_contiguous(self, batch: list[RecordedEvent], fresh: bool) -> bool:
-        """Hands out the run of events right after the position; False at a gap.
-
-        Only a gap at the very start of a subscription is real (deleted messages).
-        """
-        for recorded in batch:
-            if recorded.seq <= self.position:
-                continue  # redelivered after a new subscription
-            if recorded.seq > self.position + 1 and not fresh:
-                return False
-            fresh = False
-            self._hand_out(recorded)
-        return True
-
-    async def _stalled(self) -> bool:
-        """Whether the log holds events past the position (the feed should have them)."""
-        try:
-            last = await self._store.last_on_subject(f"{self._store.subject_prefix}.>")
-        except StoreError as error:  # NATS away: its reconnect will tell, not this check
-            log.debug("cannot tell whether the follower's feed stalled: %s", error)
-            return False
-        return last is not None and last.seq > self.position
 
     def _hand_out(self, recorded: RecordedEvent) -> None:
         self.position = recorded.seq

@@ -1,6 +1,8 @@
-"""Telling a silent feed from a quiet log.
+"""Gaps and stalls: what every reader of the log checks of its feed.
 
-Once nats-py has dropped messages from a full client buffer, its ordered consumer may
+A gap in the sequences means the client lost messages (only one at the very start of a
+subscription is real: deleted messages), and they are read again from a new feed. Once
+nats-py has dropped messages from a full client buffer, its ordered consumer may
 receive nothing more at all, even past its own reset after two missed idle heartbeats
 (10 s). A reader that knows the log holds more than it got (``next_batch_within``
 returning None) opens a new feed where it stopped; a quiet log is no reason to.
@@ -10,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 
-from .port import EventFeed
+from services.errors import StoreError
+
+from .port import EventFeed, EventStore
 from .records import RecordedEvent
 
-__all__ = ["STALL_S", "next_batch_within"]
+__all__ = ["STALL_S", "contiguous_run", "log_holds_past", "next_batch_within"]
 
 STALL_S = 15.0
 """How long a read that knows more events exist waits for the next one before it takes
@@ -31,3 +35,34 @@ async def next_batch_within(feed: EventFeed, max_size: int, linger_s: float, sta
         return await asyncio.wait_for(feed.next_batch(max_size, linger_s), stall_s)
     except TimeoutError:
         return None
+
+
+def contiguous_run(records: list[RecordedEvent], expected: int, fresh: bool,
+                   target: int | None = None) -> tuple[list[RecordedEvent], int, bool]:
+    """The run of ``records`` from sequence ``expected`` on (up to ``target``), the next
+    sequence wanted after it, and whether a gap cut it.
+
+    ``fresh``: the batch is a new subscription's first, where a gap before the first
+    record is accepted. Records before ``expected`` are redeliveries and are passed over.
+    """
+    wanted: list[RecordedEvent] = []
+    for record in records:
+        if record.seq < expected:
+            continue
+        if target is not None and record.seq > target:
+            break
+        if record.seq > expected and not (fresh and not wanted):
+            return wanted, expected, True
+        wanted.append(record)
+        expected = record.seq + 1
+    return wanted, expected, False
+
+
+async def log_holds_past(store: EventStore, seq: int) -> bool:
+    """Whether the log still holds an event after ``seq`` (False when NATS cannot say:
+    its reconnect, not this check, tells of that)."""
+    try:
+        last = await store.last_on_subject(f"{store.subject_prefix}.>")
+    except StoreError:
+        return False
+    return last is not None and last.seq > seq
