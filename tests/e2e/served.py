@@ -63,6 +63,11 @@ async def _workload(nats_url: str) -> int:
         await client.send("run.start", {"run_id": "shared"})
         await client.send("usage.record", {"run_id": "shared", "model": "gpt-4o-mini",
                                            "tokens_in": 900, "tokens_out": 300})
+        # The demo's calls fail at random (8 %), and about one workload in twelve has no
+        # failure at all: this one guarantees the breaker feed has something to feed.
+        await client.send("usage.record", {"run_id": "shared", "model": "gpt-4o-mini",
+                                           "tokens_in": 100, "tokens_out": 0,
+                                           "outcome": "rate_limit"})
         report = await run_workload(client, runs=3, workers=2, seed=3)
         await client.send("run.create", {"run_id": "traced", "name": "cancelled by hand"})
         await client.send("run.start", {"run_id": "traced"})
