@@ -32,7 +32,7 @@ from .errors import DatabaseStrained, ProjectionHalted
 from .models import Batch, ErrorSink, Projection, RejectedEvent, default_projections
 from .models.base import insert_rows, upsert_rows
 
-__all__ = ["BatchApplier", "BatchResult", "DecodedBatch"]
+__all__ = ["BatchApplier", "BatchResult"]
 
 _HALTING = (
     duckdb.IOException, duckdb.OutOfMemoryException, duckdb.FatalException,
@@ -84,20 +84,6 @@ class _Work:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class DecodedBatch:
-    """A batch decoded and ready to apply."""
-
-    work: _Work
-    stopped: bool
-    """The time cutoff was reached inside it: nothing after it is to be applied."""
-
-    @property
-    def last_seq(self) -> int:
-        """The last stream sequence it holds (0 when empty)."""
-        return self.work.records[-1].seq if self.work.records else 0
-
-
 class _ProjectionFailed(Exception):
     """One projection's writes failed inside the batch transaction."""
 
@@ -137,19 +123,9 @@ class BatchApplier:
 
     def apply(self, records: Sequence[RecordedEvent], stream_head: int,
               cutoff: datetime | None = None) -> BatchResult:
-        """Applies the messages past the checkpoint (up to ``cutoff``, by ``occurred_at``)."""
-        return self.apply_decoded(self.decode(records, cutoff), stream_head)
-
-    def decode(self, records: Sequence[RecordedEvent], cutoff: datetime | None = None
-               ) -> DecodedBatch:
-        """Decodes the messages past the checkpoint; a pipeline decodes the next batch while
-        the previous one is applied (``apply_decoded``)."""
+        """Applies the messages past the checkpoint (up to ``cutoff``, by ``occurred_at``)
+        in one transaction with its checkpoints."""
         work, stopped = self._prepare(records, cutoff)
-        return DecodedBatch(work, stopped)
-
-    def apply_decoded(self, decoded: DecodedBatch, stream_head: int) -> BatchResult:
-        """Applies a decoded batch in one transaction with its checkpoints."""
-        work, stopped = decoded.work, decoded.stopped
         if not work.records:
             return BatchResult(0, self.position, 0, stopped)
         head = max(stream_head, work.records[-1].seq)
