@@ -8,7 +8,9 @@ upcast. An event that cannot be decoded is shown raw, flagged, never fatal.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
@@ -76,7 +78,7 @@ def command(start: str, aggregate: str | None, aggregate_id: str | None, types: 
 
 async def _tail(start: str, wanted: TailFilter, count: int | None, no_follow: bool,
                 output: str) -> int:
-    from services.store import JetStreamEventStore
+    from services.store import JetStreamEventStore, follow_log
 
     from .connect import connect
 
@@ -89,18 +91,17 @@ async def _tail(start: str, wanted: TailFilter, count: int | None, no_follow: bo
             return 0
         # Up to the end, every event is read and filtered here, so the feed surely reaches
         # the head; following, the server filters by subject.
-        feed = await store.subscribe(first, None if no_follow else wanted.subject())
-        try:
-            await _print_events(feed, wanted, count, head if no_follow else None, output)
-        finally:
-            await feed.close()
+        subjects = None if no_follow else wanted.subject(store.subject_prefix)
+        events = follow_log(store, first, subjects, head if no_follow else None)
+        async with contextlib.aclosing(events):
+            await _print_events(events, wanted, count, output)
     return 0
 
 
-async def _print_events(feed: Any, wanted: TailFilter, count: int | None, until: int | None,
-                        output: str) -> None:
+async def _print_events(events: AsyncIterator[list[RecordedEvent]], wanted: TailFilter,
+                        count: int | None, output: str) -> None:
     shown = 0
-    async for batch in feed.batches(until_seq=until, linger_s=0.02):
+    async for batch in events:
         for event in batch:
             record = event_record(event)
             if not wanted.accepts(record):

@@ -6,7 +6,7 @@ from .memory import InMemoryEventStore
 from .port import EventFeed, EventStore
 from .records import AppendResult, Expectation, OutgoingMessage, RecordedEvent
 from .snapshots import Snapshot, SnapshotStore
-from .stalls import STALL_S, contiguous_run, log_holds_past, next_batch_within
+from .stalls import STALL_S, contiguous_run, follow_log, log_holds_past, next_batch_within
 
 __all__ = [
     "EXPECTED_SEQ_HEADER",
@@ -24,6 +24,7 @@ __all__ = [
     "Snapshot",
     "SnapshotStore",
     "contiguous_run",
+    "follow_log",
     "log_holds_past",
     "next_batch_within",
 ]

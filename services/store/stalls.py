@@ -11,13 +11,14 @@ returning None) opens a new feed where it stopped; a quiet log is no reason to.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncGenerator
 
 from services.errors import StoreError
 
 from .port import EventFeed, EventStore
 from .records import RecordedEvent
 
-__all__ = ["STALL_S", "contiguous_run", "log_holds_past", "next_batch_within"]
+__all__ = ["STALL_S", "contiguous_run", "follow_log", "log_holds_past", "next_batch_within"]
 
 STALL_S = 15.0
 """How long a read that knows more events exist waits for the next one before it takes
@@ -58,11 +59,51 @@ def contiguous_run(records: list[RecordedEvent], expected: int, fresh: bool,
     return wanted, expected, False
 
 
-async def log_holds_past(store: EventStore, seq: int) -> bool:
-    """Whether the log still holds an event after ``seq`` (False when NATS cannot say:
-    its reconnect, not this check, tells of that)."""
+async def log_holds_past(store: EventStore, seq: int, subjects: str | None = None) -> bool:
+    """Whether the log still holds an event (of ``subjects``) after ``seq`` (False when
+    NATS cannot say: its reconnect, not this check, tells of that)."""
     try:
-        last = await store.last_on_subject(f"{store.subject_prefix}.>")
+        last = await store.last_on_subject(subjects or f"{store.subject_prefix}.>")
     except StoreError:
         return False
     return last is not None and last.seq > seq
+
+
+async def follow_log(store: EventStore, first: int, subjects: str | None = None,
+                     until: int | None = None, stall_s: float = STALL_S
+                     ) -> AsyncGenerator[list[RecordedEvent], None]:
+    """Batches of the events from ``first`` on (of ``subjects``, up to ``until``), in
+    order, each once, for a reader with no position of its own to keep (``runlog tail``).
+
+    A feed that goes silent while the log holds more of its events is opened again where
+    it stopped, and so is one that skips events (a gap shows only when every subject is
+    read: filtered, the sequences have gaps of their own).
+    """
+    position = first - 1
+    while until is None or position < until:
+        feed = await store.subscribe(position + 1, subjects)
+        try:
+            fresh = True
+            while until is None or position < until:
+                batch = await next_batch_within(feed, 1000, 0.02, stall_s)
+                if batch is None:
+                    if await log_holds_past(store, position, subjects):
+                        break
+                    continue
+                if subjects is None:
+                    wanted, _, gap = contiguous_run(batch, position + 1, fresh, until)
+                else:
+                    wanted, gap = _past(batch, position, until), False
+                fresh = False
+                if wanted:
+                    position = wanted[-1].seq
+                    yield wanted
+                if gap:
+                    break
+        finally:
+            await feed.close()
+
+
+def _past(records: list[RecordedEvent], position: int, until: int | None
+          ) -> list[RecordedEvent]:
+    return [r for r in records if r.seq > position and (until is None or r.seq <= until)]

@@ -1,7 +1,7 @@
 """A feed that goes silent while the log holds more (nats-py, once it has dropped messages
 from a full buffer, may deliver nothing again) is opened anew, never waited on forever:
-by the projector, the replay reader and the command service's log follower, which also
-reads again after a gap.
+by the projector, the replay reader, the command service's log follower and
+``runlog tail``, which also read again after a gap.
 
 The same stall on a real JetStream is in tests/integration/projections/test_feed_stalls.py.
 """
@@ -9,6 +9,7 @@ The same stall on a real JetStream is in tests/integration/projections/test_feed
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from projections.database import ReadModelDb
 from projections.replay_frames import read_batches
 from projections.runtime import Projector, ProjectorConfig
 from services.follower import LogFollower
-from services.store import InMemoryEventStore, RecordedEvent
+from services.store import InMemoryEventStore, RecordedEvent, follow_log
 from tests.support.log import append_events, make_event
 
 EVENTS = 40
@@ -201,4 +202,33 @@ async def test_the_log_follower_hands_out_every_event_once_past_a_stall_or_a_gap
     finally:
         await follower.stop()
     assert seen.seqs == list(range(1, EVENTS + 1))
+    assert store.feeds == 2
+
+
+async def _followed(store: _StallingStore, subjects: str | None, until: int | None
+                    ) -> list[int]:
+    seqs: list[int] = []
+    events = follow_log(store, 1, subjects, until, stall_s=0.1)
+    async with contextlib.aclosing(events):
+        async for batch in events:
+            seqs += [r.seq for r in batch]
+            if len(seqs) >= EVENTS:
+                break
+    return seqs
+
+
+@pytest.mark.parametrize("loses", [None, 10], ids=["silent feed", "lost event"])
+async def test_tail_to_the_head_reads_every_event_once_past_a_stall_or_a_gap(
+        loses: int | None) -> None:
+    store = await _filled(loses)
+    assert await asyncio.wait_for(_followed(store, None, EVENTS), 10) == list(
+        range(1, EVENTS + 1))
+    assert store.feeds == 2
+
+
+async def test_a_filtered_tail_reads_again_past_a_silent_feed() -> None:
+    store = await _filled()
+    subjects = f"{store.subject_prefix}.run.>"
+    assert await asyncio.wait_for(_followed(store, subjects, None), 10) == list(
+        range(1, EVENTS + 1))
     assert store.feeds == 2
