@@ -31,10 +31,10 @@ def test_the_names_shared_with_submodules_are_the_entry_points() -> None:
         assert callable(entry), name
 
 
-def test_the_replay_applier_loads_neither_the_sql_service_nor_the_settings() -> None:
+def test_the_replay_applier_loads_neither_the_sql_service_nor_the_settings_nor_nats() -> None:
     probe = ("import sys, projections.replay_applier; "
              "print(sorted(m for m in ('projections.api', 'projections.service', "
-             "'pydantic_settings') if m in sys.modules))")
+             "'pydantic_settings', 'nats', 'services.store.jetstream') if m in sys.modules))")
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             check=True).stdout.strip()
     assert loaded == "[]"
