@@ -27,6 +27,7 @@ silent for {STALE_HEARTBEAT_S} s.
 
 def _table(doc: TableDoc) -> str:
     key = f" Key: `{', '.join(doc.key)}`." if doc.key else ""
+    key += "".join(f" Indexed: `{column}`." for column in doc.indexes)
     lines = [f"## `{doc.name}` ({doc.kind})", "", f"{doc.doc}{key}", "",
              "| column | type | meaning |", "|---|---|---|"]
     lines += [f"| `{c.name}` | `{c.type.sql}` | {c.doc} |" for c in doc.columns]

@@ -312,6 +312,10 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, projections: Sequence[Projecti
         for table in (*(t for p in projections for t in p.tables()), *SYSTEM_TABLES):
             con.execute(f"CREATE TABLE IF NOT EXISTS {table.name} "
                         f"(\n    {ddl_columns(table.columns, table.key)}\n)")
+            for column in table.indexes:
+                # Added to a file built before the index, too: the shape is the same.
+                con.execute(f"CREATE INDEX IF NOT EXISTS {table.name}_{column} "
+                            f"ON {table.name} ({column})")
         for _, ddl in VIEWS:
             con.execute(ddl)
         write_info(con, {"schema_version": str(SCHEMA_VERSION)})

@@ -43,6 +43,9 @@ class TableDoc:
     columns: tuple[Col, ...]
     key: tuple[str, ...] = ()
     kind: str = "table"
+    indexes: tuple[str, ...] = ()
+    """Columns with an index of their own: a lookup of a few of their values (the tasks of
+    the runs a batch touched) then reads those rows, not the whole table."""
 
 
 @dataclass

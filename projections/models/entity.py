@@ -65,6 +65,8 @@ class EntitySpec:
     """Event type -> time column set to the event's ``occurred_at``."""
     hooks: Mapping[str, Hook] = field(default_factory=dict)
     """Event type -> extra changes computed from the row and the event."""
+    indexes: tuple[str, ...] = ()
+    """Columns with an index of their own (``TableDoc.indexes``)."""
 
     @property
     def all_columns(self) -> tuple[Col, ...]:
@@ -99,7 +101,9 @@ class EntityProjection:
 
     def tables(self) -> tuple[TableDoc, ...]:
         """Returns the entity table."""
-        return (TableDoc(self.spec.name, self.spec.doc, self.spec.all_columns, (self.spec.key,)),)
+        spec = self.spec
+        return (TableDoc(spec.name, spec.doc, spec.all_columns, (spec.key,),
+                         indexes=spec.indexes),)
 
     def apply(self, con: duckdb.DuckDBPyConnection, batch: Batch, sink: ErrorSink) -> None:
         """Loads, folds and writes back every aggregate the batch touches."""

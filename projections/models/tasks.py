@@ -6,12 +6,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
 from projections.columns import Col, ColType
 from projections.decode import Event
 
-from .base import ErrorSink, unregister
+from .base import ErrorSink
 from .derived import recount_workers
 from .entity import EntityProjection, EntitySpec, Row
 
@@ -123,20 +122,24 @@ TASKS = EntitySpec(
     },
     hooks={"TaskLeaseExpired": _expired, "TaskRetryScheduled": _retry, "TaskFailed": _failed,
            "TaskLeased": _new_attempt, "TaskRequeuedByOperator": _requeued},
+    indexes=("run_id",),
 )
 
 # Entries in state order: DuckDB compares (and hashes) MAPs entry by entry, and list()
 # alone keeps whatever order the grouping produced, which depends on the batch.
+# A MERGE over a list parameter: the index on tasks.run_id then reads only the tasks of
+# those runs. The UPDATE ... FROM over a registered table it replaces read every task,
+# so a batch's cost grew with the table: 5.4 ms at 30,000 tasks, 12 ms at 300,000 and
+# 55-70 ms at 3,000,000, against 2.9-4.6 ms at either end now.
 _COUNT_SQL = """
-UPDATE runs SET task_counts = c.counts, tasks_total = c.total
-FROM (
-    SELECT run_id, map_from_entries(list({{'k': state, 'v': n}} ORDER BY state)) AS counts,
+MERGE INTO runs USING (
+    SELECT run_id, map_from_entries(list({'k': state, 'v': n} ORDER BY state)) AS counts,
            sum(n) AS total
     FROM (SELECT run_id, state, count(*) AS n FROM tasks
-          WHERE run_id IN (SELECT run_id FROM {src}) GROUP BY run_id, state)
+          WHERE run_id IN (SELECT unnest($runs::VARCHAR[])) GROUP BY run_id, state)
     GROUP BY run_id
-) AS c
-WHERE runs.run_id = c.run_id
+) AS c ON runs.run_id = c.run_id
+WHEN MATCHED THEN UPDATE SET task_counts = c.counts, tasks_total = c.total
 """
 
 
@@ -158,11 +161,5 @@ class TaskProjection(EntityProjection):
         recount_workers(con, self._holders | {row["worker_id"] for row in rows.values()
                                               if row.get("worker_id")})
         run_ids = {row["run_id"] for row in rows.values() if row.get("run_id")}
-        if not run_ids:
-            return
-        touched = pa.table({"run_id": pa.array(sorted(run_ids), pa.string())})
-        con.register("_touched_runs", touched)
-        try:
-            con.execute(_COUNT_SQL.format(src="_touched_runs"))
-        finally:
-            unregister(con, "_touched_runs")
+        if run_ids:
+            con.execute(_COUNT_SQL, {"runs": sorted(run_ids)})
