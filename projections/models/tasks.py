@@ -122,7 +122,7 @@ TASKS = EntitySpec(
     },
     hooks={"TaskLeaseExpired": _expired, "TaskRetryScheduled": _retry, "TaskFailed": _failed,
            "TaskLeased": _new_attempt, "TaskRequeuedByOperator": _requeued},
-    indexes=("run_id",),
+    indexes=("run_id", "state"),
 )
 
 # Entries in state order: DuckDB compares (and hashes) MAPs entry by entry, and list()
