@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from .base import unregister
 
-__all__ = ["recount_budgets", "recount_workers"]
+__all__ = ["charge_budgets", "recount_budgets", "recount_workers"]
 
 # The live leases first, on their own: with only the state to filter on, the index on
 # tasks.state reads just the leased and running tasks. Filtered by worker too, the scan
@@ -67,6 +67,41 @@ WHERE budgets.budget_id = s.budget_id
 """
 
 
+# The same sums as _BUDGETS_SQL, for the usage rows from $first to $last seq only, added
+# to what the budget held: a budget's whole usage is read again only when its bounds
+# or its runs move (recount_budgets). Over the whole history, each batch with usage on a
+# shared budget cost 5.1 ms at 60,000 usage rows, 20 at 600,000 and 66 at 3,000,000.
+_CHARGES_SQL = """
+WITH charged AS (
+    SELECT b.budget_id, sum(x.tokens) AS tokens, sum(x.cost) AS cost, count(*) AS n,
+           min(x.occurred_at) FILTER (
+               WHERE (b.max_tokens IS NOT NULL
+                      AND b.spent_tokens + x.running_tokens >= b.max_tokens)
+                  OR (b.max_cost_usd IS NOT NULL
+                      AND b.spent_cost_usd + x.running_cost >= b.max_cost_usd)) AS reached_at
+    FROM (
+        SELECT budget_id, occurred_at, tokens_in + tokens_out AS tokens, cost_usd AS cost,
+               sum(tokens_in + tokens_out) OVER w AS running_tokens,
+               sum(cost_usd) OVER w AS running_cost
+        FROM usage
+        WHERE seq BETWEEN $first AND $last
+          AND budget_id IN (SELECT unnest($budgets::VARCHAR[]))
+        WINDOW w AS (PARTITION BY budget_id ORDER BY seq)
+    ) AS x
+    JOIN budgets AS b ON b.budget_id = x.budget_id
+    GROUP BY b.budget_id
+)
+UPDATE budgets SET spent_tokens = budgets.spent_tokens + c.tokens,
+    spent_cost_usd = budgets.spent_cost_usd + c.cost, charges = budgets.charges + c.n,
+    exhausted_at = coalesce(budgets.exhausted_at, c.reached_at),
+    state = CASE WHEN budgets.state = 'closed' THEN 'closed'
+                 WHEN coalesce(budgets.exhausted_at, c.reached_at) IS NOT NULL THEN 'exhausted'
+                 ELSE 'active' END
+FROM charged AS c
+WHERE budgets.budget_id = c.budget_id
+"""
+
+
 def _recount(con: duckdb.DuckDBPyConnection, sql: str, keys: Iterable[str | None]) -> None:
     wanted = sorted({k for k in keys if k})
     if not wanted:
@@ -87,3 +122,13 @@ def recount_workers(con: duckdb.DuckDBPyConnection, worker_ids: Iterable[str | N
 def recount_budgets(con: duckdb.DuckDBPyConnection, budget_ids: Iterable[str | None]) -> None:
     """Sets each budget's spending (its runs' usage) and whether it is exhausted."""
     _recount(con, _BUDGETS_SQL, budget_ids)
+
+
+def charge_budgets(con: duckdb.DuckDBPyConnection, budget_ids: Iterable[str], first_seq: int,
+                   last_seq: int) -> None:
+    """Adds to each budget the usage rows from ``first_seq`` to ``last_seq`` that name it,
+    as ``recount_budgets`` would count them (they must be the newest usage of the budget).
+    """
+    wanted = sorted(set(budget_ids))
+    if wanted:
+        con.execute(_CHARGES_SQL, {"budgets": wanted, "first": first_seq, "last": last_seq})

@@ -10,7 +10,7 @@ from projections.columns import Col, ColType
 from projections.decode import Event
 
 from .base import Batch, ErrorSink, TableDoc, insert_rows
-from .derived import recount_budgets
+from .derived import charge_budgets, recount_budgets
 
 __all__ = ["USAGE_COLUMNS", "UsageProjection"]
 
@@ -89,16 +89,24 @@ class UsageProjection:
                 rows.append(_row(event))
             except (KeyError, TypeError, ValueError) as error:
                 sink.reject(self.name, event.seq, event, error)
+        if not rows:
+            return
         insert_rows(con, "usage", USAGE_COLUMNS, rows)
-        recount_budgets(con, _charged_budgets(con, rows))
+        recounted = _budgets_of_older_usage(con, rows)
+        recount_budgets(con, recounted)
+        named = [r for r in rows if r["budget_id"] and r["budget_id"] not in recounted]
+        if named:
+            charge_budgets(con, {r["budget_id"] for r in named}, named[0]["seq"],
+                           named[-1]["seq"])
 
 
-def _charged_budgets(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> set[str]:
-    """The shared budgets these usage rows charge.
+def _budgets_of_older_usage(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]
+                            ) -> set[str]:
+    """The shared budgets of usage rows that do not name theirs, recounted whole.
 
-    A usage written with its ``scopes`` (every current one) names its budget itself; only
-    older ones leave it to the run, which costs a query (a millisecond or more a batch).
+    A usage written with its ``scopes`` (every current one) names its budget itself, and
+    its charge is added to the budget; only older ones leave it to the run, which costs
+    a query (a millisecond or more a batch).
     """
-    named = {r["budget_id"] for r in rows if r["budget_id"]}
     unnamed = {r["run_id"] for r in rows if not r["budget_id"] and r["scopes"] is None}
-    return named | set(_budgets_of(con, unnamed)) if unnamed else named
+    return set(_budgets_of(con, unnamed)) if unnamed else set()

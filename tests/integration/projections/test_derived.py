@@ -5,8 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from projections import build_read_models
+from projections.applier import BatchApplier
+from projections.database import ReadModelDb
+from projections.models.derived import recount_budgets
 from services.store import InMemoryEventStore
 from tests.support.service_client import InProcessClient, memory_service
 
@@ -88,3 +92,47 @@ async def test_resources_dead_letters_queues_and_limits_are_visible(tmp_path: Pa
                            "WHERE task_id = 'doomed'").fetchall() == [("k", 1)]
         assert con.execute("SELECT count(*) FROM tasks WHERE task_id = 'holder' "
                            "AND attempt_deadline IS NOT NULL").fetchall() == [(1,)]
+
+
+async def _team_budget_log() -> InMemoryEventStore:
+    """A shared budget crossed, raised, crossed again and closed, with usage off it."""
+    store = InMemoryEventStore()
+    async with memory_service(store) as client:
+        await client.ok("budget.create", {"budget_id": "team", "name": "t", "max_tokens": 1000,
+                                          "max_cost_usd": 1})
+        await client.running_run("a", budget_id="team")
+        await client.running_run("b", budget_id="team")
+        await client.running_run("loner")
+        usage = {"model": "gpt-4o", "tokens_in": 300, "tokens_out": 100}
+        for run_id in ("a", "loner", "b", "a", "b"):
+            await client.ok("usage.record", usage | {"run_id": run_id})
+        await client.ok("budget.raise", {"budget_id": "team", "max_tokens": 3000})
+        for run_id in ("a", "b", "a", "loner", "b"):
+            await client.ok("usage.record", usage | {"run_id": run_id})
+        await client.ok("budget.close", {"budget_id": "team"})
+        await client.ok("usage.record", usage | {"run_id": "a"})
+    return store
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 3, 7, 1000])
+async def test_a_budgets_charges_added_batch_by_batch_equal_a_recount_of_its_usage(
+        tmp_path: Path, batch_size: int) -> None:
+    store = await _team_budget_log()
+    records = [r async for batch in store.read_all() for r in batch]
+    db = ReadModelDb.open_writer(tmp_path / "r.duckdb")
+    budget = ("SELECT state, spent_tokens, spent_cost_usd, charges, exhausted_at "
+              "FROM budgets WHERE budget_id = 'team'")
+    try:
+        applier = BatchApplier(db)
+        for start in range(0, len(records), batch_size):
+            applier.apply(records[start:start + batch_size], records[-1].seq)
+            added = db.con.execute(budget).fetchall()
+            db.con.execute("BEGIN")  # the recount, seen and rolled back
+            recount_budgets(db.con, ["team"])
+            assert db.con.execute(budget).fetchall() == added, records[start].seq
+            db.con.execute("ROLLBACK")
+    finally:
+        db.close()
+    state, spent, _, charges, exhausted_at = added[0]
+    assert (state, spent, charges) == ("closed", 3600, 9)  # the loner is on no budget
+    assert exhausted_at is not None
