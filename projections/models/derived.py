@@ -68,9 +68,10 @@ WHERE budgets.budget_id = s.budget_id
 
 
 # The same sums as _BUDGETS_SQL, for the usage rows from $first to $last seq only, added
-# to what the budget held: a budget's whole usage is read again only when its bounds
-# or its runs move (recount_budgets). Over the whole history, each batch with usage on a
-# shared budget cost 5.1 ms at 60,000 usage rows, 20 at 600,000 and 66 at 3,000,000.
+# to what the budget held: a budget's whole usage is read again (recount_budgets) only
+# when one of its own events (a raise, a close) may move its bounds. Over the whole
+# history, each batch with usage on a shared budget cost 5.1 ms at 60,000 usage rows,
+# 20 at 600,000 and 66 at 3,000,000; this costs 5.7-5.9 ms at each of those sizes.
 _CHARGES_SQL = """
 WITH charged AS (
     SELECT b.budget_id, sum(x.tokens) AS tokens, sum(x.cost) AS cost, count(*) AS n,
