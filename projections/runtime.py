@@ -2,8 +2,11 @@
 
 The projector reads the stream with the store's ordered-consumer feed, starting right
 after its checkpoint, and gathers micro-batches bounded by size and linger time. Each
-batch is applied in a worker thread (DuckDB releases the GIL, so the feed keeps
-filling meanwhile) in one transaction together with the new checkpoint.
+batch is applied in a worker thread in one transaction together with the new
+checkpoint. The thread keeps the event loop answering (the feed, SQL requests, beats)
+while a batch applies; it does not make the two run at once, since DuckDB holds the GIL
+while it scans the batch's Arrow tables. Applying small batches on the loop itself saved
+no CPU and made queries wait (a poll took 57-87 ms against 9-11).
 
 Batches follow the lag: caught up, a batch is whatever has arrived, applied at once (no
 linger), so an event is visible one transaction after it is written; behind, a batch
