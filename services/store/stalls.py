@@ -89,6 +89,8 @@ async def follow_log(store: EventStore, first: int, subjects: str | None = None,
                 if batch is None:
                     if await log_holds_past(store, position, subjects):
                         break
+                    if until is not None:
+                        return  # nothing left up to ``until`` (its last events were deleted)
                     continue
                 if subjects is None:
                     wanted, _, gap = contiguous_run(batch, position + 1, fresh, until)

@@ -232,3 +232,16 @@ async def test_a_filtered_tail_reads_again_past_a_silent_feed() -> None:
     assert await asyncio.wait_for(_followed(store, subjects, None), 10) == list(
         range(1, EVENTS + 1))
     assert store.feeds == 2
+
+
+async def test_a_tail_to_a_bound_past_the_last_event_ends_once_the_log_holds_nothing_more(
+        ) -> None:
+    store = InMemoryEventStore()
+    for n in range(EVENTS):
+        await append_events(store, [make_event(f"r{n}", 1, f"c{n}", "RunCreated", name="x")], 0)
+    # The bound names a sequence the log no longer holds (its last events were deleted).
+    async def read_to_the_bound() -> list[int]:
+        return [r.seq async for batch in follow_log(store, 1, None, EVENTS + 5, stall_s=0.1)
+                for r in batch]
+
+    assert await asyncio.wait_for(read_to_the_bound(), 10) == list(range(1, EVENTS + 1))
