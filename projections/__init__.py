@@ -12,6 +12,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from services.lazy import lazy_names
+
 if TYPE_CHECKING:
     from .api import (
         export,
@@ -168,11 +170,4 @@ if not TYPE_CHECKING:
         return importlib.import_module(".api", __name__).replay(*args, **kwargs)
 
 
-def __getattr__(name: str) -> Any:
-    """Imports a public name's module the first time the name is asked for."""
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{home}", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _HOMES)

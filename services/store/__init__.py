@@ -7,8 +7,9 @@ replay's applier) never loads them.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from services.lazy import lazy_names
 
 from .memory import InMemoryEventStore
 from .port import EventFeed, EventStore
@@ -52,11 +53,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Imports a JetStream name's module the first time the name is asked for."""
-    home = _ON_NATS.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{home}", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _ON_NATS)

@@ -236,9 +236,7 @@ async def test_a_filtered_tail_reads_again_past_a_silent_feed() -> None:
 
 async def test_a_tail_to_a_bound_past_the_last_event_ends_once_the_log_holds_nothing_more(
         ) -> None:
-    store = InMemoryEventStore()
-    for n in range(EVENTS):
-        await append_events(store, [make_event(f"r{n}", 1, f"c{n}", "RunCreated", name="x")], 0)
+    store = await _filled()
     # The bound names a sequence the log no longer holds (its last events were deleted).
     async def read_to_the_bound() -> list[int]:
         return [r.seq async for batch in follow_log(store, 1, None, EVENTS + 5, stall_s=0.1)
