@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import itemgetter
@@ -17,6 +17,8 @@ from projections.columns import Col, arrow_schema, initial_value
 from projections.decode import Event
 from projections.errors import ProjectionHalted
 
+from .appenders import KEPT_APPENDER_ROWS, append_values, update_values
+
 __all__ = [
     "Batch",
     "ErrorSink",
@@ -25,6 +27,7 @@ __all__ = [
     "TableDoc",
     "append_arrow",
     "insert_rows",
+    "insert_values",
     "load_rows",
     "unregister",
     "upsert_rows",
@@ -129,9 +132,17 @@ def unregister(con: duckdb.DuckDBPyConnection, name: str) -> None:
         con.unregister(name)
 
 
+def _picker(columns: tuple[Col, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """Reads a row's values of these columns as a tuple, at C speed."""
+    if len(columns) == 1:
+        name = columns[0].name
+        return lambda row: (row[name],)
+    return itemgetter(*(c.name for c in columns))
+
+
 def _arrow(columns: tuple[Col, ...], rows: Sequence[dict[str, Any]]) -> pa.Table:
     # Rows carry every column: transpose them at C speed.
-    pick = itemgetter(*(c.name for c in columns))
+    pick = _picker(columns)
     data = [list(column) for column in zip(*map(pick, rows), strict=True)]
     return pa.table(data, schema=arrow_schema(columns))
 
@@ -149,8 +160,24 @@ def _with_view(con: duckdb.DuckDBPyConnection, table: pa.Table, sql: str) -> Non
 def insert_rows(con: duckdb.DuckDBPyConnection, table: str, columns: tuple[Col, ...],
                 rows: Sequence[dict[str, Any]]) -> None:
     """Appends rows in one statement; ``columns`` are all the table's, in its order."""
-    if rows:
-        append_arrow(con, table, _arrow(columns, rows))
+    pick = _picker(columns)
+    insert_values(con, table, columns, [pick(row) for row in rows])
+
+
+def insert_values(con: duckdb.DuckDBPyConnection, table: str, columns: tuple[Col, ...],
+                  rows: Sequence[Sequence[Any]]) -> None:
+    """Appends rows given as a value per column, in the order of ``columns`` (all the
+    table's, in its order); text converts to timestamps and JSON on the way in.
+
+    A few rows go through a kept appender (``appenders``), more as one Arrow table.
+    """
+    if not rows:
+        return
+    if len(rows) <= KEPT_APPENDER_ROWS:
+        append_values(con, table, tuple(c.name for c in columns), rows)
+        return
+    data = [list(column) for column in zip(*rows, strict=True)]
+    append_arrow(con, table, pa.table(data, schema=arrow_schema(columns)))
 
 
 def append_arrow(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table) -> None:
@@ -179,7 +206,7 @@ def upsert_rows(con: duckdb.DuckDBPyConnection, table: str, columns: tuple[Col, 
 def write_rows(con: duckdb.DuckDBPyConnection, table: str, columns: tuple[Col, ...], key: str,
                rows: Mapping[str, dict[str, Any]], stored: Mapping[str, dict[str, Any]]) -> None:
     """Writes folded rows back: new ones appended whole, stored ones updated in the
-    columns that changed.
+    columns that changed (a few rows through kept appenders, more as Arrow tables).
 
     ``columns`` are all the table's, in its order; the rows hold every one but the
     derived ones, which new rows start at their initial value. ``stored`` holds, by key,
@@ -191,16 +218,22 @@ def write_rows(con: duckdb.DuckDBPyConnection, table: str, columns: tuple[Col, .
     """
     new = [row for k, row in rows.items() if k not in stored]
     if new:
-        append_arrow(con, table, pa.table(
-            [[initial_value(c)] * len(new) if c.derived else [row[c.name] for row in new]
-             for c in columns], schema=arrow_schema(columns)))
+        insert_values(con, table, columns, [
+            tuple(initial_value(c) if c.derived else row[c.name] for c in columns)
+            for row in new])
     updated = [(row, stored[k]) for k, row in rows.items() if k in stored]
     written = tuple(c for c in columns if not c.derived)
     changed = _changed_columns(written, key, updated)
-    if changed:
-        narrow = tuple(c for c in written if c.name == key) + changed
-        _with_view(con, _arrow(narrow, [row for row, _ in updated]),
-                   _merge_sql(table, narrow, (key,), changed, insert=False))
+    if not changed:
+        return
+    narrow = tuple(c for c in written if c.name == key) + changed
+    if len(updated) <= KEPT_APPENDER_ROWS:
+        pick = _picker(narrow)
+        update_values(con, table, key, tuple(c.name for c in narrow),
+                      [pick(row) for row, _ in updated])
+        return
+    _with_view(con, _arrow(narrow, [row for row, _ in updated]),
+               _merge_sql(table, narrow, (key,), changed, insert=False))
 
 
 def _changed_columns(columns: tuple[Col, ...], key: str,

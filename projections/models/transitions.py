@@ -5,12 +5,11 @@ from __future__ import annotations
 import re
 
 import duckdb
-import pyarrow as pa
 
-from projections.columns import Col, ColType, arrow_schema
+from projections.columns import Col, ColType
 from projections.decode import Event
 
-from .base import Batch, ErrorSink, TableDoc, append_arrow
+from .base import Batch, ErrorSink, TableDoc, insert_values
 
 __all__ = ["TRANSITION_COLUMNS", "TransitionProjection"]
 
@@ -29,7 +28,6 @@ TRANSITION_COLUMNS = (
 )
 
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
-_SCHEMA = arrow_schema(TRANSITION_COLUMNS)
 
 
 def _trace_ids(traceparent: str | None) -> tuple[str | None, str | None]:
@@ -37,17 +35,15 @@ def _trace_ids(traceparent: str | None) -> tuple[str | None, str | None]:
     return (found[1], found[2]) if found else (None, None)
 
 
-def _transitions(events: list[Event]) -> pa.Table:
-    """The batch's rows, column by column in the table's order."""
-    moved = [e for e in events if e.to_state is not None]
-    ids = [_trace_ids(e.traceparent) for e in moved]
-    return pa.table([
-        [e.seq for e in moved], [e.occurred_at for e in moved], [e.aggregate for e in moved],
-        [e.aggregate_id for e in moved], [e.type for e in moved],
-        [e.from_state for e in moved], [e.to_state for e in moved],
-        [e.version for e in moved], [e.command_id for e in moved],
-        [trace for trace, _ in ids], [span for _, span in ids],
-    ], schema=_SCHEMA)
+def _transitions(events: list[Event]) -> list[tuple[object, ...]]:
+    """The batch's rows, a value per column in the table's order."""
+    rows: list[tuple[object, ...]] = []
+    for e in events:
+        if e.to_state is not None:
+            trace, span = _trace_ids(e.traceparent)
+            rows.append((e.seq, e.occurred_at, e.aggregate, e.aggregate_id, e.type,
+                         e.from_state, e.to_state, e.version, e.command_id, trace, span))
+    return rows
 
 
 class TransitionProjection:
@@ -66,6 +62,4 @@ class TransitionProjection:
 
     def apply(self, con: duckdb.DuckDBPyConnection, batch: Batch, sink: ErrorSink) -> None:
         """Appends the batch's transitions in one statement."""
-        table = _transitions(batch.events)
-        if table.num_rows:
-            append_arrow(con, "transitions", table)
+        insert_values(con, "transitions", TRANSITION_COLUMNS, _transitions(batch.events))
