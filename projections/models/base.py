@@ -17,7 +17,7 @@ from projections.columns import Col, arrow_schema, initial_value
 from projections.decode import Event
 from projections.errors import ProjectionHalted
 
-from .appenders import KEPT_APPENDER_ROWS, append_values, update_values
+from .appenders import KEPT_APPENDER_ROWS, KEPT_UPDATER_ROWS, append_values, update_values
 
 __all__ = [
     "Batch",
@@ -227,7 +227,7 @@ def write_rows(con: duckdb.DuckDBPyConnection, table: str, columns: tuple[Col, .
     if not changed:
         return
     narrow = tuple(c for c in written if c.name == key) + changed
-    if len(updated) <= KEPT_APPENDER_ROWS:
+    if len(updated) <= KEPT_UPDATER_ROWS:
         pick = _picker(narrow)
         update_values(con, table, key, tuple(c.name for c in narrow),
                       [pick(row) for row, _ in updated])

@@ -17,7 +17,7 @@ import pytest
 
 from projections.database import ReadModelDb
 from projections.models import appenders
-from projections.models.appenders import KEPT_APPENDER_ROWS
+from projections.models.appenders import KEPT_APPENDER_ROWS, KEPT_UPDATER_ROWS
 from projections.models.base import insert_rows, write_rows
 from projections.models.runs import RUNS
 from projections.models.usage import USAGE_COLUMNS
@@ -75,11 +75,12 @@ def test_usage_appended_a_few_at_a_time_equals_usage_appended_at_once(
         "TIMESTAMP WITH TIME ZONE", ["run:r1", "day@2026-01-01"])
 
 
-@pytest.mark.parametrize("count", [2, KEPT_APPENDER_ROWS + 5])
+@pytest.mark.parametrize("count", [2, KEPT_APPENDER_ROWS + 5, KEPT_UPDATER_ROWS + 5])
 def test_runs_written_and_updated_hold_the_same_whichever_path_wrote_them(
         db: ReadModelDb, count: int) -> None:
-    """``count`` rows are written then updated: below the threshold through appenders,
-    above it through Arrow; the result is compared with what each column should hold."""
+    """``count`` rows are written then updated: below each path's threshold through
+    appenders, above it through Arrow; the result is compared with what each column
+    should hold."""
     new = {f"r{i:03}": _run(f"r{i:03}") for i in range(count)}
     _in_transaction(db, lambda: write_rows(db.con, "runs", RUNS.all_columns, "run_id", new, {}))
     stored = {k: dict(v) for k, v in new.items()}
