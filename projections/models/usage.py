@@ -46,16 +46,23 @@ _FIELDS = tuple(c for c in USAGE_COLUMNS if c.name not in ("seq", "occurred_at")
 _REQUIRED = frozenset({"run_id", "model", "tokens_in", "tokens_out", "cost_usd"})
 
 
+# Per field: its name, converter, whether it is required and whether null counts as 0
+# (older events had no cached input), worked out once rather than per event.
+_PLAN = tuple((c.name, c.type.convert, c.name in _REQUIRED, c.name in _ZERO_COUNTS)
+              for c in _FIELDS)
+
+
 def _row(event: Event) -> dict[str, Any]:
     data = event.data
     row: dict[str, Any] = {"seq": event.seq, "occurred_at": event.occurred_at}
-    for col in _FIELDS:
-        value = data.get(col.name)
-        if value is None and col.name in _REQUIRED:
-            raise ValueError(f"UsageRecorded without {col.name}")
-        if value is None and col.name in _ZERO_COUNTS:
-            value = 0  # older events had no cached input
-        row[col.name] = None if value is None else col.type.convert(value)
+    for name, convert, required, zero in _PLAN:
+        value = data.get(name)
+        if value is not None:
+            row[name] = convert(value)
+        elif required:
+            raise ValueError(f"UsageRecorded without {name}")
+        else:
+            row[name] = 0 if zero else None
     return row
 
 
