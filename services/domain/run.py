@@ -163,12 +163,11 @@ def cost_of(command: RecordUsage, price: Price) -> Decimal:
     return exact_usd(total / _PER_MTOK)
 
 
-def _exceeds(state: RunState) -> bool:
-    budget = state.budget
+def _exceeds(budget: RunBudget | None, tokens: int, cost_usd: Decimal) -> bool:
     if budget is None:
         return False
-    over_tokens = budget.max_tokens is not None and state.tokens > budget.max_tokens
-    over_cost = budget.max_cost_usd is not None and state.cost_usd > budget.max_cost_usd
+    over_tokens = budget.max_tokens is not None and tokens > budget.max_tokens
+    over_cost = budget.max_cost_usd is not None and cost_usd > budget.max_cost_usd
     return over_tokens or over_cost
 
 
@@ -183,9 +182,11 @@ def evolve(state: RunState | None, event: DomainEvent) -> RunState:
     if state is None:
         raise InvalidHistory(f"run: {event.type_name()} before RunCreated")
     if isinstance(event, UsageRecorded):
-        spent = replace(state, tokens=state.tokens + event.tokens_in + event.tokens_out,
-                        cost_usd=state.cost_usd + event.cost_usd)
-        return replace(spent, over_budget=spent.over_budget or _exceeds(spent))
+        # One replace (each introspects the fields): a usage is most of a run's events.
+        tokens = state.tokens + event.tokens_in + event.tokens_out
+        cost = state.cost_usd + event.cost_usd
+        return replace(state, tokens=tokens, cost_usd=cost,
+                       over_budget=state.over_budget or _exceeds(state.budget, tokens, cost))
     if isinstance(event, RunBudgetExceeded):
         return replace(state, over_budget=True)
     if isinstance(event, RunConfigured):
