@@ -176,8 +176,10 @@ class Repositories:
         self.gates_of.observe(stored)
         if stored.type == "UsageRecorded":
             # Each event passes here once per process (and once as this replica's own
-            # write): the ledgers count it once, by its sequence.
-            self.ledgers.used(usage_of(stored.data), stored.seq)
+            # write): the ledgers count it once, by its sequence; an own write is not
+            # even read again.
+            if not self.ledgers.counted(stored.seq):
+                self.ledgers.used(usage_of(stored.data), stored.seq)
         elif stored.aggregate == "budget":
             self._define_budget(stored)
         self._index_results(stored)

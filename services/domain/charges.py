@@ -71,12 +71,14 @@ class Ledger:
 
     def moved(self, tokens: int, cost: Decimal, reserved: bool, sign: int) -> Ledger:
         """The ledger with an amount added (+1) or taken away (-1), reserved or settled."""
+        # Spelled out: dataclasses.replace introspects the fields on every call, and each
+        # usage moves a ledger per scope (its run's, its day's, ...).
         if reserved:
-            return replace(self, reserved_tokens=self.reserved_tokens + sign * tokens,
-                           reserved_cost_usd=self.reserved_cost_usd + sign * cost,
-                           live=self.live + sign)
-        return replace(self, settled_tokens=self.settled_tokens + sign * tokens,
-                       settled_cost_usd=self.settled_cost_usd + sign * cost)
+            return Ledger(self.settled_tokens, self.settled_cost_usd,
+                          self.reserved_tokens + sign * tokens,
+                          self.reserved_cost_usd + sign * cost, self.live + sign)
+        return Ledger(self.settled_tokens + sign * tokens, self.settled_cost_usd + sign * cost,
+                      self.reserved_tokens, self.reserved_cost_usd, self.live)
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,6 +352,10 @@ class Ledgers:
               sign: int) -> None:
         for scope in scopes:
             self._ledgers[scope] = self.ledger(scope).moved(tokens, cost, reserved, sign)
+
+    def counted(self, seq: int) -> bool:
+        """Whether the usage at ``seq`` is counted already (this replica's own write)."""
+        return seq in self._seen
 
     def _first(self, seq: int) -> bool:
         """Whether the event at ``seq`` is folded for the first time (own write and log)."""
