@@ -13,6 +13,7 @@ from projections.decode import Event
 from .base import ErrorSink
 from .derived import recount_workers
 from .entity import EntityProjection, EntitySpec, Row
+from .task_counts import RunTaskCounts
 
 __all__ = ["TASKS", "TaskProjection"]
 
@@ -125,41 +126,35 @@ TASKS = EntitySpec(
     indexes=("run_id", "state"),
 )
 
-# Entries in state order: DuckDB compares (and hashes) MAPs entry by entry, and list()
-# alone keeps whatever order the grouping produced, which depends on the batch.
-# A MERGE over a list parameter: the index on tasks.run_id then reads only the tasks of
-# those runs. The UPDATE ... FROM over a registered table it replaces read every task,
-# so a batch's cost grew with the table: 5.4 ms at 30,000 tasks, 12 ms at 300,000 and
-# 55-70 ms at 3,000,000, against 2.9-4.6 ms at either end now.
-_COUNT_SQL = """
-MERGE INTO runs USING (
-    SELECT run_id, map_from_entries(list({'k': state, 'v': n} ORDER BY state)) AS counts,
-           sum(n) AS total
-    FROM (SELECT run_id, state, count(*) AS n FROM tasks
-          WHERE run_id IN (SELECT unnest($runs::VARCHAR[])) GROUP BY run_id, state)
-    GROUP BY run_id
-) AS c ON runs.run_id = c.run_id
-WHEN MATCHED THEN UPDATE SET task_counts = c.counts, tasks_total = c.total
-"""
-
-
 class TaskProjection(EntityProjection):
     """Tasks, plus the task counts by state on their runs and what their workers hold."""
 
     def __init__(self) -> None:
         super().__init__(TASKS)
         self._holders: set[str] = set()
+        self._before: dict[str, tuple[str | None, str | None]] = {}
+        self._counts = RunTaskCounts(self.cache_rows)
+
+    def reset(self) -> None:
+        """Forgets the cached rows and run counts (their transaction was rolled back)."""
+        super().reset()
+        self._counts.reset()
 
     def fold(self, rows: dict[str, Row], events: list[Event], sink: ErrorSink) -> dict[str, Row]:
-        """Folds the events, noting the workers that held these tasks before them."""
+        """Folds the events, noting the workers that held these tasks and where each task
+        was (its run and state) before them."""
         self._holders = {row["worker_id"] for row in rows.values() if row.get("worker_id")}
+        self._before = {key: (row.get("run_id"), row.get("state")) for key, row in rows.items()}
         return super().fold(rows, events, sink)
 
     def after_write(self, con: duckdb.DuckDBPyConnection, rows: dict[str, Row],
                     sink: ErrorSink) -> None:
-        """Recounts the tasks of every run, and the leases of every worker, the batch touched."""
+        """Recounts the leases of every worker the batch touched, and moves the task counts
+        of their runs."""
         recount_workers(con, self._holders | {row["worker_id"] for row in rows.values()
                                               if row.get("worker_id")})
-        run_ids = {row["run_id"] for row in rows.values() if row.get("run_id")}
-        if run_ids:
-            con.execute(_COUNT_SQL, {"runs": sorted(run_ids)})
+        self._counts.cache_runs = self.cache_rows
+        before = self._before
+        self._counts.apply(con, ((before.get(key, (None, None)), (row.get("run_id"),
+                                                                   row.get("state")))
+                                 for key, row in rows.items()))

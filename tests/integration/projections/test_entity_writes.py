@@ -119,7 +119,7 @@ def test_tasks_are_indexed_by_run_and_state_in_a_new_file_and_in_one_built_befor
 
 
 def test_task_counts_recount_only_the_runs_a_batch_touched(db: ReadModelDb) -> None:
-    from projections.models.tasks import _COUNT_SQL
+    from projections.models.task_counts import _COUNT_SQL
 
     _write(db, [_run("a"), _run("b")])
     db.con.execute("INSERT INTO tasks (task_id, run_id, state) VALUES ('t1', 'a', 'queued'), "
@@ -142,3 +142,39 @@ def test_a_workers_recount_holds_only_its_leased_and_running_tasks(db: ReadModel
     assert db.con.execute("SELECT worker_id, state, active_tasks, active_task_ids FROM workers "
                           "ORDER BY worker_id").fetchall() == [
         ("w1", "busy", 2, ["t1", "t2"]), ("w2", "idle", 0, []), ("w3", "draining", 1, ["t5"])]
+
+
+def _recounted(db: ReadModelDb) -> list[tuple[Any, ...]]:
+    """Every run's counts as a recount of its tasks would give them."""
+    return db.con.execute(
+        "SELECT run_id, map_from_entries(list({'k': state, 'v': n} ORDER BY state)), sum(n) "
+        "FROM (SELECT run_id, state, count(*) AS n FROM tasks GROUP BY ALL) "
+        "GROUP BY run_id ORDER BY run_id").fetchall()
+
+
+def _moved(db: ReadModelDb, counts: Any, sql: str, *moves: Any, commit: bool = True) -> None:
+    db.con.execute("BEGIN")
+    db.con.execute(sql)
+    counts.apply(db.con, moves)
+    db.con.execute("COMMIT" if commit else "ROLLBACK")
+
+
+def test_task_counts_moved_from_cached_ones_equal_a_recount_after_a_rollback(
+        db: ReadModelDb) -> None:
+    from projections.models.task_counts import RunTaskCounts
+
+    counts = RunTaskCounts(cache_runs=10)
+    _write(db, [_run("a"), _run("b")])
+    _moved(db, counts, "INSERT INTO tasks (task_id, run_id, state) VALUES ('t1', 'a', 'queued'),"
+           " ('t2', 'a', 'queued'), ('t3', 'b', 'queued')",  # not cached: counted in SQL
+           ((None, None), ("a", "queued")), ((None, None), ("a", "queued")),
+           ((None, None), ("b", "queued")))
+    _moved(db, counts, "UPDATE tasks SET state = 'running' WHERE task_id = 't1'",  # cached
+           (("a", "queued"), ("a", "running")))
+    _moved(db, counts, "UPDATE tasks SET state = 'failed' WHERE task_id = 't2'",
+           (("a", "queued"), ("a", "failed")), commit=False)
+    counts.reset()  # as the applier does after a rollback
+    _moved(db, counts, "UPDATE tasks SET state = 'succeeded' WHERE task_id IN ('t1', 't3')",
+           (("a", "running"), ("a", "succeeded")), (("b", "queued"), ("b", "succeeded")))
+    assert _select(db, "run_id, task_counts, tasks_total") == _recounted(db) == [
+        ("a", {"queued": 1, "succeeded": 1}, 2), ("b", {"succeeded": 1}, 1)]
