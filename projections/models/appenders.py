@@ -61,13 +61,14 @@ def _appender(con: duckdb.DuckDBPyConnection, table: str, names: tuple[str, ...]
     kept = _kept.get(con)
     if kept is None:
         kept = _kept[con] = OrderedDict()
-    found = kept.get((table, names, action))
+    wanted = (table, names, action)
+    found = kept.get(wanted)
     if found is not None:
-        kept.move_to_end((table, names, action))
+        kept.move_to_end(wanted)
         return found
     made = con.appender(table, columns=list(names), action=action,
                         key=[key] if key is not None else None)
-    kept[(table, names, action)] = made
+    kept[wanted] = made
     while len(kept) > _KEPT_PER_CONNECTION:
         kept.popitem(last=False)
     return made

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import itemgetter
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -29,12 +30,25 @@ __all__ = [
     "insert_rows",
     "insert_values",
     "load_rows",
+    "remember_recent",
     "unregister",
     "upsert_rows",
     "write_rows",
 ]
 
 _names = itertools.count()
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def remember_recent(cache: OrderedDict[K, V], entries: Mapping[K, V], most: int) -> None:
+    """Puts ``entries`` in ``cache`` as its most recent, dropping the oldest past ``most``."""
+    for key, value in entries.items():
+        cache[key] = value
+        cache.move_to_end(key)
+    while len(cache) > most:
+        cache.popitem(last=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from events.catalog import EVENT_TYPES
 from projections.columns import Col, ColType
 from projections.decode import Event
 
-from .base import Batch, ErrorSink, TableDoc, load_rows, write_rows
+from .base import Batch, ErrorSink, TableDoc, load_rows, remember_recent, write_rows
 
 __all__ = ["BOOKKEEPING", "LIVE_CACHE_ROWS", "REPLAY_CACHE_ROWS", "EntityProjection", "EntitySpec",
            "Hook", "Row"]
@@ -119,7 +119,7 @@ class EntityProjection:
         stored = {key: dict(row) for key, row in loaded.items()}
         rows = self.fold(loaded, events, sink)
         write_rows(con, self.spec.name, self.spec.all_columns, self.spec.key, rows, stored)
-        self._remember(rows)
+        remember_recent(self._cache, rows, self.cache_rows)
         return rows
 
     def reset(self) -> None:
@@ -145,14 +145,6 @@ class EntityProjection:
         if missing:
             found.update(load_rows(con, self.spec.name, self.spec.key, self._columns, missing))
         return found
-
-    def _remember(self, rows: dict[str, Row]) -> None:
-        cache = self._cache
-        for key, row in rows.items():
-            cache[key] = row
-            cache.move_to_end(key)
-        while len(cache) > self.cache_rows:
-            cache.popitem(last=False)
 
     def fold(self, rows: dict[str, Row], events: list[Event], sink: ErrorSink) -> dict[str, Row]:
         """Folds events in stream order; returns only the rows that changed."""

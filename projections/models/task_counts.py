@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 import duckdb
 
 from .appenders import KEPT_UPDATER_ROWS, update_values
+from .base import remember_recent
 
 __all__ = ["RunTaskCounts", "TaskMove"]
 
@@ -29,19 +30,18 @@ TaskMove = tuple[tuple[str | None, str | None], tuple[str | None, str | None]]
 # those runs. The UPDATE ... FROM over a registered table it replaces read every task,
 # so a batch's cost grew with the table: 5.4 ms at 30,000 tasks, 12 ms at 300,000 and
 # 55-70 ms at 3,000,000, against 2.9-4.6 ms at either end now.
-_COUNT_SQL = """
+_LOAD_SQL = """
+SELECT run_id, state, count(*) AS n FROM tasks
+WHERE run_id IN (SELECT unnest($runs::VARCHAR[])) GROUP BY run_id, state
+"""
+_COUNT_SQL = f"""
 MERGE INTO runs USING (
-    SELECT run_id, map_from_entries(list({'k': state, 'v': n} ORDER BY state)) AS counts,
+    SELECT run_id, map_from_entries(list({{'k': state, 'v': n}} ORDER BY state)) AS counts,
            sum(n) AS total
-    FROM (SELECT run_id, state, count(*) AS n FROM tasks
-          WHERE run_id IN (SELECT unnest($runs::VARCHAR[])) GROUP BY run_id, state)
+    FROM ({_LOAD_SQL})
     GROUP BY run_id
 ) AS c ON runs.run_id = c.run_id
 WHEN MATCHED THEN UPDATE SET task_counts = c.counts, tasks_total = c.total
-"""
-_LOAD_SQL = """
-SELECT run_id, state, count(*) FROM tasks
-WHERE run_id IN (SELECT unnest($runs::VARCHAR[])) GROUP BY run_id, state
 """
 _COLUMNS = ("run_id", "tasks_total", "task_counts")
 
@@ -49,16 +49,17 @@ _COLUMNS = ("run_id", "tasks_total", "task_counts")
 class RunTaskCounts:
     """The task counts of recently touched runs, and their upkeep inside a batch."""
 
-    def __init__(self, cache_runs: int) -> None:
-        self.cache_runs = cache_runs
+    def __init__(self) -> None:
         self._cache: OrderedDict[str, Counter[str]] = OrderedDict()
 
     def reset(self) -> None:
         """Forgets every cached count (its transaction was rolled back)."""
         self._cache.clear()
 
-    def apply(self, con: duckdb.DuckDBPyConnection, moves: Iterable[TaskMove]) -> None:
-        """Moves the counts of the runs these tasks left or joined, once the tasks are written."""
+    def apply(self, con: duckdb.DuckDBPyConnection, moves: Iterable[TaskMove],
+              cache_runs: int) -> None:
+        """Moves the counts of the runs these tasks left or joined, once the tasks are
+        written; keeps the counts of at most ``cache_runs`` runs."""
         deltas: dict[str, Counter[str]] = {}
         for (run_before, state_before), (run_after, state_after) in moves:
             if (run_before, state_before) == (run_after, state_after):
@@ -77,7 +78,7 @@ class RunTaskCounts:
         counts = self._moved(con, deltas)
         update_values(con, "runs", "run_id", _COLUMNS,
                       [(run_id, sum(c.values()), _in_order(c)) for run_id, c in counts.items()])
-        self._remember(counts)
+        remember_recent(self._cache, counts, cache_runs)
 
     def _moved(self, con: duckdb.DuckDBPyConnection, deltas: Mapping[str, Counter[str]]
                ) -> dict[str, Counter[str]]:
@@ -99,14 +100,6 @@ class RunTaskCounts:
                     found[run_id][state] = n
             counts.update(found)
         return counts
-
-    def _remember(self, counts: Mapping[str, Counter[str]]) -> None:
-        cache = self._cache
-        for run_id, count in counts.items():
-            cache[run_id] = count
-            cache.move_to_end(run_id)
-        while len(cache) > self.cache_runs:
-            cache.popitem(last=False)
 
 
 def _in_order(counts: Counter[str]) -> dict[str, int]:

@@ -133,7 +133,7 @@ class TaskProjection(EntityProjection):
         super().__init__(TASKS)
         self._holders: set[str] = set()
         self._before: dict[str, tuple[str | None, str | None]] = {}
-        self._counts = RunTaskCounts(self.cache_rows)
+        self._counts = RunTaskCounts()
 
     def reset(self) -> None:
         """Forgets the cached rows and run counts (their transaction was rolled back)."""
@@ -153,8 +153,7 @@ class TaskProjection(EntityProjection):
         of their runs."""
         recount_workers(con, self._holders | {row["worker_id"] for row in rows.values()
                                               if row.get("worker_id")})
-        self._counts.cache_runs = self.cache_rows
         before = self._before
-        self._counts.apply(con, ((before.get(key, (None, None)), (row.get("run_id"),
-                                                                   row.get("state")))
-                                 for key, row in rows.items()))
+        moves = ((before.get(key, (None, None)), (row.get("run_id"), row.get("state")))
+                 for key, row in rows.items())
+        self._counts.apply(con, moves, self.cache_rows)

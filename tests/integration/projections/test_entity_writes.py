@@ -155,7 +155,7 @@ def _recounted(db: ReadModelDb) -> list[tuple[Any, ...]]:
 def _moved(db: ReadModelDb, counts: Any, sql: str, *moves: Any, commit: bool = True) -> None:
     db.con.execute("BEGIN")
     db.con.execute(sql)
-    counts.apply(db.con, moves)
+    counts.apply(db.con, moves, cache_runs=10)
     db.con.execute("COMMIT" if commit else "ROLLBACK")
 
 
@@ -163,7 +163,7 @@ def test_task_counts_moved_from_cached_ones_equal_a_recount_after_a_rollback(
         db: ReadModelDb) -> None:
     from projections.models.task_counts import RunTaskCounts
 
-    counts = RunTaskCounts(cache_runs=10)
+    counts = RunTaskCounts()
     _write(db, [_run("a"), _run("b")])
     _moved(db, counts, "INSERT INTO tasks (task_id, run_id, state) VALUES ('t1', 'a', 'queued'),"
            " ('t2', 'a', 'queued'), ('t3', 'b', 'queued')",  # not cached: counted in SQL
