@@ -22,7 +22,6 @@ from decimal import Decimal
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
 from .database import ReadModelDb, is_memory_error
 from .errors import QueryError, QueryInterrupted, QueryRefused, QueryTimeout
@@ -206,45 +205,49 @@ _WATCHDOG = _Watchdog()
 class RowStream:
     """The rows of one running query, chunk by chunk, JSON-ready."""
 
-    def __init__(self, relation: duckdb.DuckDBPyRelation | None, watch: QueryWatch,
+    def __init__(self, cursor: duckdb.DuckDBPyConnection, watch: QueryWatch,
                  position: int | None) -> None:
-        self.columns = list(relation.columns) if relation is not None else []
-        self.types = [str(t) for t in relation.types] if relation is not None else []
+        described = cursor.description or []
+        self.columns = [str(column[0]) for column in described]
+        self.types = [str(column[1]) for column in described]
         self.position = position
-        self._relation = relation
+        self._cursor = cursor
         self._watch = watch
+        self._converters = [_converter(kind) for kind in self.types]
 
     def chunks(self, rows: int = CHUNK_ROWS) -> Iterator[list[list[Any]]]:
         """Yields the rows in lists of at most ``rows``; raises the query's error if it fails."""
-        if self._relation is None:
+        if not self.columns:
             return
-        self._watch.raise_if_fired()
-        # arrow() streams; to_arrow_reader() runs the whole query before its first batch.
-        reader = self._fetch(lambda: self._relation.arrow(rows))  # type: ignore[union-attr]
-        converters = [_converter(f.type, t == "JSON") for f, t in zip(reader.schema, self.types,
-                                                                      strict=True)]
-        try:
-            while True:
-                self._watch.raise_if_fired()
-                batch = self._fetch(lambda: next(reader, None))
-                if batch is None:
-                    return
-                columns = [convert(batch.column(i)) for i, convert in enumerate(converters)]
-                yield [list(row) for row in zip(*columns, strict=True)]
-        finally:
-            reader.close()
+        converters = self._converters
+        plain = all(convert is None for convert in converters)
+        while True:
+            self._watch.raise_if_fired()
+            fetched = self._fetch(rows)
+            if not fetched:
+                return
+            if plain:
+                yield [list(row) for row in fetched]
+            else:
+                yield [[value if convert is None or value is None else convert(value)
+                        for convert, value in zip(converters, row, strict=True)]
+                       for row in fetched]
 
-    def _fetch(self, step: Callable[[], Any]) -> Any:
+    def _fetch(self, rows: int) -> list[tuple[Any, ...]]:
         try:
-            return step()
+            return self._cursor.fetchmany(rows)
         except (duckdb.Error, OSError, ValueError) as error:
-            # An interrupt surfaces as a DuckDB error, or as an Arrow one mid-stream.
+            # An interrupt surfaces as a DuckDB error.
             raise self._watch.failure(error) from None
 
 
 @contextlib.contextmanager
 def running_query(db: ReadModelDb, sql: str, watch: QueryWatch) -> Iterator[RowStream]:
-    """Runs a guarded statement on its own cursor, read-only and watched; yields its rows."""
+    """Runs a guarded statement on its own cursor, read-only and watched; yields its rows.
+
+    The rows are fetched from the cursor itself, which streams them: through a relation and
+    Arrow, a point query cost 0.74 ms of CPU here against 0.42.
+    """
     statement = check_read_only(sql)
     cursor = db.cursor()
     watch.attach(cursor)
@@ -253,10 +256,10 @@ def running_query(db: ReadModelDb, sql: str, watch: QueryWatch) -> Iterator[RowS
             cursor.execute("SET enable_progress_bar = false")  # it would print amid the rows
             cursor.execute("BEGIN TRANSACTION READ ONLY")
             position = _position(cursor)  # the same snapshot the query reads
-            relation = cursor.sql(statement)
+            cursor.execute(statement)
         except (duckdb.Error, OSError, ValueError) as error:
             raise watch.failure(error) from None
-        yield RowStream(relation, watch, position)
+        yield RowStream(cursor, watch, position)
     finally:
         watch.detach()
         _close(cursor)
@@ -287,20 +290,27 @@ def _position(cursor: duckdb.DuckDBPyConnection) -> int | None:
 
 
 def _close(cursor: duckdb.DuckDBPyConnection) -> None:
-    # The transaction may already be gone (interrupted, or never begun).
+    # The rows may be left unread (a limit), the transaction already gone (interrupted,
+    # or never begun).
+    with contextlib.suppress(duckdb.Error):
+        cursor.abort()
     with contextlib.suppress(duckdb.Error):
         cursor.execute("ROLLBACK")
     cursor.close()
 
 
-def _converter(kind: pa.DataType, is_json: bool) -> Callable[[pa.Array], list[Any]]:
-    """How one column's values become JSON-ready: as they are when Arrow's are already so."""
-    if is_json:
-        return lambda column: [_json_cell(v) for v in column.to_pylist()]
-    if pa.types.is_integer(kind) or pa.types.is_string(kind) or pa.types.is_boolean(kind) \
-            or pa.types.is_large_string(kind) or pa.types.is_null(kind):
-        return lambda column: column.to_pylist()
-    return lambda column: [_jsonable(v) for v in column.to_pylist()]
+_PLAIN_TYPES = frozenset({
+    "BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+    "UINTEGER", "UBIGINT", "UHUGEINT", "VARCHAR", "NULL", '"NULL"',
+})
+"""Column types whose Python values are already JSON-ready."""
+
+
+def _converter(kind: str) -> Callable[[Any], Any] | None:
+    """How one column's values become JSON-ready; None when they already are."""
+    if kind == "JSON":
+        return _json_cell
+    return None if kind in _PLAIN_TYPES else _jsonable
 
 
 def _json_cell(value: Any) -> Any:
@@ -309,7 +319,7 @@ def _json_cell(value: Any) -> Any:
 
 
 def _jsonable(value: Any) -> Any:
-    """Turns a DuckDB value (through Arrow) into JSON-ready data."""
+    """Turns a DuckDB value (as the cursor returns it) into JSON-ready data."""
     if value is None or isinstance(value, (str, bool, int)):
         return value
     if isinstance(value, float):
@@ -318,11 +328,9 @@ def _jsonable(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
+    if isinstance(value, dict):  # a STRUCT or a MAP
         return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        if value and all(isinstance(v, tuple) and len(v) == 2 for v in value):
-            return {str(k): _jsonable(v) for k, v in value}  # a MAP arrives as pairs
+    if isinstance(value, (list, tuple)):  # a LIST, an ARRAY or an unnamed STRUCT
         return [_jsonable(v) for v in value]
     if isinstance(value, (bytes, bytearray)):
         return value.hex()

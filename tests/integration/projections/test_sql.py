@@ -7,6 +7,7 @@ import functools
 import json
 import re
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -24,6 +25,7 @@ from projections import (
     execute_query,
     export_async,
     run_sql_async,
+    sql_guard,
 )
 from projections.runtime import Projector, ProjectorConfig
 from services.store import JetStreamEventStore
@@ -111,6 +113,64 @@ def test_the_guard_answers_a_repeated_query_as_the_first_time() -> None:
             check_read_only("DELETE FROM runs")
     with pytest.raises(QueryRefused, match="longer than"):
         check_read_only("SELECT 1" + " " * 100_000)
+
+
+def test_the_guard_checks_a_statement_once_whatever_its_literals(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A client reading its own rows back sends one query with another id each time.
+    parsed: list[str] = []
+    syntax_tree = sql_guard._syntax_tree
+
+    def counted(text: str) -> object:
+        parsed.append(text)
+        return syntax_tree(text)
+
+    monkeypatch.setattr(sql_guard, "_syntax_tree", counted)
+    sql_guard._accepted.cache_clear()
+    sql_guard._accepted_shape.cache_clear()
+    texts = [f"SELECT state FROM runs WHERE run_id = 'run-{n}' AND cost_usd > {n}.5"
+             for n in range(5)]
+    assert [check_read_only(text) for text in texts] == texts  # each keeps its own values
+    assert parsed == ["SELECT state FROM runs WHERE run_id = '' AND cost_usd > 0"]
+    assert check_read_only("SELECT state FROM runs WHERE run_id = 'x' OR true") != texts[0]
+    assert len(parsed) == 2  # another shape is parsed again
+
+
+def test_a_literal_that_reads_as_sql_stays_a_literal() -> None:
+    sql = "SELECT 'x''; DELETE FROM runs; --' AS said, 1e3 AS n"
+    assert check_read_only(sql) == sql
+    check_read_only("SELECT lower('DELETE FROM runs')")
+    with pytest.raises(QueryRefused, match=re.escape("nextval() changes state")):
+        check_read_only("SELECT nextval('DELETE FROM runs')")  # same literal, refused by name
+    with pytest.raises(QueryRefused, match=re.escape("table function query()")):
+        check_read_only("SELECT * FROM query('SELECT 1')")
+
+
+def test_every_kind_of_value_comes_out_json_ready(tmp_path: Path) -> None:
+    db = ReadModelDb.open_writer(tmp_path / "types.duckdb")
+    try:
+        result = execute_query(db, """
+            SELECT 42::HUGEINT AS big, 1.50::DECIMAL(4, 2) AS price, 2.00::DECIMAL(4, 2) AS whole,
+                   'nan'::DOUBLE AS nan, 0.25::DOUBLE AS quarter,
+                   TIMESTAMPTZ '2026-01-02 03:04:05+00' AS at, DATE '2026-01-02' AS day,
+                   INTERVAL 90 SECOND AS took, '{"a": [1, 2]}'::JSON AS doc,
+                   {'k': 1.5::DECIMAL(3, 1)} AS named, row(1, 'x') AS unnamed,
+                   map(['a'], [1]) AS pairs, [1, NULL] AS list, 'ab'::BLOB AS bytes,
+                   '00000000-0000-0000-0000-000000000001'::UUID AS id, NULL AS nothing
+            """)
+    finally:
+        db.close()
+    row = dict(zip(result.columns, result.rows[0], strict=True))
+    at = datetime.fromisoformat(row.pop("at"))  # written in the session's time zone
+    assert at == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert row == {
+        "big": 42, "price": 1.5, "whole": 2, "nan": "nan", "quarter": 0.25,
+        "day": "2026-01-02", "took": 90.0,
+        "doc": {"a": [1, 2]}, "named": {"k": 1.5}, "unnamed": [1, "x"], "pairs": {"a": 1},
+        "list": [1, None], "bytes": "6162", "id": "00000000-0000-0000-0000-000000000001",
+        "nothing": None}
+    assert result.types[:2] == ["HUGEINT", "DECIMAL(4,2)"]
+    json.dumps(result.rows)
 
 
 async def run_child(*args: str) -> tuple[int, str, str]:
