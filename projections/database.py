@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -117,6 +118,8 @@ class ReadModelDb:
         self.con = con
         self.path = path
         self.read_only = read_only
+        self._kept = threading.local()
+        """Each thread's query cursor, kept across its queries."""
 
     @classmethod
     def open_writer(
@@ -154,6 +157,27 @@ class ReadModelDb:
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """Returns a new connection to the same database (one per thread or query)."""
         return self.con.cursor()
+
+    def query_cursor(self) -> duckdb.DuckDBPyConnection:
+        """This thread's cursor for queries, made on its first query and kept after.
+
+        A new cursor and its setting cost 0.3 of a point query's 2.1 ms of CPU. The
+        cursors close with the file (``close`` closes every cursor made from it).
+        """
+        cursor: duckdb.DuckDBPyConnection | None = getattr(self._kept, "cursor", None)
+        if cursor is None:
+            cursor = self.con.cursor()
+            cursor.execute("SET enable_progress_bar = false")  # it would print amid the rows
+            self._kept.cursor = cursor
+        return cursor
+
+    def drop_query_cursor(self) -> None:
+        """Closes this thread's query cursor (after a failed query: its state is unknown)."""
+        cursor: duckdb.DuckDBPyConnection | None = getattr(self._kept, "cursor", None)
+        self._kept.cursor = None
+        if cursor is not None:
+            with contextlib.suppress(duckdb.Error):
+                cursor.close()
 
     def positions(self) -> dict[str, int]:
         """Returns each projection's checkpoint."""

@@ -173,7 +173,8 @@ class ReadSide:
                     client: str = _LOCAL) -> QueryResult:
         """Runs a read-only query on the live file in a query worker, in ``client``'s turn."""
         def job(watch: QueryWatch) -> QueryResult:
-            return execute_query(self._require_db(), sql, limit, watch=watch)
+            return execute_query(self._require_db(), sql, limit, watch=watch,
+                                 position=self._committed)
         return await self.sql.run(client, timeout_s, job)
 
     async def export(self, name: str, fmt: str = "parquet", client: str = _LOCAL) -> Path:
@@ -225,6 +226,11 @@ class ReadSide:
                 self.halted = ProjectionHalted(f"projector stopped: {error}".splitlines()[0])
                 return
 
+    def _committed(self) -> int:
+        # What a query reports as its position: the projector's commits, all of which
+        # its snapshot holds (asked before the snapshot is taken).
+        return self.projector.position
+
     def _require_db(self) -> ReadModelDb:
         if self._db is None:
             raise ProjectionError("the read side is not started")
@@ -249,7 +255,8 @@ class ReadSide:
                                          else asked.wait_timeout_s)
             await self.wait_for_seq(min(asked.wait_seq, 2**63 - 1), wait_s)
         if asked.stream:
-            job = stream_job(self._require_db, asked.sql, asked.limit, await request.stream())
+            job = stream_job(self._require_db, asked.sql, asked.limit, await request.stream(),
+                             self._committed)
             return await self.sql.run(request.client, asked.timeout_s, job)
         limit = DEFAULT_LIMIT if asked.limit is None else min(asked.limit, MAX_REPLY_ROWS)
         return (await self.query(asked.sql, limit, asked.timeout_s, request.client)).to_dict()

@@ -66,11 +66,12 @@ class Taken:
 
 
 def stream_job(db: Callable[[], ReadModelDb], sql: str, limit: int | None,
-               stream: ChunkStream) -> Callable[[QueryWatch], dict[str, Any]]:
+               stream: ChunkStream, position: Callable[[], int] | None = None
+               ) -> Callable[[QueryWatch], dict[str, Any]]:
     """The work of one streamed query, for a query worker: sends the parts, returns the end."""
     def job(watch: QueryWatch) -> dict[str, Any]:
         taken = Taken(limit)
-        with running_query(db(), sql, watch) as rows:
+        with running_query(db(), sql, watch, position) as rows:
             packer = _Packer(stream, watch, rows)
             for chunk in taken.take(rows.chunks()):
                 packer.add(chunk)

@@ -7,6 +7,7 @@ import functools
 import json
 import re
 import sys
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -171,6 +172,43 @@ def test_every_kind_of_value_comes_out_json_ready(tmp_path: Path) -> None:
         "nothing": None}
     assert result.types[:2] == ["HUGEINT", "DECIMAL(4,2)"]
     json.dumps(result.rows)
+
+
+def test_a_thread_keeps_its_query_cursor_until_a_query_fails(tmp_path: Path) -> None:
+    db = ReadModelDb.open_writer(tmp_path / "kept.duckdb")
+    try:
+        first = db.query_cursor()
+        assert execute_query(db, "SELECT 1").rows == [[1]]
+        assert db.query_cursor() is first  # kept across queries
+        with pytest.raises(QueryTimeout):
+            execute_query(db, "SELECT sum(a.range * b.range) FROM range(100000000) a, "
+                              "range(1000) b", timeout_s=0.2)
+        replaced = db.query_cursor()
+        assert replaced is not first  # a failed query's cursor is not trusted again
+        assert execute_query(db, "SELECT 2").rows == [[2]]
+        other: list[object] = []
+        thread = threading.Thread(target=lambda: other.append(db.query_cursor()))
+        thread.start()
+        thread.join()
+        assert other[0] is not replaced  # each thread has its own
+    finally:
+        db.close()
+
+
+def test_a_known_position_is_asked_before_the_snapshot(tmp_path: Path) -> None:
+    db = ReadModelDb.open_writer(tmp_path / "position.duckdb")
+    try:
+        db.con.execute("INSERT INTO checkpoints (projection, last_seq) VALUES ('runs', 7)")
+        assert execute_query(db, "SELECT 1").position == 7  # read in the snapshot
+        # Committed between the ask and the snapshot: the answer holds it, the position
+        # reported stays the lower bound asked for.
+        def committed() -> int:
+            db.con.execute("UPDATE checkpoints SET last_seq = 9")
+            return 8
+        result = execute_query(db, "SELECT min(last_seq) FROM checkpoints", position=committed)
+        assert (result.position, result.rows) == (8, [[9]])
+    finally:
+        db.close()
 
 
 async def run_child(*args: str) -> tuple[int, str, str]:
