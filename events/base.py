@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from .ids import Id
 
@@ -78,8 +78,8 @@ class Command(BaseModel):
     """The field naming the target aggregate."""
 
     command_id: Id | None = None
-    _generated_id: bool = PrivateAttr(default=False)
-    """True when the service generated ``command_id`` (the client sent none)."""
+    """The client's id for the command (idempotency); the service fills a missing one, and
+    ``model_fields_set`` tells which it was (a generated id is left out of it)."""
 
     def target_id(self) -> str | None:
         """Returns the target aggregate's id (None when the service generates one)."""

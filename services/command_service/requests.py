@@ -64,7 +64,9 @@ def _details(error: ValidationError) -> list[dict[str, object]]:
 
 def client_command_id(command: Command) -> str | None:
     """The command id the client sent, or None when the service generated it."""
-    return None if command._generated_id else command.command_id
+    # Not a private attribute: reading one through pydantic's __getattr__ cost 6 µs, and
+    # setting them up on every validated command 2 more.
+    return command.command_id if "command_id" in command.model_fields_set else None
 
 
 def derive_id(subject: str, command_id: str) -> str:
@@ -81,7 +83,8 @@ def with_ids(command: C) -> C:
     """
     if command.command_id is None:
         object.__setattr__(command, "command_id", new_id())
-        command._generated_id = True
+        # The fields set stay the ones the client gave (a null id is one it did not).
+        command.model_fields_set.discard("command_id")
     if command.target_id() is None and command.id_field in type(command).model_fields:
         object.__setattr__(command, command.id_field,
                            derive_id(command.subject, command.command_id or ""))
