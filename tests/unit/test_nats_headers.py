@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+import nats.errors
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from nats.aio.client import Client
 
-from services.nats_headers import parse_plain_headers, use_fast_headers
+from services.nats_headers import encode_plain_headers, parse_plain_headers, use_fast_headers
 
 STORED_EVENT = (b"NATS/1.0\r\nNats-Msg-Id: cmd-1f2e-0\r\n"
                 b"traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n"
@@ -84,3 +85,54 @@ def test_any_block_parses_as_nats_py_parses_it(lines: list[bytes], head: bytes) 
     block = head + b"\r\n".join(lines) + b"\r\n\r\n"
     fast, plain = _both(block)
     assert fast == plain
+
+
+def _sent(client: Client, headers: dict[str, str]) -> object:
+    """The protocol command ``client`` queues for one publish with ``headers``, or the
+    error it raises."""
+    sent: list[bytes] = []
+
+    async def capture(command: bytes, priority: bool = False) -> None:
+        sent.append(command)
+
+    async def publish() -> object:
+        client._send_command = capture  # type: ignore[method-assign,assignment]
+        client._flush_queue = None  # nothing to kick: the command is only captured
+        try:
+            await client._send_publish("runlog.evt.run.r1", "_INBOX.x.1", b"{}", 2, headers)
+        except nats.errors.Error as error:
+            return type(error)
+        return sent[0]
+
+    return asyncio.run(publish())
+
+
+APPEND_HEADERS = {"Nats-Msg-Id": "cmd-1f2e:0", "Nats-Expected-Last-Subject-Sequence": "12",
+                  "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+
+ODD_HEADERS = [
+    {"k": " padded value \t"},
+    {"k": "a\r\nINJECTED 1\r\n"},
+    {" padded": "v"},
+    {"": "skipped"},
+    {"bad name": "v"},
+    {"k": "välue"},
+    {},
+]
+
+
+@pytest.mark.parametrize("headers", [APPEND_HEADERS, *ODD_HEADERS])
+def test_headers_are_sent_as_nats_py_sends_them(headers: dict[str, str]) -> None:
+    assert _sent(use_fast_headers(Client()), headers) == _sent(Client(), headers)
+
+
+def test_an_appends_headers_take_the_fast_path() -> None:
+    assert encode_plain_headers(APPEND_HEADERS) == (
+        b"NATS/1.0\r\nNats-Msg-Id: cmd-1f2e:0\r\nNats-Expected-Last-Subject-Sequence: 12\r\n"
+        b"traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n\r\n")
+    assert encode_plain_headers({" padded": "v"}) is None
+
+
+@given(st.dictionaries(st.text(max_size=10), st.text(max_size=20), max_size=5))
+def test_any_headers_are_sent_as_nats_py_sends_them(headers: dict[str, str]) -> None:
+    assert _sent(use_fast_headers(Client()), headers) == _sent(Client(), headers)
