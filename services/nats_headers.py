@@ -33,6 +33,7 @@ _TOKEN = re.compile(r"[!-9;-~]+").fullmatch
 
 HeaderParser = Callable[[bytes], Awaitable[dict[str, str] | None]]
 PublishSender = Callable[[str, str, bytes, int, Any], Awaitable[None]]
+"""nats-py's ``_send_publish`` (its headers typed ``Dict[str, Any]``)."""
 
 
 def parse_plain_headers(block: bytes) -> dict[str, str] | None:
@@ -65,7 +66,7 @@ def encode_plain_headers(headers: Mapping[str, str]) -> bytes | None:
         if "\r" in value or "\n" in value:
             value = value.translate(_HEADER_VALUE_NEWLINES)
         lines.append(f"{name}: {value}\r\n")
-    return b"NATS/1.0\r\n" + "".join(lines).encode() + b"\r\n"
+    return _PLAIN + "".join(lines).encode() + b"\r\n"
 
 
 def use_fast_headers(nc: Client) -> Client:
