@@ -35,7 +35,7 @@ class RetryPolicy:
             raise ValueError("attempts must be at least 1")
 
 
-def is_transient(error: Exception) -> bool:
+def is_transient(error: BaseException) -> bool:
     """Whether sending the request again may help: no reply, ``conflict``, ``unavailable``."""
     return isinstance(error, SdkError) and error.retryable
 
