@@ -1,10 +1,11 @@
 """The reading half of a replay: events off the log, in order, into the applier process.
 
-``build_in_two_processes`` starts ``projections.replay_applier`` on the file being built
-and feeds it batches read from the store's ordered feed. The two halves hold different
-GILs, so taking events off NATS never waits for DuckDB or the projections' folding, and
-the reverse; the pipe between them (1 MiB where the system allows) holds the reader back
-when the applier is slower, and JetStream flow control then holds the server back.
+``started_applier`` starts ``projections.replay_applier`` on the file being built and
+``build_in_two_processes`` feeds it batches read from the store's ordered feed. The two
+halves hold different GILs, so taking events off NATS never waits for DuckDB or the
+projections' folding, and the reverse; the pipe between them (1 MiB where the system
+allows) holds the reader back when the applier is slower, and JetStream flow control
+then holds the server back.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import contextlib
 import fcntl
 import logging
 import sys
+from asyncio.subprocess import Process
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 
@@ -24,7 +27,7 @@ from .feed import STALL_S, contiguous_run, next_batch_within, open_feed
 from .replay_frames import END, encode_batch
 from .runtime import Progress
 
-__all__ = ["build_in_two_processes"]
+__all__ = ["build_in_two_processes", "started_applier"]
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +44,39 @@ _F_SETPIPE_SZ = 1031
 _PIPE_BYTES = 1 << 20
 
 
-async def build_in_two_processes(store: EventStore, building: Path, target: int,
-                                 until: datetime | None = None,
-                                 progress: Progress | None = None) -> int:
-    """Builds the read models up to ``target`` into ``building``; returns the position."""
+@contextlib.asynccontextmanager
+async def started_applier(building: Path, until: datetime | None = None,
+                          until_seq: int | None = None) -> AsyncIterator[Process]:
+    """The applier process building ``building`` (it records the bounds in the file's
+    info), killed on the way out unless it has exited by then.
+
+    Started before anything is read: its start-up (the imports, about half a second) then
+    overlaps whatever the reader does first, the sample of idle CPUs included.
+    """
     applier = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "projections.replay_applier", str(building),
         until.isoformat() if until is not None else "",
+        str(until_seq) if until_seq is not None else "",
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE)
+    try:
+        yield applier
+    finally:
+        await _end(applier)  # cancelled, not chosen, or the reader failed
+
+
+async def _end(applier: Process) -> None:
+    """Kills the applier unless it has exited, and reaps it."""
+    if applier.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            applier.kill()
+    await applier.wait()
+
+
+async def build_in_two_processes(store: EventStore, applier: Process, target: int,
+                                 progress: Progress | None = None) -> int:
+    """Feeds ``applier`` (``started_applier``) every event up to ``target``; returns the
+    position it built to."""
     stdin, stdout, stderr = applier.stdin, applier.stdout, applier.stderr
     if stdin is None or stdout is None or stderr is None:
         raise ProjectionError("the replay's applier has no pipes")
@@ -61,11 +88,11 @@ async def build_in_two_processes(store: EventStore, building: Path, target: int,
         await applier.wait()
     finally:
         sending.cancel()
-        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
-            await sending  # a reading error is raised from here
-        if applier.returncode is None:  # cancelled, or the reader failed: nothing to finish
-            applier.kill()
-            await applier.wait()
+        # A reading error is raised from here, whatever its type (a ConnectionError from
+        # the log included); only the applier's end of the pipe closing is not one.
+        with contextlib.suppress(asyncio.CancelledError, _ApplierGone):
+            await sending
+        await _end(applier)  # done; or cancelled, or the reader failed: nothing to finish
     said = await last_words
     if applier.returncode != 0 or position is None:
         raise ProjectionError(f"the replay's applier exited with code {applier.returncode}: "
@@ -118,10 +145,22 @@ async def _send(store: EventStore, sink: asyncio.StreamWriter, target: int) -> N
                 expected = await _send_from(feed, sink, expected, target)
             finally:
                 await feed.close()
-        sink.write(END)
-        await sink.drain()
+        await _write(sink, END)
     finally:
         sink.close()
+
+
+class _ApplierGone(Exception):
+    """The applier closed its end of the pipe: it stopped at a time bound, or it died
+    (which its exit code tells)."""
+
+
+async def _write(sink: asyncio.StreamWriter, data: bytes) -> None:
+    try:
+        sink.write(data)
+        await sink.drain()
+    except (BrokenPipeError, ConnectionResetError) as gone:
+        raise _ApplierGone from gone
 
 
 async def _send_from(feed: EventFeed, sink: asyncio.StreamWriter, expected: int,
@@ -142,8 +181,7 @@ async def _send_from(feed: EventFeed, sink: asyncio.StreamWriter, expected: int,
         wanted, expected, gap = contiguous_run(records, expected, fresh, target)
         fresh = False
         if wanted:
-            sink.write(encode_batch(wanted, target))
-            await sink.drain()
+            await _write(sink, encode_batch(wanted, target))
         if gap:
             break
         if records[-1].seq >= target:

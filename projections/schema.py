@@ -7,6 +7,7 @@ version is rebuilt from the log rather than migrated (the log is the truth).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import duckdb
 
@@ -25,6 +26,7 @@ __all__ = [
     "all_tables",
     "ensure_schema",
     "read_info",
+    "record_build",
     "write_info",
 ]
 
@@ -347,3 +349,17 @@ def write_info(con: duckdb.DuckDBPyConnection, entries: dict[str, str]) -> None:
         values = ", ".join("(?, ?)" for _ in entries)
         params = [item for pair in entries.items() for item in pair]
         con.execute(f"INSERT OR REPLACE INTO read_model_info VALUES {values}", params)
+
+
+def record_build(con: duckdb.DuckDBPyConnection, position: int, until_seq: int | None = None,
+                 until: datetime | None = None) -> None:
+    """Notes in ``read_model_info`` that a replay built the file, how far and to which
+    bound, then checkpoints it (the file is moved into place next)."""
+    info = {"built_by": "replay", "built_at": datetime.now(UTC).isoformat(),
+            "position": str(position)}
+    if until_seq is not None:
+        info["until_seq"] = str(until_seq)
+    if until is not None:
+        info["until"] = until.isoformat()
+    write_info(con, info)
+    con.execute("CHECKPOINT")

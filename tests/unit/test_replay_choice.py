@@ -42,3 +42,42 @@ async def test_idle_cpus_are_read_from_a_sample_of_the_cpu_time_now(
 
 async def test_idle_cpus_on_this_machine_are_between_none_and_all() -> None:
     assert 0.0 <= await idle_cpus(0.05) <= (os.cpu_count() or 1)
+
+
+async def test_the_cpu_a_process_of_the_replay_takes_in_the_sample_counts_as_idle(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    times = iter([(1.0, 0.5), (1.1, 0.5)])  # its applier used 0.1 s of CPU in the sample
+
+    class Applier:
+        def __init__(self, pid: int) -> None:
+            assert pid == 4321
+
+        def cpu_times(self) -> object:
+            user, system = next(times)
+            return type("Times", (), {"user": user, "system": system})()
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(psutil, "cpu_percent", lambda interval=None: 75.0)
+    monkeypatch.setattr(psutil, "Process", Applier)
+    assert await idle_cpus(0.2, beside=4321) == pytest.approx(0.5 + 0.5)
+
+
+async def test_a_process_gone_before_the_sample_ends_takes_nothing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def gone(pid: int) -> object:
+        raise psutil.NoSuchProcess(pid)
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(psutil, "cpu_percent", lambda interval=None: 50.0)
+    monkeypatch.setattr(psutil, "Process", gone)
+    assert await idle_cpus(0.05, beside=99) == pytest.approx(2.0)
+
+
+async def test_idle_cpus_never_exceed_the_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    times = iter([(0.0, 0.0), (5.0, 0.0)])  # ticks counted at the edges of the sample
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(psutil, "cpu_percent", lambda interval=None: 10.0)
+    monkeypatch.setattr(psutil, "Process", lambda pid: type("P", (), {
+        "cpu_times": lambda self: type("T", (), dict(zip(("user", "system"), next(times),
+                                                          strict=True)))()})())
+    assert await idle_cpus(0.2, beside=1) == 2.0

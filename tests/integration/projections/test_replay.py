@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
+import os
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -290,3 +292,56 @@ async def test_two_processes_build_the_same_read_models_as_one(
     assert built[0].position == built[1].position
     tables = ["runs", "tasks", "workers", "usage", "transitions"]
     assert dump_tables(built[0].path, tables) == dump_tables(built[1].path, tables)
+    info = [dict(duckdb.connect(str(b.path), read_only=True).execute(
+        "SELECT key, value FROM read_model_info WHERE key <> 'built_at'").fetchall())
+        for b in built]
+    assert info[0] == info[1]  # the applier notes the build and its bound as one process does
+    assert info[1]["position"] == str(built[1].position)
+    assert info[1].get("until_seq") == (str(until_seq) if until_seq is not None else None)
+
+
+@pytest.mark.parametrize("idle", [0.0, 2.0])
+async def test_an_applier_started_before_the_cpus_are_sampled_is_stopped_if_none_is_idle(
+    store: JetStreamEventStore, tmp_path: Path, history: EventLog,
+    monkeypatch: pytest.MonkeyPatch, idle: float
+) -> None:
+    replay_module = importlib.import_module("projections.replay")
+    sampled_beside: list[int | None] = []
+
+    async def idle_cpus(sample_s: float = 0.2, beside: int | None = None) -> float:
+        sampled_beside.append(beside)
+        return idle
+
+    monkeypatch.setattr(replay_module, "TWO_PROCESSES_FROM", 1)
+    monkeypatch.setattr(replay_module, "idle_cpus", idle_cpus)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    last = await append_all(store, history.envelopes)
+    dest = tmp_path / "chosen" / "runlog.duckdb"
+    result = await build_read_models(store, dest)
+    assert result.position == last
+    assert len(sampled_beside) == 1
+    assert sampled_beside[0] is not None  # the pid of the applier, already started
+    assert appliers_of(dest) == []
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["runlog.duckdb"]  # no leftovers
+    one = await build_read_models(store, tmp_path / "one.duckdb", processes=1)
+    tables = ["runs", "tasks", "workers", "usage", "transitions"]
+    assert dump_tables(dest, tables) == dump_tables(one.path, tables)
+
+
+async def test_a_failed_build_leaves_no_half_built_file(
+    store: JetStreamEventStore, tmp_path: Path, history: EventLog,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await append_all(store, history.envelopes)
+    reader = importlib.import_module("projections.replay_reader")
+
+    async def broken_feed(*args: object, **kwargs: object) -> object:
+        raise ConnectionError("the feed went away")
+
+    monkeypatch.setattr(reader, "open_feed", broken_feed)
+    dest = tmp_path / "failed" / "runlog.duckdb"
+    dest.parent.mkdir()
+    with pytest.raises(ConnectionError, match="the feed went away"):
+        await build_read_models(store, dest, processes=2)
+    assert list(dest.parent.iterdir()) == []
+    assert appliers_of(dest) == []
