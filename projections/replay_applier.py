@@ -8,9 +8,11 @@ nothing: DuckDB holds the GIL while it scans an Arrow table, so the two took tur
 and the switching cost more than it saved (200,000 events read from a file, three
 alternating runs: 6.2-6.8 s in one thread against 6.9-8.1 s with the worker; the same
 read models, table for table). Only the frames are read off stdin by a thread of their
-own, so the reader is not held back while a batch applies. The end of stdin before the
-end frame leaves the file as far as it got; after the end frame, the bounds it was built
-to are noted in the file (``record_build``), which is then checkpointed and closed.
+own, so the reader is not held back while a batch applies. Input that ends before the
+end frame, or cannot be read, leaves the file as far as it got, and the process exits
+non-zero with the reason as the last line on stderr (no ``D`` line); after the end frame,
+the bounds it was built to are noted in the file (``record_build``), which is then
+checkpointed and closed.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ class _Frames:
 
     def __init__(self, source: BinaryIO, depth: int = 2) -> None:
         self._queue: queue.Queue[tuple[list[RecordedEvent], int] | None] = queue.Queue(depth)
+        self._failed: BaseException | None = None
+        """Why the frames stopped before the end frame, raised once every frame is applied."""
         self._reading = threading.Thread(target=self._read, args=(source,), daemon=True,
                                          name="replay-frames")
         self._reading.start()
@@ -67,8 +71,16 @@ class _Frames:
         try:
             for frame in read_batches(source):
                 self._queue.put(frame)
+        except BaseException as error:  # whatever it is, the applying thread raises it
+            self._failed = error
         finally:
             self._queue.put(None)
+
+    def _end(self) -> None:
+        """The end of the frames: an error when they stopped short of the end frame."""
+        self._ended = True
+        if self._failed is not None:
+            raise self._failed
 
     def batches(self, most: int) -> Iterator[tuple[list[RecordedEvent], int]]:
         """Yields everything that has arrived as one batch (at least one frame, at most about
@@ -76,19 +88,23 @@ class _Frames:
         while not self._ended:
             frame = self._queue.get()
             if frame is None:
+                self._end()
                 return
             records, head = frame
+            ends = False
             while len(records) < most:
                 try:
                     more = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if more is None:
-                    self._ended = True
+                    ends = True
                     break
                 records = records + more[0]
                 head = more[1]
             yield records, head
+            if ends:
+                self._end()
 
 
 def apply_stream(db: ReadModelDb, source: BinaryIO, out: TextIO,

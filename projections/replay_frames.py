@@ -37,10 +37,14 @@ def encode_batch(records: Sequence[RecordedEvent], head: int) -> bytes:
 
 
 def read_batches(stream: BinaryIO) -> Iterator[tuple[list[RecordedEvent], int]]:
-    """Yields ``(records, head)`` per frame until ``E`` or the end of the stream."""
-    while stream.read(1) == b"B":
+    """Yields ``(records, head)`` per frame until ``E``; raises ``EOFError`` when the
+    stream ends before it (the reader stopped: what came so far is not the whole log)."""
+    while (kind := stream.read(1)) == b"B":
         count, size, head = _BATCH.unpack(_exactly(stream, _BATCH.size))
         yield _events(memoryview(_exactly(stream, size)), count), head
+    if kind != END:
+        raise EOFError("the replay's reader stopped before its end frame" if not kind else
+                       f"the replay's reader sent a frame of unknown kind {kind!r}")
 
 
 def _events(body: memoryview, count: int) -> list[RecordedEvent]:
@@ -53,7 +57,7 @@ def _events(body: memoryview, count: int) -> list[RecordedEvent]:
         offset += width
         subject = str(body[offset:offset + subject_len], "utf-8")
         offset += subject_len
-        trace = str(body[offset:offset + trace_len], "ascii") if trace_len else ""
+        trace = str(body[offset:offset + trace_len], "utf-8") if trace_len else ""
         offset += trace_len
         payload = bytes(body[offset:offset + payload_len])
         offset += payload_len

@@ -84,7 +84,7 @@ async def build_in_two_processes(store: EventStore, applier: Process, target: in
     sending = asyncio.create_task(_send(store, stdin, target))
     last_words = asyncio.create_task(_tail(stderr))
     try:
-        position = await _follow(stdout, target, progress)
+        position, stopped = await _follow(stdout, target, progress)
         await applier.wait()
     finally:
         sending.cancel()
@@ -97,6 +97,9 @@ async def build_in_two_processes(store: EventStore, applier: Process, target: in
     if applier.returncode != 0 or position is None:
         raise ProjectionError(f"the replay's applier exited with code {applier.returncode}: "
                               f"{said or 'no message'}")
+    if position != target and not stopped:
+        raise ProjectionError(f"the replay's applier ended at seq {position} of {target} "
+                              "with no time bound to stop it")
     return position
 
 
@@ -117,18 +120,21 @@ def _widen_pipe(writer: asyncio.StreamWriter) -> None:
 
 
 async def _follow(lines: asyncio.StreamReader, target: int, progress: Progress | None
-                  ) -> int | None:
-    """Reads the applier's reports until it is done; the position it reached."""
+                  ) -> tuple[int | None, bool]:
+    """Reads the applier's reports until it is done: the position it reached (None if it
+    never said it was done), and whether a time bound stopped it there."""
+    stopped = False
     while line := await lines.readline():
         kind, _, value = line.decode(errors="replace").partition(" ")
         if kind not in ("P", "S", "D") or not value.strip().isdigit():
             continue  # not a report
         position = int(value)
         if kind == "D":
-            return position
+            return position, stopped
+        stopped = stopped or kind == "S"
         if progress is not None:
             progress(position, target)
-    return None
+    return None, stopped
 
 
 async def _send(store: EventStore, sink: asyncio.StreamWriter, target: int) -> None:

@@ -326,7 +326,7 @@ class Projector:
         """Whether events the feed should have delivered exist past the position."""
         if target is not None:
             return target > self.position
-        return await log_holds_past(self.store, self.position)
+        return bool(await log_holds_past(self.store, self.position))  # unknown: wait on
 
     async def _stream_head(self, seen: int) -> int:
         """Returns the stream head, asking the server at most every ``head_refresh_s``."""

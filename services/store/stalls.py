@@ -51,7 +51,9 @@ def contiguous_run(records: list[RecordedEvent], expected: int, fresh: bool,
         if record.seq < expected:
             continue
         if target is not None and record.seq > target:
-            break
+            # Past the target with events before it still wanted: they were lost, unless
+            # this is a new subscription's first record (they were deleted).
+            return wanted, expected, expected <= target and not (fresh and not wanted)
         if record.seq > expected and not (fresh and not wanted):
             return wanted, expected, True
         wanted.append(record)
@@ -59,13 +61,14 @@ def contiguous_run(records: list[RecordedEvent], expected: int, fresh: bool,
     return wanted, expected, False
 
 
-async def log_holds_past(store: EventStore, seq: int, subjects: str | None = None) -> bool:
-    """Whether the log still holds an event (of ``subjects``) after ``seq`` (False when
-    NATS cannot say: its reconnect, not this check, tells of that)."""
+async def log_holds_past(store: EventStore, seq: int, subjects: str | None = None
+                         ) -> bool | None:
+    """Whether the log still holds an event (of ``subjects``) after ``seq``; None when
+    NATS cannot say (its reconnect, not this check, tells of that), which is no "no"."""
     try:
         last = await store.last_on_subject(subjects or f"{store.subject_prefix}.>")
     except StoreError:
-        return False
+        return None
     return last is not None and last.seq > seq
 
 
@@ -87,11 +90,12 @@ async def follow_log(store: EventStore, first: int, subjects: str | None = None,
             while until is None or position < until:
                 batch = await next_batch_within(feed, 1000, 0.02, stall_s)
                 if batch is None:
-                    if await log_holds_past(store, position, subjects):
+                    holds = await log_holds_past(store, position, subjects)
+                    if holds:
                         break
-                    if until is not None:
+                    if holds is False and until is not None:
                         return  # nothing left up to ``until`` (its last events were deleted)
-                    continue
+                    continue  # a quiet log, or NATS cannot say now: ask again after a wait
                 if subjects is None:
                     wanted, _, gap = contiguous_run(batch, position + 1, fresh, until)
                 else:

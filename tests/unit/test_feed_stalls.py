@@ -22,8 +22,9 @@ from projections import replay_reader
 from projections.database import ReadModelDb
 from projections.replay_frames import read_batches
 from projections.runtime import Projector, ProjectorConfig
+from services.errors import StoreError
 from services.follower import LogFollower
-from services.store import InMemoryEventStore, RecordedEvent, follow_log
+from services.store import InMemoryEventStore, RecordedEvent, contiguous_run, follow_log
 from tests.support.log import append_events, make_event
 
 EVENTS = 40
@@ -243,3 +244,71 @@ async def test_a_tail_to_a_bound_past_the_last_event_ends_once_the_log_holds_not
                 for r in batch]
 
     assert await asyncio.wait_for(read_to_the_bound(), 10) == list(range(1, EVENTS + 1))
+
+
+async def test_a_tail_to_a_bound_reads_on_when_the_log_cannot_say_whether_it_holds_more(
+        ) -> None:
+    store = await _filled()  # its first feed goes silent after SILENT_AFTER events
+    real = store.last_on_subject
+    asked = 0
+
+    async def once_unanswered(subject: str) -> RecordedEvent | None:
+        nonlocal asked
+        asked += 1
+        if asked == 1:
+            raise StoreError("no answer for the last message (NATS reconnecting)")
+        return await real(subject)
+
+    store.last_on_subject = once_unanswered  # type: ignore[method-assign]
+    assert await asyncio.wait_for(_followed(store, None, EVENTS), 10) == list(
+        range(1, EVENTS + 1))
+    assert asked >= 2  # "cannot say" was asked again, not taken for "nothing more"
+
+
+def _records(*seqs: int) -> list[RecordedEvent]:
+    return [RecordedEvent(seq, "s", b"", {}) for seq in seqs]
+
+
+@pytest.mark.parametrize(("seqs", "expected", "fresh", "target", "run", "gap"), [
+    ((6, 9), 6, False, 8, [6], True),  # 7 and 8 lost, 9 past the target: a gap
+    ((6, 7, 8, 9), 6, False, 8, [6, 7, 8], False),  # the target reached: no gap
+    ((9,), 6, True, 8, [], False),  # a new feed's first record past it: 6..8 deleted
+    ((5, 6, 9), 5, True, 8, [5, 6], True),  # lost after the first record of a new feed
+    ((6, 9), 6, False, None, [6], True),  # unbounded, as before
+])
+def test_a_run_cut_at_the_target_says_whether_events_before_it_were_lost(
+        seqs: tuple[int, ...], expected: int, fresh: bool, target: int | None,
+        run: list[int], gap: bool) -> None:
+    wanted, _, cut = contiguous_run(_records(*seqs), expected, fresh, target)
+    assert ([r.seq for r in wanted], cut) == (run, gap)
+
+
+async def _losing_before_the_target() -> _StallingStore:
+    return await _filled(loses=TARGET)
+
+
+TARGET = 30
+"""A bound the first feed loses the event of, delivering the ones past it."""
+
+
+async def test_a_catch_up_to_a_bound_reads_again_for_an_event_lost_just_before_it(
+        tmp_path: Path) -> None:
+    store = await _losing_before_the_target()
+    db = ReadModelDb.open_writer(tmp_path / "r.duckdb")
+    try:
+        position = await asyncio.wait_for(
+            Projector(store, db, ProjectorConfig(stall_s=0.1)).catch_up(TARGET), 10)
+        runs = db.con.execute("SELECT count(*) FROM runs").fetchone()
+    finally:
+        db.close()
+    assert (position, runs) == (TARGET, (TARGET,))
+    assert store.feeds == 2
+
+
+async def test_the_replay_reader_reads_again_for_an_event_lost_just_before_its_target(
+        ) -> None:
+    store = await _losing_before_the_target()
+    sink = _Sink()
+    await asyncio.wait_for(replay_reader._send(store, sink, TARGET), 10)  # type: ignore[arg-type]
+    sent = [record.seq for records, _ in read_batches(sink.written) for record in records]
+    assert sent == list(range(1, TARGET + 1))

@@ -32,7 +32,25 @@ def test_a_stream_cut_inside_a_batch_is_an_error_not_a_short_batch() -> None:
     frame = encode_batch([RecordedEvent(1, "s", b"payload", {})], 1)
     with pytest.raises(EOFError):
         list(read_batches(io.BytesIO(frame[:-3])))
-    assert list(read_batches(io.BytesIO(b""))) == []
+    assert list(read_batches(io.BytesIO(END))) == []
+
+
+@pytest.mark.parametrize("stream", [b"", b"X"])
+def test_a_stream_that_ends_without_its_end_frame_is_an_error_after_its_whole_batches(
+        stream: bytes) -> None:
+    frame = encode_batch([RecordedEvent(1, "s", b"payload", {})], 1)
+    read = read_batches(io.BytesIO(frame + stream))
+    assert [r.seq for r in next(read)[0]] == [1]
+    with pytest.raises(EOFError, match=r"before its end frame|unknown kind"):
+        next(read)
+
+
+def test_a_traceparent_outside_ascii_comes_through_as_it_went_in() -> None:
+    # The header parser keeps any UTF-8 value; one such event once ended a replay early.
+    odd = "00-\u00e9-x-01"
+    wire = encode_batch([RecordedEvent(1, "s", b"{}", {"traceparent": odd})], 1) + END
+    assert [dict(r.headers) for records, _ in read_batches(io.BytesIO(wire))
+            for r in records] == [{"traceparent": odd}]
 
 
 def test_a_child_process_keeps_stdout_for_its_reports_whatever_else_writes_to_fd_1() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import io
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -30,8 +31,11 @@ from projections import (
     replay,
     run_sql_async,
 )
+from projections.replay_applier import apply_stream
+from projections.replay_frames import encode_batch
 from projections.runtime import Projector, ProjectorConfig
-from services.store import JetStreamEventStore
+from services.store import InMemoryEventStore, JetStreamEventStore, RecordedEvent
+from tests.support.log import append_events, make_event
 from tests.support.nats_server import unique_prefix, unique_stream_name
 from tests.support.read_side import EventLog, append_all, dump_tables
 
@@ -345,3 +349,37 @@ async def test_a_failed_build_leaves_no_half_built_file(
         await build_read_models(store, dest, processes=2)
     assert list(dest.parent.iterdir()) == []
     assert appliers_of(dest) == []
+
+
+async def test_an_event_with_an_odd_traceparent_is_built_in_two_processes_as_in_one(
+    tmp_path: Path
+) -> None:
+    store = InMemoryEventStore()
+    for n in range(40):
+        # One writer put a non-ASCII traceparent on one event: the frames once refused it,
+        # and the applier took that for the end of its input and the replay for a success.
+        headers = {"traceparent": "00-\u00e9-x-01"} if n == 20 else None
+        await append_events(store, [make_event(f"r{n}", 1, f"c{n}", "RunCreated", name="x")],
+                            0, headers=headers)
+    built = [await asyncio.wait_for(build_read_models(store, tmp_path / f"p{n}.duckdb",
+                                                      processes=n), 60) for n in (1, 2)]
+    assert [b.position for b in built] == [40, 40]
+    assert [scalar(b.path, "SELECT count(*) FROM runs") for b in built] == [40, 40]
+
+
+def test_an_applier_whose_input_stops_short_of_the_end_frame_says_so_after_what_came(
+    tmp_path: Path
+) -> None:
+    whole = [RecordedEvent(1, "runlog.evt.run.r1", make_event(
+        "r1", 1, "c1", "RunCreated", name="x").to_json(), {})]
+    cut = encode_batch(whole, 2) + encode_batch(whole, 2)[:-1]  # the second frame cut short
+    db = ReadModelDb.open_writer(tmp_path / "cut.duckdb")
+    reports = io.StringIO()
+    try:
+        with pytest.raises(EOFError):
+            apply_stream(db, io.BytesIO(cut), reports)
+        runs = db.con.execute("SELECT count(*) FROM runs").fetchone()
+    finally:
+        db.close()
+    assert reports.getvalue() == "P 1\n"  # the whole frame was applied and reported
+    assert runs == (1,)
