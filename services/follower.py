@@ -43,6 +43,11 @@ __all__ = ["LogFollower", "Observer"]
 
 log = logging.getLogger(__name__)
 
+_FIRST_RETRY_S = 0.25
+"""The first pause before a feed the log could not give is asked for again."""
+_LAST_RETRY_S = 5.0
+"""The longest such pause: short, since commands that wait on the follower wait for it."""
+
 
 class Observer(Protocol):
     """Something kept current by the log follower."""
@@ -97,18 +102,37 @@ class LogFollower:
                                    timeout_s)
 
     async def _follow(self) -> None:
-        """Hands out every event, on a new feed after each gap or stall of the last one."""
-        try:
-            while self._feed is not None:
-                if await self._follow_feed(self._feed):
-                    return
-                await self._feed.close()
-                self._feed = await self._store.subscribe(self.position + 1)
-        except StoreError as error:
-            log.warning("log follower stopped: %s", error)
+        """Hands out every event, on a new feed after each gap or stall of the last one,
+        or after the log failed to answer: it never stops before ``stop``."""
+        while self._feed is not None:  # ``_reopen`` gives it a new one; ``stop`` ends this
+            try:
+                await self._follow_feed(self._feed)
+            except StoreError as error:
+                log.warning("log follower: the log failed after seq %d (%s): reading again "
+                            "from there", self.position, error)
+            await self._reopen()
 
-    async def _follow_feed(self, feed: EventFeed) -> bool:
-        """Hands out events until the feed loses some (False: read again)."""
+    async def _reopen(self) -> None:
+        """A new feed from the position, asked for again (with a growing pause) for as
+        long as the log cannot give one: a reconnect or an election ends, the follower
+        must not (the policies, caches and ledgers all see the log through it)."""
+        if self._feed is not None:
+            feed, self._feed = self._feed, None
+            with contextlib.suppress(StoreError):
+                await feed.close()
+        pause = _FIRST_RETRY_S
+        while True:
+            try:
+                self._feed = await self._store.subscribe(self.position + 1)
+                return
+            except StoreError as error:
+                log.warning("log follower: cannot read the log from seq %d (%s): trying "
+                            "again in %.1f s", self.position + 1, error, pause)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, _LAST_RETRY_S)
+
+    async def _follow_feed(self, feed: EventFeed) -> None:
+        """Hands out events until the feed loses some, then returns (read again)."""
         fresh = True
         while True:
             batch = await next_batch_within(feed, 2000, 0.002, self._stall_s)
@@ -117,7 +141,7 @@ class LogFollower:
                     log.warning("log follower: no event for %.0f s while the log holds more "
                                 "past seq %d: reading again from there", self._stall_s,
                                 self.position)
-                    return False
+                    return
                 continue
             wanted, _, gap = contiguous_run(batch, self.position + 1, fresh)
             fresh = False
@@ -128,7 +152,7 @@ class LogFollower:
             if gap:
                 log.warning("log follower: the feed skipped events after seq %d: reading "
                             "again from there", self.position)
-                return False
+                return
 
     def _hand_out(self, recorded: RecordedEvent) -> None:
         self.position = recorded.seq

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import itemgetter
@@ -315,6 +315,15 @@ class TaskBoard:
         """Held tasks whose attempt ran past its deadline by ``now``."""
         return self._past(self._deadlines, now, lambda s: s.attempt_deadline)
 
+    def lapse_again(self, tasks: Sequence[TaskState]) -> None:
+        """Puts lapsed leases back (their expiry did not land), to be found again; one that
+        has moved on since is passed over then."""
+        _push_back(self._leases, tasks, lambda s: s.lease_expires_at)
+
+    def time_out_again(self, tasks: Sequence[TaskState]) -> None:
+        """Puts passed deadlines back (their time-out did not land), as ``lapse_again``."""
+        _push_back(self._deadlines, tasks, lambda s: s.attempt_deadline)
+
     def _past(self, heap: list[tuple[datetime, int, str]], now: datetime,
               moment: Callable[[TaskState], datetime | None]) -> list[TaskState]:
         found = []
@@ -325,6 +334,14 @@ class TaskBoard:
                     and moment(entry.state) == at:
                 found.append(entry.state)
         return found
+
+
+def _push_back(heap: list[tuple[datetime, int, str]], tasks: Sequence[TaskState],
+               moment: Callable[[TaskState], datetime | None]) -> None:
+    for state in tasks:
+        at = moment(state)
+        if at is not None:
+            heapq.heappush(heap, (at, state.lease_epoch, state.task_id))
 
 
 def claim(board: TaskBoard, worker: WorkerState, kinds: Collection[str], ctx: Context,

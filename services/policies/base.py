@@ -13,15 +13,29 @@ import abc
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Protocol, TypeVar
 
 from events.base import Command
 from events.codec import StoredEvent
+from events.errors import ErrorCode
 
-__all__ = ["CommandSender", "Policy"]
+__all__ = ["TRANSIENT", "CommandSender", "Policy", "RetryLater"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+TRANSIENT = frozenset({ErrorCode.CONFLICT.value, ErrorCode.UNAVAILABLE.value})
+"""The answers after which the same command may well write if sent again later (the
+contract: ``conflict``, retrying later may succeed; ``unavailable``, the log did not
+answer in time). Every other refusal is a real race (the state moved on) or a bug
+(``internal``), which sending it again would only repeat."""
+
+
+class RetryLater(Exception):
+    """A command of a policy got a transient answer: nothing was written, and the same
+    command (the same id) is to be sent again at the policy's next round."""
 
 
 class CommandSender(Protocol):
@@ -65,6 +79,8 @@ class Policy(abc.ABC):
             self._news.clear()
             try:
                 await self.act()
+            except RetryLater as later:
+                log.warning("%s: %s; it tries again at its next round", self.name, later)
             except Exception:
                 # A bug in one round must not stop the policy for good.
                 log.exception("%s failed; it acts again at its next round", self.name)
@@ -74,11 +90,33 @@ class Policy(abc.ABC):
         """Sends whatever commands are due now; returns how many wrote something."""
 
     async def issue(self, command: Command, headers: Mapping[str, str] | None = None) -> bool:
-        """Sends one command; True when it wrote events. Refusals are expected races."""
+        """Sends one command; True when it wrote events. Refusals are expected races; a
+        transient answer (``TRANSIENT``) raises ``RetryLater``."""
         reply = await self.sender.send(command, headers)
         error = reply.get("error")
         if isinstance(error, Mapping):
+            if error.get("code") in TRANSIENT:
+                raise RetryLater(f"{command.subject} got {error.get('code')}: "
+                                 f"{error.get('message')}")
             log.info("%s: %s refused: %s", self.name, command.subject, error.get("message"))
             return False
         events = reply.get("events")
         return bool(events)
+
+    @staticmethod
+    async def each(items: Sequence[T], act_on: Callable[[T], Awaitable[int]],
+                   keep: Callable[[Sequence[T]], None]) -> int:
+        """Acts on each item in turn; returns the sum of what ``act_on`` returned.
+
+        Work a round took off its list must not be lost to a transient answer: the item
+        it came on and the ones after it go to ``keep`` (back on the list, for the next
+        round) and ``RetryLater`` ends the round, as the log is unwell.
+        """
+        done = 0
+        for index, item in enumerate(items):
+            try:
+                done += await act_on(item)
+            except RetryLater:
+                keep(items[index:])
+                raise
+        return done

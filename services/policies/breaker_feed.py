@@ -142,15 +142,18 @@ class BreakerFeedPolicy(Policy):
     async def act(self) -> int:
         """Sends every queued configure and outcome; returns how many wrote something."""
         written = 0
+        # Each is taken off its queue once sent: a transient answer leaves it at the front.
         while self._configure:
-            seq, breaker_id, limits = self._configure.popleft()
+            seq, breaker_id, limits = self._configure[0]
             written += await self.issue(ConfigureBreaker(
                 breaker_id=breaker_id,
                 failure_threshold=limits.failure_threshold or DEFAULT_FAILURE_THRESHOLD,
                 cooldown_s=limits.cooldown_s or DEFAULT_COOLDOWN_S,
                 command_id=policy_command_id("breaker-config", seq, breaker_id)))
+            self._configure.popleft()
         while self._due:
-            written += await self.issue(self._command(self._due.popleft()))
+            written += await self.issue(self._command(self._due[0]))
+            self._due.popleft()
         return written
 
     def _command(self, due: _Due) -> RecordBreakerOutcome:

@@ -57,10 +57,7 @@ class BudgetAlertPolicy(Policy):
     async def act(self) -> int:
         """Records the crossings of every budget touched since the last round."""
         touched, self._touched = self._touched, set()
-        recorded = 0
-        for scope in sorted(touched):
-            recorded += await self._check(scope)
-        return recorded
+        return await self.each(sorted(touched), self._check, self._touched.update)
 
     async def _check(self, scope: str) -> int:
         budget_id, _, period = scope.removeprefix("budget:").partition("@")

@@ -13,6 +13,7 @@ from datetime import datetime
 from events import utc_now
 from events.commands.task import ExpireTaskLease
 from services.domain.claims import TaskBoard
+from services.domain.task import TaskState
 
 from .base import CommandSender, Policy
 from .ids import policy_command_id
@@ -33,12 +34,13 @@ class LeaseExpiryPolicy(Policy):
 
     async def act(self) -> int:
         """Expires every lease lapsed by now; returns how many it expired."""
-        expired = 0
-        for task in self._board.lapsed_leases(self._clock()):
-            # The id names the expiry it saw: a heartbeat this replica had not seen yet
-            # makes the expiry refused, and the later, real lapse must not get that answer.
-            expired += await self.issue(ExpireTaskLease(
-                task_id=task.task_id, lease_epoch=task.lease_epoch,
-                command_id=policy_command_id("expire", task.task_id, task.lease_epoch,
-                                             task.lease_expires_at)))
-        return expired
+        return await self.each(self._board.lapsed_leases(self._clock()), self._expire,
+                               self._board.lapse_again)
+
+    async def _expire(self, task: TaskState) -> int:
+        # The id names the expiry it saw: a heartbeat this replica had not seen yet
+        # makes the expiry refused, and the later, real lapse must not get that answer.
+        return await self.issue(ExpireTaskLease(
+            task_id=task.task_id, lease_epoch=task.lease_epoch,
+            command_id=policy_command_id("expire", task.task_id, task.lease_epoch,
+                                         task.lease_expires_at)))

@@ -14,6 +14,7 @@ answered from an earlier refusal.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from events.base import Command
@@ -172,12 +173,18 @@ class ProgressPolicy(Policy):
     async def act(self) -> int:
         """Sends every command that became due; returns how many wrote something."""
         due, self._due = self._due, {}
-        done = 0
-        for (what, target), seq in sorted(due.items(), key=lambda item: item[1]):
-            command = self._command(what, target, seq)
-            if command is not None:
-                done += await self.issue(command)
-        return done
+        return await self.each(sorted(due.items(), key=lambda item: item[1]), self._send,
+                               self._keep)
+
+    async def _send(self, item: tuple[tuple[str, str], int]) -> int:
+        (what, target), seq = item
+        command = self._command(what, target, seq)
+        return await self.issue(command) if command is not None else 0
+
+    def _keep(self, items: Sequence[tuple[tuple[str, str], int]]) -> None:
+        """Puts work back for the next round, unless newer news made it due again since."""
+        for key, seq in items:
+            self._due.setdefault(key, seq)
 
     def _command(self, what: str, target: str, seq: int) -> Command | None:
         command_id = policy_command_id(f"progress-{what}", target, seq)

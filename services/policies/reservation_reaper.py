@@ -9,7 +9,7 @@ write it once; one that was settled meanwhile is refused, which is the expected 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from events import utc_now
@@ -64,13 +64,18 @@ class ReservationReaperPolicy(Policy):
     async def act(self) -> int:
         """Releases what the triggers noted, then every reservation past its expiry."""
         triggers, self._triggers = self._triggers, []
-        released = 0
-        for seq, reason, holds in triggers:
-            for hold in holds:
-                released += await self._release(hold, reason, seq)
-        for hold in self._ledgers.lapsed(self._clock()):
+        released = await self.each(triggers, self._release_all, self._keep)
+        for hold in self._ledgers.lapsed(self._clock()):  # found again at each round
             released += await self._release(hold, "expired", hold.expires_at.isoformat())
         return released
+
+    async def _release_all(self, trigger: tuple[int, ReleaseReason, list[Hold]]) -> int:
+        seq, reason, holds = trigger
+        # Those released by now are passed over (``_release``) if the trigger comes again.
+        return sum([await self._release(hold, reason, seq) for hold in holds])
+
+    def _keep(self, triggers: Sequence[tuple[int, ReleaseReason, list[Hold]]]) -> None:
+        self._triggers[:0] = triggers  # before those noted since, in stream order
 
     async def _release(self, hold: Hold, reason: ReleaseReason, trigger: object) -> bool:
         if self._ledgers.hold(hold.reservation_id) is None:

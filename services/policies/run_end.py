@@ -55,18 +55,18 @@ class RunEndPolicy(Policy):
     async def act(self) -> int:
         """Cancels every open task of the runs that ended since the last time."""
         due, self._due = self._due, set()
-        cancelled = 0
-        for run_id in sorted(due):
-            cancelled += await self.cancel_open_tasks(run_id, self._ended.get(run_id, "ended"))
-        return cancelled
+        return await self.each(
+            sorted(due), lambda run_id: self.cancel_open_tasks(
+                run_id, self._ended.get(run_id, "ended")), self._due.update)
 
     async def cancel_open_tasks(self, run_id: str, ending: str) -> int:
         """Cancels every open task of ``run_id``; returns how many it cancelled."""
         cancelled = 0
-        trigger = self._triggers.pop(run_id, None)
+        trigger = self._triggers.get(run_id)
         with policy_span(self.name, {"traceparent": trigger} if trigger else None) as headers:
             for task_id in self._board.open_tasks(run_id):
                 cancelled += await self.issue(CancelTask(
                     task_id=task_id, reason=f"run {run_id} ended ({ending})",
                     command_id=policy_command_id("run-end", run_id, task_id)), headers)
+        self._triggers.pop(run_id, None)  # kept until the run's tasks are all seen to
         return cancelled

@@ -14,6 +14,7 @@ from datetime import datetime
 from events import utc_now
 from events.commands.task import TimeOutTask
 from services.domain.claims import TaskBoard
+from services.domain.task import TaskState
 
 from .base import CommandSender, Policy
 from .ids import policy_command_id
@@ -34,9 +35,10 @@ class TaskTimeoutPolicy(Policy):
 
     async def act(self) -> int:
         """Times out every attempt past its deadline now; returns how many."""
-        timed_out = 0
-        for task in self._board.timed_out(self._clock()):
-            timed_out += await self.issue(TimeOutTask(
-                task_id=task.task_id, lease_epoch=task.lease_epoch,
-                command_id=policy_command_id("timeout", task.task_id, task.lease_epoch)))
-        return timed_out
+        return await self.each(self._board.timed_out(self._clock()), self._time_out,
+                               self._board.time_out_again)
+
+    async def _time_out(self, task: TaskState) -> int:
+        return await self.issue(TimeOutTask(
+            task_id=task.task_id, lease_epoch=task.lease_epoch,
+            command_id=policy_command_id("timeout", task.task_id, task.lease_epoch)))
