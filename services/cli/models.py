@@ -47,5 +47,6 @@ async def _register(bodies: list[dict[str, Any]]) -> tuple[int, int]:
             changed += bool(reply.get("ok") and reply.get("events"))
             failed += not reply.get("ok")
             if not reply.get("ok"):
-                say(f"{body['model']}: {reply['error']['message']}", style="red")
+                error = reply["error"]
+                say(f"{body['model']}: {error['code']}: {error['message']}", style="red")
     return changed, failed

@@ -17,7 +17,7 @@ import click
 from services.errors import RunlogError
 
 from .context import RunlogCommand, RunlogGroup
-from .output import Section, emit_record, emit_rows, emit_sections, output_option
+from .output import Section, emit_record, emit_rows, emit_sections, output_option, say
 from .reads import literal, query
 
 __all__ = ["NOUNS", "Noun", "groups"]
@@ -99,10 +99,15 @@ def _group(noun: Noun) -> click.Group:
 def _list_command(noun: Noun) -> click.Command:
     def run(limit: int, output: str, **filters: str | None) -> int:
         given = {k: v for k, v in filters.items() if v is not None}
-        result = asyncio.run(query(noun.list_sql(given, limit), limit=limit))
-        more = "; --limit reached" if len(result.rows) == limit else ""
-        emit_rows(result.columns, result.rows, output,
-                  note=f"({len(result.rows)} {noun.table}{more})")
+        result = asyncio.run(query(noun.list_sql(given, limit), limit=limit, whole=False))
+        count = len(result.rows)
+        cut = result.truncated and count < limit  # by the size of one reply, not the limit
+        more = "; --limit reached" if count == limit else "; more did not fit" if cut else ""
+        emit_rows(result.columns, result.rows, output, note=f"({count} {noun.table}{more})")
+        if cut:
+            say(f"only {count} {noun.table} fit in one reply: lower --limit, or "
+                f"`runlog sql -o jsonl` streams every row", style="yellow")
+            return 1
         return 0
 
     for column in reversed(noun.filters):

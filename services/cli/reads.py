@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from services.errors import RunlogError
+
 from .context import state
 
 if TYPE_CHECKING:
@@ -19,18 +21,28 @@ _SAFE = re.compile(r"^[A-Za-z0-9_.:/-]{1,256}$")
 
 
 async def query(sql: str, *, limit: int = 10_000, timeout_s: float = 10.0,
-                wait_seq: int | None = None, db: Path | None = None) -> QueryResult:
-    """Runs one read-only statement on the live read models (or ``db``)."""
+                wait_seq: int | None = None, db: Path | None = None,
+                whole: bool = True) -> QueryResult:
+    """Runs one read-only statement on the live read models (or ``db``).
+
+    ``whole``: a result with more rows than came back (past ``limit``, or past what one
+    reply of the service holds) is an error, not a shorter answer; False hands it back
+    marked ``truncated`` for the caller to say so.
+    """
     from projections import query_async
     from services.read_side import sql_limits
 
     from .connect import read_side_access
 
     settings = state().settings()
-    return await query_async(sql, db_path=db or settings.duckdb_path,
-                             **read_side_access(settings, local_only=db is not None),
-                             limit=limit, timeout_s=timeout_s, wait_seq=wait_seq,
-                             limits=sql_limits(settings))
+    result = await query_async(sql, db_path=db or settings.duckdb_path,
+                               **read_side_access(settings, local_only=db is not None),
+                               limit=limit, timeout_s=timeout_s, wait_seq=wait_seq,
+                               limits=sql_limits(settings))
+    if whole and result.truncated:
+        raise RunlogError(f"only {len(result.rows)} rows of a longer answer came back: "
+                          "`runlog sql -o jsonl` streams every row")
+    return result
 
 
 async def rows(sql: str, *, limit: int = 10_000) -> list[dict[str, Any]]:

@@ -74,7 +74,8 @@ class Snapshot:
 
 
 @click.command("status", cls=RunlogCommand)
-@click.option("--once", is_flag=True, help="print the view once and exit")
+@click.option("--once", is_flag=True,
+              help="print the view once and exit (1 when runlog up could not be read)")
 @click.option("--interval", type=click.FloatRange(min=0.2, max=3600), default=1.0,
               help="seconds between refreshes")
 @output_option(formats=("table", "json"))
@@ -93,7 +94,7 @@ async def _status(once: bool, interval: float, output: str) -> int:
                 emit_record(snapshot.to_dict(), "json")
             else:
                 state().console().print(render(snapshot))
-            return 0
+            return 1 if snapshot.problem else 0  # as health is, a failure for a script
         await _watch(nc, interval)
     return 0
 

@@ -104,9 +104,11 @@ def _queries(unit: str, since: str) -> dict[str, tuple[str, str]]:
 
 
 _SAVINGS = (
-    ("cache_entries", "saved_cost_usd", "Savings from the result cache"),
+    ("cache_entries", "cost_saved_usd", "Savings from the result cache"),
     ("routing_decisions", "saved_cost_usd", "Savings from fallbacks and routing"),
 )
+"""Each read model that may say what it saved, and the column that would (routing
+decisions hold none yet: the report says so rather than show a zero)."""
 
 
 async def gather(query: Query, name: str, periods: int | None = None) -> Report:
@@ -137,17 +139,18 @@ async def _savings(query: Query, since: str) -> dict[str, Section | None]:
     found: dict[str, Section | None] = {}
     for table, column, title in _SAVINGS:
         if (table, column) not in have:
-            found[table] = None
+            found[f"{table}.{column}"] = None
             continue
-        cols, rows = await query(f"SELECT count(*) AS entries, round(sum({column}), 6) AS "
-                                 f"saved_usd FROM {table}")
+        cols, rows = await query(f"SELECT count(*) AS entries, coalesce(round(sum({column}), "
+                                 f"6), 0) AS saved_usd FROM {table}")
         found[table] = Section(table, title, cols, rows)
     return found
 
 
-def _absent_note(table: str) -> str:
+def _absent_note(where: str) -> str:
+    table, _, column = where.partition(".")
     return (f"No savings figure from `{table}`: these read models have no `{table}` table with "
-            "a `saved_cost_usd` column yet, so that saving is not measured here.")
+            f"a `{column}` column yet, so that saving is not measured here.")
 
 
 def columns_of(section: Section, *names: str) -> list[Sequence[Any]]:

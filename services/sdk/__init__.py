@@ -10,6 +10,7 @@ from events.errors import ErrorCode
 
 from .client import QUERY_SUBJECT, Client, ClientStats, connect
 from .errors import (
+    BodyNotJson,
     CommandError,
     CommandTimeout,
     LeaseLost,
@@ -27,6 +28,7 @@ from .worker import Handler, TaskEnd, Worker, WorkerConfig
 __all__ = [
     "QUERY_SUBJECT",
     "AcquireReply",
+    "BodyNotJson",
     "ClaimReply",
     "ClaimedTask",
     "Client",

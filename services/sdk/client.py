@@ -15,7 +15,7 @@ import nats.errors
 from nats.aio.client import Client as NatsClient
 from opentelemetry import propagate
 from pydantic import BaseModel, ValidationError
-from pydantic_core import to_jsonable_python
+from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from events.errors import ErrorCode
 from events.ids import new_id
@@ -26,7 +26,7 @@ from services.nats_connection import connection_options, server_list
 from services.settings import Settings, load_settings
 
 from .commands import CommandMethods
-from .errors import CommandError, CommandTimeout, QueryError, SdkError
+from .errors import BodyNotJson, CommandError, CommandTimeout, QueryError, SdkError
 from .replies import QueryResult, Reply
 from .retry import RetryPolicy, retrying
 from .transport import NatsTransport, RequestTimeout, Transport
@@ -94,8 +94,11 @@ class Client(CommandMethods):
         """
         fields = {name: value for name, value in body.items() if value is not None}
         fields.setdefault("command_id", new_id())
-        payload = json.dumps(to_jsonable_python(fields), separators=(",", ":")).encode()
         full_subject = f"{COMMAND_PREFIX}.{subject}"
+        try:
+            payload = json.dumps(to_jsonable_python(fields), separators=(",", ":")).encode()
+        except (PydanticSerializationError, TypeError, ValueError) as error:
+            raise BodyNotJson(full_subject, f"the body is not JSON: {error}") from None
         try:
             data = await self._request(full_subject, payload,
                                        timeout_s or self.request_timeout_s, _command_reply)

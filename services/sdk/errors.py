@@ -11,6 +11,7 @@ from services.errors import RunlogError
 
 __all__ = [
     "RETRYABLE_CODES",
+    "BodyNotJson",
     "CommandError",
     "CommandTimeout",
     "LeaseLost",
@@ -67,6 +68,14 @@ class CommandError(SdkError):
     def lease_gone(self) -> bool:
         """Whether a lease holder's command found the lease no longer its own."""
         return self.code in _LEASE_GONE
+
+
+class BodyNotJson(CommandError):
+    """A command whose body cannot be written as JSON, refused before anything was sent
+    (as the service would refuse it: ``validation_failed``)."""
+
+    def __init__(self, subject: str, message: str) -> None:
+        super().__init__(subject, ErrorCode.VALIDATION_FAILED, message)
 
 
 class CommandTimeout(CommandError):

@@ -219,7 +219,8 @@ def test_report_writes_one_html_file_with_its_charts_as_png(served: Path, tmp_pa
     page = target.read_text()
     assert page.count("data:image/png;base64,") >= 2
     assert "gpt-5" in page
-    assert "cache_entries" in page  # says which savings it could not measure
+    assert "Savings from the result cache" in page  # measured by cache_entries
+    assert "No savings figure from `routing_decisions`" in page  # and says what is not
     pngs = sorted(target.parent.glob("daily-*.png"))
     assert {p.name for p in pngs} >= {"daily-cost_by_model.png", "daily-tokens.png"}
     assert all(p.read_bytes().startswith(b"\x89PNG") for p in pngs)

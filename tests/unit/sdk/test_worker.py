@@ -372,6 +372,22 @@ async def test_a_result_runlog_refuses_fails_the_attempt_as_unknown() -> None:
                                                           "result refused: result: too large")
 
 
+async def test_a_result_that_is_not_json_fails_the_attempt_as_unknown() -> None:
+    async def returns_an_object(task: TaskContext) -> Mapping[str, object]:
+        return {"answer": object()}  # a handler's bug: nothing JSON can hold
+
+    h = Harness(returns_an_object)
+    h.fake.submit("t1")
+    h.start()
+    await h.until(lambda: len(h.ends) == 1)
+    await h.stopped()
+    assert "task.succeed" not in h.fake.subjects()  # refused before anything was sent
+    [failed] = h.fake.of("task.fail")
+    assert failed["error_class"] == "unknown"
+    assert str(failed["message"]).startswith("result refused: the body is not JSON")
+    assert [end.outcome for end in h.ends] == ["failed"]
+
+
 async def test_the_worker_reports_itself_alive_while_it_runs() -> None:
     h = Harness(succeed_with_usage, config=WorkerConfig(
         liveness_interval_s=0.01, idle_backoff_max_s=0.01, handle_signals=False))
