@@ -106,13 +106,13 @@ def query(sql: str, *, db_path: Path, nats_url: str | None = None,
           wait_seq: int | None = None, wait_timeout_s: float = 10.0,
           subject_prefix: str = SQL_SUBJECT_PREFIX,
           limits: SqlLimits = DEFAULT_LIMITS,
-          nats_options: NatsOptions | None = None) -> QueryResult:
+          nats_options: NatsOptions | None = None, remote_first: bool = False) -> QueryResult:
     """Runs one read-only query and returns at most ``limit`` of its rows."""
     return asyncio.run(query_async(sql, db_path=db_path, nats_url=nats_url, limit=limit,
                                    timeout_s=timeout_s, wait_seq=wait_seq,
                                    wait_timeout_s=wait_timeout_s,
                                    subject_prefix=subject_prefix, limits=limits,
-                                   nats_options=nats_options))
+                                   nats_options=nats_options, remote_first=remote_first))
 
 
 async def query_async(sql: str, *, db_path: Path, nats_url: str | None = None,
@@ -120,16 +120,21 @@ async def query_async(sql: str, *, db_path: Path, nats_url: str | None = None,
                       wait_seq: int | None = None, wait_timeout_s: float = 10.0,
                       subject_prefix: str = SQL_SUBJECT_PREFIX,
                       limits: SqlLimits = DEFAULT_LIMITS,
-                      nats_options: NatsOptions | None = None) -> QueryResult:
+                      nats_options: NatsOptions | None = None,
+                      remote_first: bool = False) -> QueryResult:
     """The file when it is free, else the running service that holds it (connecting with
-    ``nats_options``: TLS, credentials, inbox prefix)."""
+    ``nats_options``: TLS, credentials, inbox prefix); ``remote_first``: the service at
+    ``nats_url`` whatever the file (a server named on purpose, not the local one)."""
     def on_file(db: ReadModelDb, watch: QueryWatch) -> QueryResult:
         return execute_query(db, sql, limit, watch=watch)
 
-    try:
-        return await asyncio.to_thread(_on_file, db_path, limits, timeout_s, wait_seq, on_file)
-    except DatabaseBusy as busy:
-        url = _owner_url(busy, nats_url)
+    url = _remote(nats_url, remote_first)
+    if url is None:
+        try:
+            return await asyncio.to_thread(_on_file, db_path, limits, timeout_s, wait_seq,
+                                           on_file)
+        except DatabaseBusy as busy:
+            url = _owner_url(busy, nats_url)
     request = {"sql": sql, "limit": limit, "timeout_s": timeout_s, "wait_seq": wait_seq,
                "wait_timeout_s": wait_timeout_s}
     return QueryResult.from_dict(await _ask(url, f"{subject_prefix}.query", request,
@@ -142,13 +147,14 @@ def stream_sql(sql: str, out: TextIO, fmt: str, *, db_path: Path, nats_url: str 
                wait_seq: int | None = None, wait_timeout_s: float = 10.0,
                subject_prefix: str = SQL_SUBJECT_PREFIX,
                limits: SqlLimits = DEFAULT_LIMITS,
-               nats_options: NatsOptions | None = None) -> StreamSummary:
+               nats_options: NatsOptions | None = None,
+               remote_first: bool = False) -> StreamSummary:
     """Writes every row of a query (or the first ``limit``) to ``out`` as ``csv``, ``jsonl`` or
     ``json``, from the file when it is free, else streamed by the running service."""
     return asyncio.run(stream_sql_async(
         sql, out, fmt, db_path=db_path, nats_url=nats_url, limit=limit, timeout_s=timeout_s,
         wait_seq=wait_seq, wait_timeout_s=wait_timeout_s, subject_prefix=subject_prefix,
-        limits=limits, nats_options=nats_options))
+        limits=limits, nats_options=nats_options, remote_first=remote_first))
 
 
 async def stream_sql_async(sql: str, out: TextIO, fmt: str, *, db_path: Path,
@@ -156,8 +162,10 @@ async def stream_sql_async(sql: str, out: TextIO, fmt: str, *, db_path: Path,
                            timeout_s: float = DEFAULT_TIMEOUT_S, wait_seq: int | None = None,
                            wait_timeout_s: float = 10.0, subject_prefix: str = SQL_SUBJECT_PREFIX,
                            limits: SqlLimits = DEFAULT_LIMITS,
-                           nats_options: NatsOptions | None = None) -> StreamSummary:
-    """``stream_sql`` for callers already inside an event loop."""
+                           nats_options: NatsOptions | None = None,
+                           remote_first: bool = False) -> StreamSummary:
+    """``stream_sql`` for callers already inside an event loop (``remote_first`` as for
+    ``query_async``)."""
     if fmt not in STREAM_FORMATS:
         raise QueryRefused(f"cannot stream {fmt!r}: use one of {', '.join(STREAM_FORMATS)}")
     writer = RowWriter(fmt, out)
@@ -165,10 +173,13 @@ async def stream_sql_async(sql: str, out: TextIO, fmt: str, *, db_path: Path,
     def on_file(db: ReadModelDb, watch: QueryWatch) -> StreamSummary:
         return write_local(db, sql, watch, writer, limit)
 
-    try:
-        return await asyncio.to_thread(_on_file, db_path, limits, timeout_s, wait_seq, on_file)
-    except DatabaseBusy as busy:
-        url = _owner_url(busy, nats_url)
+    url = _remote(nats_url, remote_first)
+    if url is None:
+        try:
+            return await asyncio.to_thread(_on_file, db_path, limits, timeout_s, wait_seq,
+                                           on_file)
+        except DatabaseBusy as busy:
+            url = _owner_url(busy, nats_url)
     request = {"sql": sql, "limit": limit, "timeout_s": timeout_s, "wait_seq": wait_seq,
                "wait_timeout_s": wait_timeout_s}
     async with _connected(url, nats_options) as link:
@@ -203,6 +214,11 @@ def _yields_to(db_path: Path) -> Callable[[], str | None]:
     return starting_writer
 
 
+def _remote(nats_url: str | None, remote_first: bool) -> str | None:
+    """The service to ask before (instead of) the local file, if any."""
+    return nats_url if remote_first else None
+
+
 def _owner_url(busy: DatabaseBusy, nats_url: str | None) -> str:
     if nats_url is None:
         raise QueryUnavailable(f"{busy}, and no running runlog is known to answer for it "
@@ -219,28 +235,31 @@ def _budget(limits: SqlLimits, timeout_s: float, wait_seq: int | None,
 
 def export(name: str, *, db_path: Path, nats_url: str | None = None, fmt: str = "parquet",
            subject_prefix: str = SQL_SUBJECT_PREFIX, limits: SqlLimits = DEFAULT_LIMITS,
-           nats_options: NatsOptions | None = None) -> Path:
-    """Writes a consistent snapshot under ``<data dir>/snapshots/`` and returns its path."""
+           nats_options: NatsOptions | None = None, remote_first: bool = False) -> Path:
+    """Writes a consistent snapshot under ``<data dir>/snapshots/`` and returns its path
+    (the serving process's data directory when the service writes it)."""
     return asyncio.run(export_async(name, db_path=db_path, nats_url=nats_url, fmt=fmt,
                                     subject_prefix=subject_prefix, limits=limits,
-                                    nats_options=nats_options))
+                                    nats_options=nats_options, remote_first=remote_first))
 
 
 async def export_async(name: str, *, db_path: Path, nats_url: str | None = None,
                        fmt: str = "parquet", subject_prefix: str = SQL_SUBJECT_PREFIX,
                        limits: SqlLimits = DEFAULT_LIMITS,
-                       nats_options: NatsOptions | None = None) -> Path:
-    """``export`` for callers already inside an event loop."""
+                       nats_options: NatsOptions | None = None,
+                       remote_first: bool = False) -> Path:
+    """``export`` for callers already inside an event loop (``remote_first`` as for
+    ``query_async``)."""
     dest = snapshot_path(db_path, name, fmt)
     if fmt not in SNAPSHOT_FORMATS:
         raise QueryRefused(f"unknown snapshot format {fmt!r}")
-    try:
-        return await asyncio.to_thread(_export_file, db_path, dest, fmt, limits)
-    except DatabaseBusy:
-        if nats_url is None:
-            raise QueryUnavailable(f"{db_path} is held by a running runlog and its NATS URL "
-                                   "is unknown") from None
-    result = await _ask(nats_url, f"{subject_prefix}.export", {"name": name, "format": fmt},
+    url = _remote(nats_url, remote_first)
+    if url is None:
+        try:
+            return await asyncio.to_thread(_export_file, db_path, dest, fmt, limits)
+        except DatabaseBusy as busy:
+            url = _owner_url(busy, nats_url)
+    result = await _ask(url, f"{subject_prefix}.export", {"name": name, "format": fmt},
                         limits.max_timeout_s + 5.0, nats_options)
     return Path(result["path"])
 

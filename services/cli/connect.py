@@ -82,15 +82,19 @@ class ReadSideAccess(TypedDict):
 
     nats_url: str | None
     nats_options: dict[str, Any]
+    remote_first: bool
 
 
 def read_side_access(settings: Settings, local_only: bool = False) -> ReadSideAccess:
-    """The running runlog's NATS URL (None: nothing serves, or ``local_only``) and the
-    connection options every runlog connection uses (TLS, credentials, inbox prefix)."""
+    """The running runlog's NATS URL (None: nothing serves, or ``local_only``), the
+    connection options every runlog connection uses (TLS, credentials, inbox prefix), and
+    whether that service is asked before the local file: a server named with ``--server``
+    or ``RUNLOG_NATS_URL`` is the one meant, whatever file the data directory holds."""
     from services.nats_connection import connection_options
 
     url = None if local_only else running_nats_url_or_none(settings)
-    return {"nats_url": url, "nats_options": connection_options(settings) if url else {}}
+    return {"nats_url": url, "nats_options": connection_options(settings) if url else {},
+            "remote_first": bool(url and settings.nats_url)}
 
 
 def nats_servers(url: str) -> list[str]:

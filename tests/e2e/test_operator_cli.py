@@ -14,7 +14,7 @@ from typing import Any
 import nats
 import pytest
 
-from projections import query
+from projections import ReadModelDb, query
 from services.cli import main
 from tests.e2e.cli import runlog, runlog_env, start_up, stop_up, wait_for_instance
 
@@ -263,3 +263,21 @@ def test_replay_bounds_outside_the_log_are_one_line_and_a_time_after_it_says_so(
                  timeout_s=60)
     assert now.returncode == 0, now.stderr
     assert "this is the state as of that event" in now.stdout
+
+
+def test_a_server_named_on_purpose_answers_even_beside_another_read_model_file(
+        served: Path, tmp_path: Path) -> None:
+    wait_for(served, send(served, "run.create", {"run_id": "named-server", "name": "n"}))
+    elsewhere = tmp_path / "elsewhere"
+    ReadModelDb.open_writer(elsewhere / "runlog.duckdb").close()  # a stale, empty file
+    sql = "SELECT count(*) AS n FROM runs WHERE run_id = 'named-server'"
+    for named in (("--server", nats_url(served)), ()):
+        env = {} if named else {"RUNLOG_NATS_URL": nats_url(served)}
+        done = runlog(elsewhere, *named, "sql", sql, "-o", "json", env=env)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == [{"n": 1}]  # the service's rows, not the file's
+        listed = runlog(elsewhere, *named, "run", "list", "-o", "json", env=env)
+        assert listed.returncode == 0, listed.stderr
+        assert "named-server" in listed.stdout
+    local = runlog(elsewhere, "sql", sql, "-o", "json")  # nothing named: the local file
+    assert (local.returncode, json.loads(local.stdout)) == (0, [{"n": 0}])
