@@ -42,8 +42,10 @@ PROBE_SUBJECT = "runlog.cmd.health.ping"
 
 ATTENTION_SQL = "SELECT component, name, status, value, detail FROM health"
 CHECKPOINTS_SQL = "SELECT projection, last_seq FROM checkpoints ORDER BY projection"
+# Budgets with no period only: a daily budget's row counts all its days together, so once
+# one day reached the bound it would read exhausted on every later day.
 BUDGETS_SQL = ("SELECT budget_id, name, spent_tokens, max_tokens, spent_cost_usd, max_cost_usd "
-               "FROM budgets WHERE state = 'exhausted' ORDER BY budget_id")
+               "FROM budgets WHERE state = 'exhausted' AND period IS NULL ORDER BY budget_id")
 
 
 class Status(enum.StrEnum):

@@ -14,7 +14,8 @@ __all__ = ["BREAKERS", "breakers_projection"]
 
 
 def _opened(row: Mapping[str, Any], event: Event) -> Row:
-    return {"opens": row["opens"] + 1}
+    # Reopened by a failed probe: that probe is over, as the breaker aggregate says.
+    return {"opens": row["opens"] + 1, "probe_id": None, "probe_deadline": None}
 
 
 def _cleared(row: Mapping[str, Any], event: Event) -> Row:

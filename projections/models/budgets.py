@@ -38,12 +38,15 @@ BUDGETS = EntitySpec(
     name="budgets",
     aggregate="budget",
     key="budget_id",
-    doc="One row per budget: scope, bounds, spending so far (shared budgets), exhaustion; "
-        "budget_ledger has settled and reserved amounts for every scope and period.",
+    doc="One row per budget: scope, bounds, spending so far and exhaustion (shared budgets, "
+        "all days together); budget_ledger has settled and reserved amounts for every scope "
+        "and period (a day of a daily budget, a session, a run).",
     columns=(
         Col("budget_id", ColType.TEXT, doc="the budget's id"),
         Col("name", ColType.TEXT, doc="its name"),
-        Col("state", ColType.TEXT, doc="active, exhausted or closed"),
+        Col("state", ColType.TEXT, doc="active, exhausted or closed: a shared budget's "
+            "spending against its bounds (a daily one's over all its days; a session, run or "
+            "day budget's stays active here: see budget_ledger)"),
         Col("max_cost_usd", ColType.MONEY, doc="cost bound (null: unlimited)"),
         Col("max_tokens", ColType.BIGINT, doc="token bound (null: unlimited)"),
         Col("scope", ColType.TEXT, "shared", "shared (runs naming it), run, session or day"),

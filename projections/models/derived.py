@@ -45,10 +45,14 @@ UPDATE budgets SET spent_tokens = coalesce(s.tokens, 0), spent_cost_usd = coales
 FROM (
     SELECT k.key AS budget_id, sum(u.tokens) AS tokens, sum(u.cost) AS cost,
            count(u.seq) AS n,
-           min(u.occurred_at) FILTER (WHERE (b.max_tokens IS NOT NULL
-                                             AND u.running_tokens >= b.max_tokens)
-                                         OR (b.max_cost_usd IS NOT NULL
-                                             AND u.running_cost >= b.max_cost_usd)) AS reached_at
+           -- A bound of zero is reached from the start, as the budget aggregate says.
+           coalesce(any_value(b.created_at) FILTER (WHERE b.max_tokens = 0
+                                                     OR b.max_cost_usd = 0),
+                    min(u.occurred_at) FILTER (WHERE (b.max_tokens IS NOT NULL
+                                                      AND u.running_tokens >= b.max_tokens)
+                                                  OR (b.max_cost_usd IS NOT NULL
+                                                      AND u.running_cost >= b.max_cost_usd))
+                    ) AS reached_at
     FROM keys AS k
     JOIN budgets AS b ON b.budget_id = k.key
     LEFT JOIN (

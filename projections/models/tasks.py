@@ -18,9 +18,29 @@ from .task_counts import RunTaskCounts
 __all__ = ["TASKS", "TaskProjection"]
 
 
-def _expired(row: Mapping[str, Any], event: Event) -> Row:
+_NO_LEASE: Row = {"lease_expires_at": None, "attempt_deadline": None}
+"""What an attempt's end clears, as the task aggregate does: no lease lapses any more."""
+
+
+def _voided(row: Mapping[str, Any], event: Event) -> Row:
     # The expired epoch is void: the task's epoch is one more from now on.
     return {"lease_epoch": ColType.BIGINT.convert(event.data["lease_epoch"]) + 1}
+
+
+def _expired(row: Mapping[str, Any], event: Event) -> Row:
+    return _voided(row, event) | {"lease_expires_at": None}
+
+
+def _ended(row: Mapping[str, Any], event: Event) -> Row:
+    return _NO_LEASE
+
+
+def _cancelled(row: Mapping[str, Any], event: Event) -> Row:
+    return _NO_LEASE | {"retry_at": None}
+
+
+def _back_in_queue(row: Mapping[str, Any], event: Event) -> Row:
+    return {"retry_at": None}
 
 
 def _new_attempt(row: Mapping[str, Any], event: Event) -> Row:
@@ -38,7 +58,7 @@ def _requeued(row: Mapping[str, Any], event: Event) -> Row:
 def _revoked(row: Mapping[str, Any], event: Event) -> Row:
     # An attempt runlog ended itself names the epoch it voided (else the holder reported it).
     voided = event.data.get("lease_epoch")
-    return {} if voided is None else _expired(row, event)
+    return _NO_LEASE if voided is None else _NO_LEASE | _voided(row, event)
 
 
 def _retry(row: Mapping[str, Any], event: Event) -> Row:
@@ -122,7 +142,8 @@ TASKS = EntitySpec(
         "TaskSatisfiedFromCache": "ended_at",
     },
     hooks={"TaskLeaseExpired": _expired, "TaskRetryScheduled": _retry, "TaskFailed": _failed,
-           "TaskLeased": _new_attempt, "TaskRequeuedByOperator": _requeued},
+           "TaskLeased": _new_attempt, "TaskRequeuedByOperator": _requeued,
+           "TaskSucceeded": _ended, "TaskCancelled": _cancelled, "TaskRequeued": _back_in_queue},
     indexes=("run_id", "state"),
 )
 
