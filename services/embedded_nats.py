@@ -150,6 +150,16 @@ class EmbeddedNats:
                 f"nats-server exited with code {self.process.returncode}\n{tail}"
             )
 
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while runlog runs it."""
+        return self.process.pid if self.process is not None else None
+
+    def exit_code(self) -> int | None:
+        """The server's exit code if it has exited on its own; None while it runs (or once
+        ``stop`` has stopped it)."""
+        return self.process.poll() if self.process is not None else None
+
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stops the server gracefully, killing it if it does not stop in time."""
         process, self.process = self.process, None

@@ -17,18 +17,26 @@ from .nats_connection import connect_nats
 from .settings import Settings
 from .store import JetStreamEventStore
 
-__all__ = ["connect_store", "nats_server"]
+__all__ = ["connect_store", "nats_server", "nats_server_process"]
 
 
 @contextlib.contextmanager
 def nats_server(settings: Settings) -> Iterator[str]:
     """Yields the NATS URL: ``RUNLOG_NATS_URL`` or a freshly started embedded server."""
+    with nats_server_process(settings) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def nats_server_process(settings: Settings) -> Iterator[tuple[str, EmbeddedNats | None]]:
+    """``nats_server``, with the embedded server itself (None for ``RUNLOG_NATS_URL``), for
+    a process that must notice when it dies."""
     if settings.nats_url:
-        yield settings.nats_url
+        yield settings.nats_url, None
         return
     with EmbeddedNats(settings.data_dir, settings.nats_server_bin,
                       sync=settings.nats_sync) as server:
-        yield server.url
+        yield server.url, server
 
 
 async def connect_store(url: str, settings: Settings, name: str = "runlog") -> tuple[

@@ -261,9 +261,17 @@ class ReadSideProcess:
                                    "before it served (see its log above)")
 
     async def _pump(self, child: asyncio.subprocess.Process) -> int:
-        """Reads the child's status lines until it exits; returns its exit code."""
+        """Reads the child's status lines until it exits; returns its exit code.
+
+        A child whose projector halted (a DuckDB I/O error, a full disk, a strict halt) is
+        stopped, to be started again like one that died: the new process reopens the file
+        and carries on from its checkpoint. Left alone, it beat on with its projector
+        stopped for good, and every probe said ready.
+        """
         while child.stdout is not None and (line := await child.stdout.readline()):
-            self._update(line)
+            if self._update(line) and self.status.halted:
+                with contextlib.suppress(ProcessLookupError):
+                    child.terminate()
         return await child.wait()
 
     def _update(self, line: bytes) -> bool:

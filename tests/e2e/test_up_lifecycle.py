@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from collections.abc import Mapping
@@ -73,6 +74,27 @@ def test_kill_9_leaves_no_nats_server_and_no_read_side_behind(tmp_path: Path) ->
     up.kill()
     up.wait()
     assert wait_gone(tmp_path) == []
+
+
+def test_up_stops_with_an_error_when_its_nats_server_dies(tmp_path: Path) -> None:
+    up = start_up(tmp_path)
+    try:
+        wait_for_instance(tmp_path, up)
+        [server] = nats_children(tmp_path)
+        os.kill(server, signal.SIGKILL)
+        assert up.wait(timeout=30) == 1  # exits, for its supervisor to start it again
+        err = up.stderr.read()  # type: ignore[union-attr]
+        assert "the embedded nats-server exited with code -9: runlog is stopping" in err
+        assert "Traceback" not in err
+    finally:
+        up.kill()
+        up.wait()
+    assert wait_gone(tmp_path) == []
+    restarted = start_up(tmp_path)  # and a new start serves the same data directory
+    try:
+        wait_for_instance(tmp_path, restarted)
+    finally:
+        stop_up(restarted)
 
 
 def send_while_up(data_dir: Path, subject: str, body: Mapping[str, object]
