@@ -132,13 +132,19 @@ async def observe(nc: Client | None, query: Query, *, stream: str = "RUNLOG",
                   nats_error: str | None = None, timeout_s: float = 2.0) -> Observation:
     """Gathers the facts; ``nc`` None means NATS could not be reached (``nats_error`` says why)."""
     facts: dict[str, Any] = {"stream": stream}
+    if nc is not None and not nc.is_connected:
+        # Reconnecting (or closed): asking the stream and the service would only wait out
+        # their timeouts, one after the other, past any probe's patience.
+        nc, nats_error = None, nats_error or "the connection to NATS is lost (reconnecting)"
     if nc is None:
         facts["nats_error"] = nats_error or "NATS is not reachable"
-    else:
-        facts |= await _stream_facts(nc, stream, timeout_s)
-        facts["commands_error"] = await _probe_commands(nc, timeout_s)
-    facts |= await _read_model_facts(query)
-    return Observation(**facts)
+        facts |= await _read_model_facts(query)
+        return Observation(**facts)
+    # Each waits on its own answer: together they take the longest one, not the sum.
+    stream_facts, commands_error, read_models = await asyncio.gather(
+        _stream_facts(nc, stream, timeout_s), _probe_commands(nc, timeout_s),
+        _read_model_facts(query))
+    return Observation(**facts, **stream_facts, commands_error=commands_error, **read_models)
 
 
 async def _stream_facts(nc: Client, stream: str, timeout_s: float) -> dict[str, Any]:

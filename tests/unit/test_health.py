@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from services.health import Observation, Status, Thresholds, evaluate
+import asyncio
+
+from services.health import Observation, Status, Thresholds, evaluate, observe
 
 LIVE = {"component": "service", "name": "runlog up", "status": "ok", "value": 1.0,
         "detail": "running (pid 1 on h), last beat 1 s ago"}
@@ -62,3 +64,70 @@ def test_the_worst_check_wins() -> None:
     report = evaluate(serving(attention=[LIVE, lost], commands_error="no responders"))
     assert report.status is Status.DOWN
     assert report.to_dict()["exit_code"] == 2
+
+
+class _Reconnecting:
+    """A NATS client that lost its connection: anything asked of it would wait it out."""
+
+    is_connected = False
+
+    def jetstream(self, **kwargs: object) -> object:
+        raise AssertionError("the stream is not asked while NATS is gone")
+
+    async def request(self, *args: object, **kwargs: object) -> object:
+        raise AssertionError("the command service is not asked while NATS is gone")
+
+
+async def test_a_reconnecting_client_is_nats_down_at_once() -> None:
+    async def no_rows(sql: str) -> list[dict[str, object]]:
+        return []
+
+    facts = await observe(_Reconnecting(), no_rows)  # type: ignore[arg-type]
+    report = evaluate(facts)
+    [nats] = [check for check in report.checks if check.name == "nats"]
+    assert (nats.status, report.exit_code) == (Status.DOWN, 2)
+    assert "lost" in nats.detail
+
+
+class _Connected:
+    """A connected client whose stream and command service answer only once every fact
+    is being asked for: asked one after the other, the first would wait for ever."""
+
+    is_connected = True
+
+    def __init__(self, asked: list[str], all_asked: asyncio.Event) -> None:
+        self.asked, self.all_asked = asked, all_asked
+
+    async def _answer(self, what: str) -> None:
+        self.asked.append(what)
+        if len(self.asked) == 3:
+            self.all_asked.set()
+        await self.all_asked.wait()
+
+    def jetstream(self, **kwargs: object) -> object:
+        client = self
+
+        class Js:
+            async def stream_info(self, stream: str) -> object:
+                await client._answer("stream")
+                return type("Info", (), {"state": type("State", (), {"last_seq": 7})})()
+        return Js()
+
+    async def request(self, *args: object, **kwargs: object) -> object:
+        await self._answer("commands")
+        return object()
+
+
+async def test_the_facts_are_asked_for_together() -> None:
+    asked: list[str] = []
+    nc = _Connected(asked, asyncio.Event())
+
+    async def rows(sql: str) -> list[dict[str, object]]:
+        if "read models" not in asked:
+            await nc._answer("read models")
+        await nc.all_asked.wait()
+        return []
+
+    facts = await asyncio.wait_for(observe(nc, rows), 5)  # type: ignore[arg-type]
+    assert sorted(asked) == ["commands", "read models", "stream"]
+    assert (facts.stream_last_seq, facts.commands_error) == (7, None)
