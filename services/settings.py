@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 import types
 import typing
 from pathlib import Path
@@ -49,11 +50,12 @@ class Settings(BaseSettings):
     """Embedded server only: ``always`` syncs every write to disk before acknowledging it."""
     data_dir: Path = Path(".runlog")
     """Embedded NATS data, DuckDB files and local state."""
-    stream: str = "RUNLOG"
+    stream: str = Field(default="RUNLOG", pattern=r"^[A-Za-z0-9_-]{1,64}$",
+                        description="a stream name: letters, digits, _ and -")
     """Name of the events stream."""
     replicas: int = Field(default=1, ge=1, le=5)
     """Stream replicas: 1 embedded, 3 in a cluster."""
-    duplicate_window_s: float = Field(default=120.0, gt=0)
+    duplicate_window_s: float = Field(default=120.0, gt=0, le=7 * 86400)
     """How long JetStream remembers a ``Nats-Msg-Id``."""
     snapshot_bucket: str = "RUNLOG_SNAPSHOTS"
     """KV bucket holding aggregate snapshots."""
@@ -96,8 +98,24 @@ class Settings(BaseSettings):
         '"base_s": 2, "cap_s": 120}}: error class -> strategy (backoff, fallback, truncate, '
         'fail_fast, escalate) and its base_s, factor, cap_s')
     """Overrides of the recovery table, per error class (README, "Recovery strategies")."""
-    http_addr: str = "127.0.0.1:8321"
+    http_addr: str = Field(default="127.0.0.1:8321",
+                           description="HOST:PORT (port 0 picks a free one) or off")
     """``HOST:PORT`` of ``runlog up``'s probes, metrics and dashboard; ``off`` disables it."""
+
+    @field_validator("sql_memory_limit", "sql_temp_limit")
+    @classmethod
+    def _not_zero(cls, value: str) -> str:
+        # A zero memory limit stopped the read side before it served.
+        number = re.match(r"\s*([\d.]+)", value)  # the pattern above holds by now
+        if number is not None and float(number[1]) == 0:
+            raise ValueError(f"{value.strip()} is no room at all: {_SIZE_WORDS}")
+        return value
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _blank_data_dir_is_the_default(cls, value: object) -> object:
+        # `RUNLOG_DATA_DIR=` means the default, not the current directory.
+        return Path(".runlog") if isinstance(value, str) and not value.strip() else value
 
     @field_validator("nats_tls_ca", "nats_tls_cert", "nats_tls_key", "nats_creds",
                      "nats_nkey_seed", mode="before")

@@ -92,3 +92,26 @@ def test_a_blank_path_variable_means_unset(monkeypatch: pytest.MonkeyPatch) -> N
     assert (settings.nats_tls_ca, settings.nats_creds, settings.nats_nkey_seed) == (
         None, None, None)
     assert connection_options(settings) == {"inbox_prefix": "_INBOX"}
+
+
+@pytest.mark.parametrize(("name", "value", "allowed"), [
+    ("RUNLOG_STREAM", "a.b", "a stream name: letters, digits, _ and -"),
+    ("RUNLOG_STREAM", "", "a stream name: letters, digits, _ and -"),
+    ("RUNLOG_DUPLICATE_WINDOW_S", "inf", "a number > 0 and <= 604800"),
+    ("RUNLOG_SQL_MEMORY_LIMIT", "0GB", "a size such as 512MB, 1GB or 2GiB"),
+    ("RUNLOG_HTTP_ADDR", ":8321", "HOST:PORT (port 0 picks a free one) or off"),
+])
+def test_a_value_that_would_fail_later_is_refused_at_once_with_what_it_takes(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], name: str,
+        value: str, allowed: str) -> None:
+    monkeypatch.setenv(name, value)
+    assert main(["health"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"runlog: {name}={value} is not valid; allowed: {allowed}")
+
+
+def test_a_blank_data_dir_is_the_default_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.settings import load_settings
+
+    monkeypatch.setenv("RUNLOG_DATA_DIR", " ")
+    assert str(load_settings().data_dir) == ".runlog"
