@@ -128,4 +128,5 @@ async def test_a_lapsed_lease_expires_after_a_transient_failure(tmp_path: Path) 
         assert await client.claim("w1") is not None  # and the worker is never heard again
         await wait_until(lambda: _state(client, "task", "t3"), lambda s: s != "leased")
         assert store.failed == 1
+        await client.caught_up()  # the board learns of the expiry from the log
         assert client.held_by("w1") == set()  # its slot is free again
