@@ -34,6 +34,12 @@ def _bounds(row: Mapping[str, Any], event: Event) -> Row:
     }
 
 
+def _created(row: Mapping[str, Any], event: Event) -> Row:
+    # The period is the budget's own, set when it is created: a BudgetThresholdCrossed
+    # names the day it crossed in a field of the same name, which a copy would take.
+    return _bounds(row, event) | {"period": _optional(ColType.TEXT, event.data.get("period"))}
+
+
 BUDGETS = EntitySpec(
     name="budgets",
     aggregate="budget",
@@ -45,8 +51,8 @@ BUDGETS = EntitySpec(
         Col("budget_id", ColType.TEXT, doc="the budget's id"),
         Col("name", ColType.TEXT, doc="its name"),
         Col("state", ColType.TEXT, doc="active, exhausted or closed: a shared budget's "
-            "spending against its bounds (a daily one's over all its days; a session, run or "
-            "day budget's stays active here: see budget_ledger)"),
+            "spending against its bounds (a daily one, whose bounds hold for each day, and a "
+            "session, run or day budget stay active here: see budget_ledger)"),
         Col("max_cost_usd", ColType.MONEY, doc="cost bound (null: unlimited)"),
         Col("max_tokens", ColType.BIGINT, doc="token bound (null: unlimited)"),
         Col("scope", ColType.TEXT, "shared", "shared (runs naming it), run, session or day"),
@@ -61,10 +67,10 @@ BUDGETS = EntitySpec(
         Col("exhausted_at", ColType.TIME, doc="when spending reached a bound", derived=True),
         Col("closed_at", ColType.TIME, doc="when it was closed"),
     ),
-    copy={"name": "name", "scope": "scope", "period": "period", "time_zone": "time_zone",
+    copy={"name": "name", "scope": "scope", "time_zone": "time_zone",
           "run_id": "run_id", "session_id": "session_id"},
     stamps={"BudgetClosed": "closed_at"},
-    hooks={"BudgetCreated": _bounds, "BudgetRaised": _bounds},
+    hooks={"BudgetCreated": _created, "BudgetRaised": _bounds},
 )
 
 

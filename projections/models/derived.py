@@ -45,13 +45,16 @@ UPDATE budgets SET spent_tokens = coalesce(s.tokens, 0), spent_cost_usd = coales
 FROM (
     SELECT k.key AS budget_id, sum(u.tokens) AS tokens, sum(u.cost) AS cost,
            count(u.seq) AS n,
-           -- A bound of zero is reached from the start, as the budget aggregate says.
+           -- A bound of zero is reached from the start, as the budget aggregate says. A
+           -- daily budget's bounds hold for each day, which these all-time sums are not:
+           -- budget_ledger has its days.
            coalesce(any_value(b.created_at) FILTER (WHERE b.max_tokens = 0
                                                      OR b.max_cost_usd = 0),
-                    min(u.occurred_at) FILTER (WHERE (b.max_tokens IS NOT NULL
-                                                      AND u.running_tokens >= b.max_tokens)
-                                                  OR (b.max_cost_usd IS NOT NULL
-                                                      AND u.running_cost >= b.max_cost_usd))
+                    min(u.occurred_at) FILTER (WHERE b.period IS NULL AND (
+                                                   (b.max_tokens IS NOT NULL
+                                                    AND u.running_tokens >= b.max_tokens)
+                                                   OR (b.max_cost_usd IS NOT NULL
+                                                       AND u.running_cost >= b.max_cost_usd)))
                     ) AS reached_at
     FROM keys AS k
     JOIN budgets AS b ON b.budget_id = k.key
@@ -79,10 +82,11 @@ _CHARGES_SQL = """
 WITH charged AS (
     SELECT b.budget_id, sum(x.tokens) AS tokens, sum(x.cost) AS cost, count(*) AS n,
            min(x.occurred_at) FILTER (
-               WHERE (b.max_tokens IS NOT NULL
-                      AND b.spent_tokens + x.running_tokens >= b.max_tokens)
-                  OR (b.max_cost_usd IS NOT NULL
-                      AND b.spent_cost_usd + x.running_cost >= b.max_cost_usd)) AS reached_at
+               WHERE b.period IS NULL AND (
+                   (b.max_tokens IS NOT NULL
+                    AND b.spent_tokens + x.running_tokens >= b.max_tokens)
+                   OR (b.max_cost_usd IS NOT NULL
+                       AND b.spent_cost_usd + x.running_cost >= b.max_cost_usd))) AS reached_at
     FROM (
         SELECT budget_id, occurred_at, tokens_in + tokens_out AS tokens, cost_usd AS cost,
                sum(tokens_in + tokens_out) OVER w AS running_tokens,

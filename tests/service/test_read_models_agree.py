@@ -112,7 +112,7 @@ async def test_a_budget_with_a_zero_bound_is_exhausted_from_the_start(tmp_path: 
             ("exhausted",)]
 
 
-async def test_health_does_not_call_a_daily_budget_exhausted_on_a_later_day(
+async def test_neither_health_nor_the_table_call_a_daily_budget_exhausted_for_all_days(
         tmp_path: Path) -> None:
     async with clocked() as (client, clock):
         await client.ok("model.register", PRICE)
@@ -128,3 +128,21 @@ async def test_health_does_not_call_a_daily_budget_exhausted_on_a_later_day(
         assert (await client.state_of("budget", "team")).state == "active"
         assert [row[0] for row in await sql(client, tmp_path / "a.duckdb", BUDGETS_SQL)] == [
             "all"]
+        # The table's all-time sums say nothing of a day: its row never reads exhausted.
+        assert await sql(client, tmp_path / "b.duckdb", "SELECT budget_id, state, "
+                         "exhausted_at IS NULL, spent_tokens FROM budgets ORDER BY 1") == [
+            ("all", "exhausted", False, 1200), ("team", "active", True, 1200)]
+
+
+async def test_a_crossed_threshold_leaves_the_budgets_period_as_it_was(tmp_path: Path) -> None:
+    async with clocked() as (client, _):
+        await client.ok("budget.create", {"budget_id": "team", "name": "team",
+                                          "max_tokens": 1000, "period": "day"})
+        await client.ok("budget.create", {"budget_id": "all", "name": "all",
+                                          "max_tokens": 1000})
+        for budget_id, period in (("team", "2026-03-01"), ("all", "")):
+            await client.ok("budget.record_threshold", {
+                "budget_id": budget_id, "threshold": 80, "period": period, "tokens": 800,
+                "cost_usd": "0"})
+        assert await sql(client, tmp_path / "a.duckdb", "SELECT budget_id, period FROM "
+                         "budgets ORDER BY 1") == [("all", None), ("team", "day")]
