@@ -13,7 +13,9 @@ double-lease a task, overfill a worker or pass a limit, on any number of replica
 Claimable tasks are filed in lanes: tasks of one kind, run, concurrency key (with its
 limit), resource and deferrability. Every limit applies to a lane as a whole, so a
 claim skips a full lane in one step however many tasks wait in it, and still takes
-tasks in order: due retries first, then by priority, then in submission order.
+tasks in order: by priority, a due retry first within its priority, then in submission
+order (the README's promise: the highest-priority task; a retry ahead of every priority
+let a priority-0 retry pass a waiting priority-9 task).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ _ENDED = frozenset({"succeeded", "failed", "cancelled"})
 _NONE: Mapping[str, int] = MappingProxyType({})
 
 Rank = tuple[int, int, int]
-"""(0 for a due retry else 1, minus the priority, submission order): smallest first."""
+"""(minus the priority, 0 for a due retry else 1, submission order): smallest first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +190,7 @@ class TaskBoard:
 
     def _ready(self, entry: _Entry, retry: bool) -> None:
         """Files a claimable task in its lane (and its lane under its kind)."""
-        rank: Rank = (0 if retry else 1, -entry.state.priority, entry.order)
+        rank: Rank = (-entry.state.priority, 0 if retry else 1, entry.order)
         entry.filed = rank
         lane = Lane.of(entry.state)
         heapq.heappush(self._lanes.setdefault(lane, []), (rank, entry.state.task_id))

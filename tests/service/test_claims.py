@@ -178,3 +178,25 @@ async def test_cancelling_a_leased_task_frees_the_worker_and_voids_the_lease(
     assert reply["events"] == ["TaskCancelled"]
     await client.refused("task.succeed", {"task_id": "t1", "worker_id": "w1", "lease_epoch": 1},
                          "invalid_transition")
+
+
+async def test_a_due_retry_waits_behind_a_higher_priority_task_and_leads_its_own(
+        client: ServiceClient) -> None:
+    await client.running_run("r1")
+    await client.worker("w1")
+    await client.submit("low", priority=0)
+    first = await client.claim("w1")
+    assert first is not None
+    # context_overflow retries at once (truncate): the retry is due as it fails
+    await client.ok("task.fail", {"task_id": "low", "worker_id": "w1",
+                                  "lease_epoch": first["lease_epoch"],
+                                  "error_class": "context_overflow"})
+    await client.submit("high", priority=9)
+    await client.submit("later-low", priority=0)
+    order = []
+    for _ in range(3):
+        claimed = await client.claim("w1")
+        assert claimed is not None
+        order.append(claimed["task_id"])
+        await client.ok("task.cancel", {"task_id": claimed["task_id"], "reason": "seen"})
+    assert order == ["high", "low", "later-low"]

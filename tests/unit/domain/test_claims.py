@@ -93,9 +93,9 @@ def test_a_draining_worker_gets_nothing() -> None:
     assert refused.value.message == "worker w1 is draining; assign needs idle/busy"
 
 
-def test_a_due_retry_comes_before_the_queue_and_a_waiting_one_not_at_all() -> None:
-    retrying = replace(_submitted("late"), state="retry_wait", retry_at=LATER, attempts=1)
-    board = _board(_submitted("t1", 9), retrying)
+def test_a_due_retry_leads_its_priority_and_a_waiting_one_is_not_claimable() -> None:
+    retrying = replace(_submitted("late", 5), state="retry_wait", retry_at=LATER, attempts=1)
+    board = _board(_submitted("t1", 5), retrying)
     worker = _worker(capacity=5)
     assert [t.task_id for t in board.candidates([], NOW)] == ["t1"]
     leased = _claim(board, worker, LATER)
@@ -104,6 +104,14 @@ def test_a_due_retry_comes_before_the_queue_and_a_waiting_one_not_at_all() -> No
     after = _claim(board, worker, LATER)
     assert after is not None
     assert after.task_id == "t1"
+
+
+def test_a_due_retry_waits_behind_a_higher_priority() -> None:
+    retrying = replace(_submitted("late", 1), state="retry_wait", retry_at=LATER, attempts=1)
+    board = _board(_submitted("t1", 9), retrying)
+    worker = _worker(capacity=5)
+    claimed = [_claim(board, worker, LATER), _claim(board, worker, LATER)]
+    assert [c.task_id for c in claimed if c is not None] == ["t1", "late"]
 
 
 def test_lapsed_leases_are_found_by_their_expiry() -> None:
