@@ -1,19 +1,22 @@
 """What a run may still spend: the one place "budget left" is computed.
 
-Routing (``model.recommend``) asks it before choosing a model; every limit that applies
-to the run is counted (its own budget and the shared budget it draws on), and the
-tightest one wins.
+Routing (``model.recommend``) asks it before choosing a model, on the very bounds a
+reservation of the run is admitted against (``Ledgers.bounds``: its own budget or the
+run default, a run-scoped, shared, session or day budget, the defaults), each less
+what is settled and what live reservations hold on its scope; the tightest one wins.
+It read only the run's own budget and its shared one, settled spending alone, and so
+recommended calls the budget then refused.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
 from events.money import ZERO_USD
 
-from .budget import BudgetState
-from .run import RunState
+from .charges import Bound, Ledger
 
 __all__ = ["BudgetLeft", "budget_left"]
 
@@ -36,19 +39,21 @@ class BudgetLeft:
 _NO_LIMIT = BudgetLeft()
 
 
-def budget_left(run: RunState | None, shared: BudgetState | None) -> BudgetLeft:
-    """The room left under the run's own budget and its shared budget (spend included)."""
+def budget_left(bounds: Iterable[Bound], ledger_of: Callable[[str], Ledger]) -> BudgetLeft:
+    """The room left under every bound, each less its scope's settled and reserved
+    spending (``ledger_of``: the ledger of a scope); a closed budget leaves none."""
     left = _NO_LIMIT
-    if run is not None and run.budget is not None:
-        budget = run.budget
-        left = _tighter(left, _tokens_left(budget.max_tokens, run.tokens),
-                        _usd_left(budget.max_cost_usd, run.cost_usd), f"run {run.run_id}")
-    if shared is not None:
-        tokens = _tokens_left(shared.max_tokens, shared.tokens)
-        cost = _usd_left(shared.max_cost_usd, shared.cost_usd)
-        if shared.state != "active":
-            tokens, cost = 0, ZERO_USD
-        left = _tighter(left, tokens, cost, f"budget {shared.budget_id}")
+    for bound in bounds:
+        ledger = ledger_of(bound.scope)
+        if bound.closed:
+            tokens: int | None = 0
+            cost: Decimal | None = ZERO_USD
+        else:
+            tokens = _tokens_left(bound.max_tokens,
+                                  ledger.settled_tokens + ledger.reserved_tokens)
+            cost = _usd_left(bound.max_cost_usd,
+                             ledger.settled_cost_usd + ledger.reserved_cost_usd)
+        left = _tighter(left, tokens, cost, bound.label)
     return left
 
 

@@ -29,6 +29,7 @@ from ..repositories import CommandRecord
 from ..routes import AnyRoute, Outcome, ReplyFields, Route, target_of
 from ..unit_of_work import Committed, UnitOfWork
 from .common import load_run, on_target
+from .reservations import payer_of
 
 __all__ = ["ROUTES"]
 
@@ -87,10 +88,11 @@ async def _candidate(uow: UnitOfWork, name: str) -> Candidate:
 
 
 async def _budget_left(uow: UnitOfWork, run_id: str | None) -> BudgetLeft:
+    """What the run may still spend, on the bounds ``budget.reserve`` admits it against."""
     run = await load_run(uow, run_id) if run_id else None
-    shared = (await uow.get(uow.repos.budgets, run.budget_id)).state \
-        if run is not None and run.budget_id else None
-    return budget_left(run, uow.repos.ledgers.view(shared, uow.now) if shared else None)
+    ledgers = uow.repos.ledgers
+    bounds = ledgers.bounds(payer_of(run), uow.repos.budget_defaults, uow.now) if run else ()
+    return budget_left(bounds, ledgers.ledger)
 
 
 def _decision_view(decision: ModelRecommended) -> ReplyFields:

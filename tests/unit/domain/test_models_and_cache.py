@@ -24,7 +24,7 @@ from events.errors import ErrorCode
 from services.domain import DomainError
 from services.domain.breaker import BreakerState, decide, health
 from services.domain.breaker_feed import model_breaker_id, outcome_of, provider_breaker_id
-from services.domain.budget import BudgetState
+from services.domain.charges import Bound, Ledger
 from services.domain.context import Context, Facts, Price
 from services.domain.headroom import budget_left
 from services.domain.model import ModelState
@@ -137,8 +137,12 @@ def _candidate(model: str, inp: float, out: float, *breakers: BreakerState | Non
 
 def _recommend(candidates: list[Candidate], left: Any = None, **fields: Any) -> Any:
     command = RecommendModel(recommendation_id="rec1", estimate_tokens=1_000_000, **fields)
-    return recommend(command, RoutingFacts(tuple(candidates), left or budget_left(None, None)),
+    return recommend(command, RoutingFacts(tuple(candidates), left or budget_left((), _no_ledger)),
                      NOW)
+
+
+def _no_ledger(scope: str) -> Ledger:
+    return Ledger()
 
 
 def test_the_cheapest_healthy_model_is_chosen_with_its_fallback_chain() -> None:
@@ -150,11 +154,17 @@ def test_the_cheapest_healthy_model_is_chosen_with_its_fallback_chain() -> None:
 
 def test_an_open_breaker_and_a_tight_budget_push_to_the_next_candidate() -> None:
     opened = _open_for(60)
-    run = RunState(run_id="r1", state="running", tokens=0, cost_usd=D(9), budget=None)
-    shared = BudgetState(budget_id="team", name="team", state="active", max_cost_usd=D(10),
-                         cost_usd=D(9))
-    left = budget_left(run, shared)
-    assert (left.cost_usd, left.binding) == (D(1), "budget team max_cost_usd")
+    ledgers = {"budget:team": Ledger(settled_cost_usd=D(8), reserved_cost_usd=D(1)),
+               "run:r1": Ledger(settled_tokens=10, reserved_tokens=5)}
+    left = budget_left([Bound("budget:team", "budget team (shared)", None, D(10)),
+                        Bound("run:r1", "run r1's budget", 2_000_000)],
+                       lambda scope: ledgers.get(scope, Ledger()))
+    # Settled and reserved both count: $8 settled + $1 held leave $1 of the shared $10.
+    assert (left.tokens, left.cost_usd) == (1_999_985, D(1))
+    closed = budget_left([Bound("budget:team", "budget team (shared)", None, D(10), True)],
+                         lambda scope: Ledger())
+    assert (closed.tokens, closed.cost_usd, closed.binding) == (
+        0, D(0), "budget team (shared) max_cost_usd")
     decision = _recommend([_candidate("cheap", 0.1, 0.2, opened),
                            _candidate("mid", 0.5, 0.9),
                            _candidate("dear", 2, 8)], left)
