@@ -9,9 +9,10 @@ breaker nor close one.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Literal
 
-from events.ids import model_aggregate_id
+from events.ids import ID_MAX_LENGTH, model_aggregate_id
 
 __all__ = [
     "NEUTRAL_OUTCOMES",
@@ -33,12 +34,24 @@ NEUTRAL_OUTCOMES = frozenset({
 
 def model_breaker_id(model: str) -> str:
     """The breaker of one model (its name escaped as in the model's aggregate id)."""
-    return f"model-{model_aggregate_id(model)}"[:128]
+    return _breaker_id("model-", model)
 
 
 def provider_breaker_id(provider: str) -> str:
     """The breaker of one provider."""
-    return f"provider-{model_aggregate_id(provider)}"[:128]
+    return _breaker_id("provider-", provider)
+
+
+def _breaker_id(kind: str, name: str) -> str:
+    """``kind`` and the escaped name, within an id's length. A name too long for that ends
+    in a hash of the whole name instead: cut short, two models differing only past the cut
+    shared one breaker (and each other's failures). ``__`` marks it: an escaped name never
+    holds two underscores in a row (each of its own is followed by two hex digits)."""
+    whole = f"{kind}{model_aggregate_id(name)}"
+    if len(whole) <= ID_MAX_LENGTH:
+        return whole
+    digest = hashlib.sha256(name.encode()).hexdigest()[:32]
+    return f"{whole[:ID_MAX_LENGTH - len(digest) - 2]}__{digest}"
 
 
 def outcome_of(usage_outcome: str) -> Literal["success", "failure"] | None:

@@ -21,6 +21,7 @@ from events.commands.model import ConfigureModel, RegisterModel
 from events.commands.routing import RecommendModel
 from events.commands.task import SubmitTask
 from events.errors import ErrorCode
+from events.ids import is_valid_id
 from services.domain import DomainError
 from services.domain.breaker import BreakerState, decide, health
 from services.domain.breaker_feed import model_breaker_id, outcome_of, provider_breaker_id
@@ -282,3 +283,12 @@ def test_a_newer_result_replaces_the_older_under_its_key() -> None:
     assert stored is not None
     assert (stored.task_id, stored.result, stored.tokens) == ("t4", {"n": 4}, 0)
     assert len(index._key_of_task) == 1
+
+
+def test_long_model_names_keep_breakers_of_their_own() -> None:
+    first, second = "m" * 122 + "abc", "m" * 122 + "xyz"  # both valid model names
+    ids = {model_breaker_id(first), model_breaker_id(second)}
+    assert len(ids) == 2  # cut short, both were model-mmm...m
+    assert all(is_valid_id(i) and len(i) == 128 for i in ids)
+    assert model_breaker_id("gpt-4.1") == "model-gpt-4_2e1"  # a short name is as before
+    assert provider_breaker_id("p" * 128) != provider_breaker_id("p" * 127 + "q")
