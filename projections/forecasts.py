@@ -108,8 +108,26 @@ spent AS (
     LEFT JOIN budget_period_usage AS u
       ON u.scope = k.scope AND u.budget_id = k.budget_id AND u.period_start = k.period_start
     GROUP BY k.scope, k.budget_id, k.period_start),
+-- When the period's own usage first reached each bound (a period that ran out says when,
+-- not the end of the period).
+crossed AS (
+    SELECT k.scope, k.budget_id, k.period_start,
+           min(u.occurred_at) FILTER (WHERE k.max_tokens IS NOT NULL
+                                        AND u.running_tokens >= k.max_tokens)
+               AS tokens_crossed_at,
+           min(u.occurred_at) FILTER (WHERE k.max_cost_usd IS NOT NULL
+                                        AND u.running_cost >= k.max_cost_usd)
+               AS cost_crossed_at
+    FROM clocked AS k
+    JOIN (SELECT scope, budget_id, period_start, occurred_at,
+                 sum(tokens) OVER w AS running_tokens, sum(cost_usd) OVER w AS running_cost
+          FROM budget_period_usage
+          WINDOW w AS (PARTITION BY scope, budget_id, period_start ORDER BY seq)) AS u
+      USING (scope, budget_id, period_start)
+    GROUP BY k.scope, k.budget_id, k.period_start),
 joined AS (
     SELECT k.*, s.spent_tokens, s.spent_cost_usd, s.hour_tokens, s.hour_cost_usd,
+           c.tokens_crossed_at, c.cost_crossed_at,
            coalesce(r.reserved_tokens, 0) AS reserved_tokens,
            coalesce(r.reserved_cost_usd, 0) AS reserved_cost_usd,
            -- A period younger than an hour averages over one: its rate so far is what
@@ -119,6 +137,7 @@ joined AS (
                AS remaining_h
     FROM clocked AS k
     JOIN spent AS s USING (scope, budget_id, period_start)
+    LEFT JOIN crossed AS c USING (scope, budget_id, period_start)
     LEFT JOIN (SELECT scope, budget_id, period_start, sum(reserved_tokens) AS reserved_tokens,
                       sum(reserved_cost_usd) AS reserved_cost_usd
                FROM budget_reserved GROUP BY ALL) AS r
@@ -131,11 +150,13 @@ left_over AS (
     FROM joined AS j),
 runway AS (
     SELECT l.*,
-           CASE WHEN l.tokens_left <= 0 THEN coalesce(l.exhausted_at, l.clock)
+           CASE WHEN l.tokens_left <= 0
+                    THEN coalesce(l.tokens_crossed_at, l.exhausted_at, l.clock)
                 WHEN l.hour_tokens > 0 AND l.open
                     THEN l.clock + to_seconds(3600 * l.tokens_left / l.hour_tokens) END
                AS tokens_exhausted_at,
-           CASE WHEN l.cost_left <= 0 THEN coalesce(l.exhausted_at, l.clock)
+           CASE WHEN l.cost_left <= 0
+                    THEN coalesce(l.cost_crossed_at, l.exhausted_at, l.clock)
                 WHEN l.hour_cost_usd > 0 AND l.open
                     THEN l.clock + to_seconds(CAST(3600 * l.cost_left / l.hour_cost_usd AS DOUBLE))
                 END AS cost_exhausted_at
@@ -162,7 +183,7 @@ SELECT scope, budget_id, name, period, ledger, period_start, period_end, state, 
             WHEN cost_exhausted_at IS NULL OR tokens_exhausted_at <= cost_exhausted_at
                 THEN 'tokens' ELSE 'cost' END AS exhausted_by,
        least(tokens_exhausted_at, cost_exhausted_at)
-           < coalesce(period_end, CAST('infinity' AS TIMESTAMPTZ)) AS exhausts_within_period,
+           <= coalesce(period_end, CAST('infinity' AS TIMESTAMPTZ)) AS exhausts_within_period,
        clock AS forecast_at
 FROM runway
 """

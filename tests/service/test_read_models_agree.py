@@ -146,3 +146,22 @@ async def test_a_crossed_threshold_leaves_the_budgets_period_as_it_was(tmp_path:
                 "cost_usd": "0"})
         assert await sql(client, tmp_path / "a.duckdb", "SELECT budget_id, period FROM "
                          "budgets ORDER BY 1") == [("all", None), ("team", "day")]
+
+
+async def test_a_past_day_that_ran_out_is_forecast_as_exhausted_when_it_did(
+        tmp_path: Path) -> None:
+    async with clocked() as (client, clock):  # 2026-03-01 10:00 UTC, a day long past
+        await client.ok("model.register", PRICE)
+        await client.ok("budget.create", {"budget_id": "team", "name": "team",
+                                          "max_tokens": 1000, "period": "day"})
+        await client.running_run("r1", budget_id="team")
+        for _ in range(2):  # 600 tokens at 10:00, 600 more at 11:00: the bound is passed
+            await client.ok("usage.record", {"run_id": "r1", "model": "m",
+                                             "tokens_in": 600, "tokens_out": 0})
+            crossed = clock.now
+            clock.advance(hours=1)
+        assert await sql(client, tmp_path / "a.duckdb", """
+            SELECT spent_tokens, tokens_left, projected_exhaustion_at, exhausts_within_period
+            FROM budget_forecast WHERE budget_id = 'team'
+              AND period_start = TIMESTAMPTZ '2026-03-01 00:00:00+00'""") == [
+            (1200, -200, crossed, True)]
