@@ -60,7 +60,9 @@ FROM utc_days
 """
 
 # A usage counts on the ledgers it names (usage.scopes); one recorded before usage named
-# them counts on its run's and its shared budget's.
+# them counts on the shared budget it names alone, as the write side's ledgers count it
+# (services/command_service/aggregates.py): on its run's and the day's too, these figures
+# said a run had spent what its own budget's admission never counted.
 _BUDGET_PERIOD_USAGE = """
 CREATE OR REPLACE VIEW budget_period_usage AS
 WITH charged AS (
@@ -68,12 +70,8 @@ WITH charged AS (
            cost_usd
     FROM usage WHERE len(scopes) > 0
     UNION ALL
-    SELECT u.seq, u.occurred_at, unnest(['run:' || u.run_id, 'day@' || CAST(CAST(
-               u.occurred_at AT TIME ZONE 'UTC' AS DATE) AS VARCHAR),
-           'budget:' || coalesce(u.budget_id, r.budget_id)]), u.tokens_in + u.tokens_out,
-           u.cost_usd
-    FROM usage AS u LEFT JOIN runs AS r ON r.run_id = u.run_id
-    WHERE u.scopes IS NULL OR len(u.scopes) = 0)
+    SELECT seq, occurred_at, 'budget:' || budget_id, tokens_in + tokens_out, cost_usd
+    FROM usage WHERE (scopes IS NULL OR len(scopes) = 0) AND budget_id IS NOT NULL)
 SELECT p.scope, p.budget_id, p.period_start, c.seq, c.occurred_at, c.tokens, c.cost_usd
 FROM budget_periods AS p JOIN charged AS c ON c.ledger = p.ledger
 """

@@ -175,7 +175,11 @@ CREATE OR REPLACE VIEW budget_ledger AS
 WITH spent AS (
     SELECT scope, sum(tokens) AS tokens, sum(cost) AS cost, count(*) AS calls
     FROM (SELECT unnest(scopes) AS scope, tokens_in + tokens_out AS tokens, cost_usd AS cost
-          FROM usage) GROUP BY scope),
+          FROM usage
+          UNION ALL  -- older usage named no scopes: it counts on the budget it names
+          SELECT 'budget:' || budget_id, tokens_in + tokens_out, cost_usd FROM usage
+          WHERE (scopes IS NULL OR len(scopes) = 0) AND budget_id IS NOT NULL)
+    GROUP BY scope),
 held AS (
     SELECT scope, sum(tokens) AS tokens, sum(cost) AS cost, count(*) AS live
     FROM (SELECT unnest(scopes) AS scope, estimate_tokens AS tokens,

@@ -16,6 +16,7 @@ from projections import build_read_models
 from services.command_service import CommandService
 from services.health import BUDGETS_SQL
 from services.store import InMemoryEventStore
+from tests.support.read_side import EventLog, append_all
 from tests.support.service_client import InProcessClient
 
 
@@ -165,3 +166,45 @@ async def test_a_past_day_that_ran_out_is_forecast_as_exhausted_when_it_did(
             FROM budget_forecast WHERE budget_id = 'team'
               AND period_start = TIMESTAMPTZ '2026-03-01 00:00:00+00'""") == [
             (1200, -200, crossed, True)]
+
+
+def _log_before_scopes() -> EventLog:
+    """A budgeted run's usage as a version wrote it that named the budget, no scopes."""
+    log = EventLog(start=datetime.now(UTC) - timedelta(minutes=30))
+    log.emit("model", "m", "ModelRegistered", "active", model="m", provider="acme")
+    log.emit("model", "m", "ModelPriceSet", "active", model="m", provider="acme",
+             input_usd_per_mtok="1", output_usd_per_mtok="2",
+             effective_from="2020-01-01T00:00:00+00:00", schema_version=2)
+    log.emit("budget", "team", "BudgetCreated", "active", budget_id="team", name="team",
+             max_tokens=10_000, schema_version=2)
+    log.emit("run", "r1", "RunCreated", "pending", run_id="r1", name="r1", budget_id="team",
+             budget={"max_tokens": 1000}, schema_version=2)
+    log.emit("run", "r1", "RunStarted", "running", run_id="r1")
+    log.emit("run", "r1", "UsageRecorded", "running", run_id="r1", model="m", provider="acme",
+             tokens_in=900, tokens_out=0, input_usd_per_mtok="1", output_usd_per_mtok="2",
+             price_effective_from="2020-01-01T00:00:00+00:00", cost_usd="0.0009",
+             budget_id="team", schema_version=2)
+    return log
+
+
+async def test_usage_older_than_scopes_counts_where_the_write_side_counts_it(
+        tmp_path: Path) -> None:
+    store = InMemoryEventStore()
+    await append_all(store, _log_before_scopes().envelopes)
+    service = CommandService(store)
+    await service.start()
+    try:
+        ledgers = service.repos.ledgers
+        written = {scope: ledgers.ledger(scope).settled_tokens
+                   for scope in ("budget:team", "run:r1")}
+    finally:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(service.stop(), 5)
+    assert written == {"budget:team": 900, "run:r1": 0}
+    client = InProcessClient(store, service)
+    ledger = dict(await sql(client, tmp_path / "a.duckdb", "SELECT scope, settled_tokens "
+                            "FROM budget_ledger"))
+    forecast = await sql(client, tmp_path / "b.duckdb", "SELECT spent_tokens FROM "
+                         "budget_forecast WHERE scope = 'run' AND budget_id = 'r1'")
+    assert (ledger.get("budget:team"), ledger.get("run:r1", 0), forecast) == (
+        900, 0, [(0,)])

@@ -16,7 +16,7 @@ from typing import Any
 import duckdb
 
 from events import EventEnvelope, event_subject
-from services.store import JetStreamEventStore, OutgoingMessage
+from services.store import EventStore, JetStreamEventStore, OutgoingMessage
 
 __all__ = [
     "EventLog",
@@ -216,14 +216,14 @@ def _attempt(log: EventLog, rng: random.Random, run_id: str, task_id: str, worke
         yield
 
 
-def _message(store: JetStreamEventStore, envelope: EventEnvelope, payload: bytes | None = None,
+def _message(store: EventStore, envelope: EventEnvelope, payload: bytes | None = None,
              headers: dict[str, str] | None = None) -> OutgoingMessage:
     subject = event_subject(envelope.aggregate, envelope.aggregate_id, store.subject_prefix)
     return OutgoingMessage(subject, payload if payload is not None else envelope.to_json(),
                            f"{envelope.command_id}:0", headers or {})
 
 
-async def append_all(store: JetStreamEventStore, envelopes: Iterable[EventEnvelope],
+async def append_all(store: EventStore, envelopes: Iterable[EventEnvelope],
                      headers: dict[str, str] | None = None) -> int:
     """Appends events one by one (acked); returns the last stream sequence."""
     last = 0
