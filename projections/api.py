@@ -13,6 +13,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
@@ -128,13 +129,11 @@ async def query_async(sql: str, *, db_path: Path, nats_url: str | None = None,
     def on_file(db: ReadModelDb, watch: QueryWatch) -> QueryResult:
         return execute_query(db, sql, limit, watch=watch)
 
-    url = _remote(nats_url, remote_first)
-    if url is None:
-        try:
-            return await asyncio.to_thread(_on_file, db_path, limits, timeout_s, wait_seq,
-                                           on_file)
-        except DatabaseBusy as busy:
-            url = _owner_url(busy, nats_url)
+    local, url = await _file_or_owner(
+        partial(_on_file, db_path, limits, timeout_s, wait_seq, on_file), nats_url,
+        remote_first)
+    if local is not None:
+        return local
     request = {"sql": sql, "limit": limit, "timeout_s": timeout_s, "wait_seq": wait_seq,
                "wait_timeout_s": wait_timeout_s}
     return QueryResult.from_dict(await _ask(url, f"{subject_prefix}.query", request,
@@ -173,13 +172,11 @@ async def stream_sql_async(sql: str, out: TextIO, fmt: str, *, db_path: Path,
     def on_file(db: ReadModelDb, watch: QueryWatch) -> StreamSummary:
         return write_local(db, sql, watch, writer, limit)
 
-    url = _remote(nats_url, remote_first)
-    if url is None:
-        try:
-            return await asyncio.to_thread(_on_file, db_path, limits, timeout_s, wait_seq,
-                                           on_file)
-        except DatabaseBusy as busy:
-            url = _owner_url(busy, nats_url)
+    local, url = await _file_or_owner(
+        partial(_on_file, db_path, limits, timeout_s, wait_seq, on_file), nats_url,
+        remote_first)
+    if local is not None:
+        return local
     request = {"sql": sql, "limit": limit, "timeout_s": timeout_s, "wait_seq": wait_seq,
                "wait_timeout_s": wait_timeout_s}
     async with _connected(url, nats_options) as link:
@@ -214,9 +211,17 @@ def _yields_to(db_path: Path) -> Callable[[], str | None]:
     return starting_writer
 
 
-def _remote(nats_url: str | None, remote_first: bool) -> str | None:
-    """The service to ask before (instead of) the local file, if any."""
-    return nats_url if remote_first else None
+async def _file_or_owner(work: Callable[[], T], nats_url: str | None, remote_first: bool
+                         ) -> tuple[T | None, str]:
+    """``work`` done on the local file (in a thread), or None and the URL of the service to
+    ask instead: the one holding the file, or the one at ``nats_url`` before any file
+    when ``remote_first`` (a server named on purpose)."""
+    if remote_first and nats_url is not None:
+        return None, nats_url
+    try:
+        return await asyncio.to_thread(work), ""
+    except DatabaseBusy as busy:
+        return None, _owner_url(busy, nats_url)
 
 
 def _owner_url(busy: DatabaseBusy, nats_url: str | None) -> str:
@@ -253,12 +258,10 @@ async def export_async(name: str, *, db_path: Path, nats_url: str | None = None,
     dest = snapshot_path(db_path, name, fmt)
     if fmt not in SNAPSHOT_FORMATS:
         raise QueryRefused(f"unknown snapshot format {fmt!r}")
-    url = _remote(nats_url, remote_first)
-    if url is None:
-        try:
-            return await asyncio.to_thread(_export_file, db_path, dest, fmt, limits)
-        except DatabaseBusy as busy:
-            url = _owner_url(busy, nats_url)
+    local, url = await _file_or_owner(partial(_export_file, db_path, dest, fmt, limits),
+                                      nats_url, remote_first)
+    if local is not None:
+        return local
     result = await _ask(url, f"{subject_prefix}.export", {"name": name, "format": fmt},
                         limits.max_timeout_s + 5.0, nats_options)
     return Path(result["path"])
