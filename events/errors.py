@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["ErrorCode"]
+__all__ = ["RETRYABLE_CODES", "ErrorCode"]
 
 
 class ErrorCode(StrEnum):
@@ -34,3 +34,8 @@ class ErrorCode(StrEnum):
     """The log did not answer in time."""
     INTERNAL = "internal"
     """A bug: nothing was written; the service keeps serving."""
+
+
+RETRYABLE_CODES = frozenset({ErrorCode.CONFLICT, ErrorCode.UNAVAILABLE})
+"""The codes after which the same command (the same ``command_id``) may yet write when sent
+again: every other refusal is the state's answer (or a bug), which a resend repeats."""

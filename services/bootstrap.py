@@ -14,7 +14,7 @@ from faststream.nats import NatsBroker
 from nats.aio.client import Client
 
 from events.codec import CODEC, EventCodec
-from events.errors import ErrorCode
+from events.errors import RETRYABLE_CODES
 from services.domain.charges import BudgetDefaults
 
 from .command_service import (
@@ -72,7 +72,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SEED_ATTEMPTS = 5
-_SEED_RETRIED = frozenset({ErrorCode.CONFLICT, ErrorCode.UNAVAILABLE})
 
 
 def build_broker(url: str, settings: Settings) -> NatsBroker:
@@ -250,7 +249,7 @@ async def _registered(executor: Executor, body: bytes) -> Reply:
     for attempt in range(1, SEED_ATTEMPTS):
         reply = await executor.execute("model.register", body)
         error = reply.get("error")
-        if not isinstance(error, dict) or error.get("code") not in _SEED_RETRIED:
+        if not isinstance(error, dict) or error.get("code") not in RETRYABLE_CODES:
             return reply
         await asyncio.sleep(0.05 * 2**attempt)
     return await executor.execute("model.register", body)  # the last: no wait after it

@@ -18,20 +18,13 @@ from typing import Protocol, TypeVar
 
 from events.base import Command
 from events.codec import StoredEvent
-from events.errors import ErrorCode
+from events.errors import RETRYABLE_CODES
 
-__all__ = ["TRANSIENT", "CommandSender", "Policy", "RetryLater"]
+__all__ = ["CommandSender", "Policy", "RetryLater"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-TRANSIENT = frozenset({ErrorCode.CONFLICT.value, ErrorCode.UNAVAILABLE.value})
-"""The answers after which the same command may well write if sent again later (the
-contract: ``conflict``, retrying later may succeed; ``unavailable``, the log did not
-answer in time). Every other refusal is a real race (the state moved on) or a bug
-(``internal``), which sending it again would only repeat."""
-
 
 class RetryLater(Exception):
     """A command of a policy got a transient answer: nothing was written, and the same
@@ -91,11 +84,13 @@ class Policy(abc.ABC):
 
     async def issue(self, command: Command, headers: Mapping[str, str] | None = None) -> bool:
         """Sends one command; True when it wrote events. Refusals are expected races; a
-        transient answer (``TRANSIENT``) raises ``RetryLater``."""
+        transient answer (``RETRYABLE_CODES``: ``conflict``, ``unavailable``) raises
+        ``RetryLater``; any other refusal is a race (the state moved on) or a bug
+        (``internal``), which sending it again would only repeat."""
         reply = await self.sender.send(command, headers)
         error = reply.get("error")
         if isinstance(error, Mapping):
-            if error.get("code") in TRANSIENT:
+            if error.get("code") in RETRYABLE_CODES:
                 raise RetryLater(f"{command.subject} got {error.get('code')}: "
                                  f"{error.get('message')}")
             log.info("%s: %s refused: %s", self.name, command.subject, error.get("message"))

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import get_args
 
 from events.catalog.task import ReportedErrorClass
-from events.errors import ErrorCode
+from events.errors import RETRYABLE_CODES, ErrorCode
 from services.errors import RunlogError
 
 __all__ = [
@@ -20,9 +20,6 @@ __all__ = [
     "TaskFailure",
     "error_class_of",
 ]
-
-RETRYABLE_CODES = frozenset({ErrorCode.CONFLICT, ErrorCode.UNAVAILABLE})
-"""Codes that say "try again": the command wrote nothing and the same one may yet succeed."""
 
 _LEASE_GONE = frozenset({ErrorCode.LEASE_MISMATCH, ErrorCode.INVALID_TRANSITION,
                          ErrorCode.NOT_FOUND})
