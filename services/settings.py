@@ -115,7 +115,8 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_data_dir_is_the_default(cls, value: object) -> object:
         # `RUNLOG_DATA_DIR=` means the default, not the current directory.
-        return Path(".runlog") if isinstance(value, str) and not value.strip() else value
+        blank = isinstance(value, str) and not value.strip()
+        return cls.model_fields["data_dir"].default if blank else value
 
     @field_validator("nats_tls_ca", "nats_tls_cert", "nats_tls_key", "nats_creds",
                      "nats_nkey_seed", mode="before")
